@@ -1,0 +1,1 @@
+"""Benchmarks users can run: ``make bench`` or ``python -m bench [name ...]``."""

@@ -1,0 +1,154 @@
+"""Settings, all from the environment (a ``.env`` file beside this one is read first).
+
+Two runtime modes come from the same class: the embedded default (SQLite, local files,
+jobs run in-process, local engines) and production (``APP_ENV=production``: MySQL,
+S3, Redis broker and Socket.IO message queue, DashScope), switched on per setting.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent
+load_dotenv(ROOT / ".env")
+
+DEFAULT_SECRET = "dev-secret-change-me-0123456789abcdef"
+DEFAULT_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _database_url(instance: Path) -> str:
+    url = _env("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{instance / 'tingshuo.db'}"
+    if url.startswith("mysql://"):
+        url = "mysql+pymysql://" + url[len("mysql://"):]
+    if url.startswith("mysql+pymysql://") and "charset=" not in url:
+        url += ("&" if "?" in url else "?") + "charset=utf8mb4"
+    return url
+
+
+class Config:
+    """Every setting the service reads; the README documents each one."""
+
+    def __init__(self) -> None:
+        self.APP_ENV = _env("APP_ENV", "development")
+        self.INSTANCE_DIR = Path(_env("INSTANCE_DIR", str(ROOT / "instance")))
+        self.SECRET_KEY = _env("SECRET_KEY", DEFAULT_SECRET)
+        self.JWT_SECRET_KEY = _env("JWT_SECRET_KEY", DEFAULT_JWT_SECRET)
+        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int("JWT_ACCESS_SECONDS", 3600))
+        self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int("JWT_REFRESH_SECONDS", 30 * 86400))
+        self.JWT_TOKEN_LOCATION = ["headers", "query_string"]
+        self.JWT_QUERY_STRING_NAME = "token"
+
+        self.SQLALCHEMY_DATABASE_URI = _database_url(self.INSTANCE_DIR)
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_recycle": 1800}
+        self.HOST = _env("HOST", "127.0.0.1")
+        self.PORT = _int("PORT", 5000)
+        self.BASE_URL = _env("BASE_URL", f"http://{self.HOST}:{self.PORT}").rstrip("/")
+
+        self.STORAGE_DIR = Path(_env("STORAGE_DIR", str(self.INSTANCE_DIR / "storage")))
+        self.S3_BUCKET = _env("S3_BUCKET")
+        self.S3_ENDPOINT_URL = _env("S3_ENDPOINT_URL") or None
+        self.S3_REGION = _env("S3_REGION", "us-east-1")
+        self.S3_ACCESS_KEY_ID = _env("S3_ACCESS_KEY_ID") or None
+        self.S3_SECRET_ACCESS_KEY = _env("S3_SECRET_ACCESS_KEY") or None
+        self.S3_PREFIX = _env("S3_PREFIX", "tingshuo/")
+        self.STORAGE_BACKEND = "s3" if self.S3_BUCKET else "local"
+        self.SIGNED_URL_SECONDS = _int("SIGNED_URL_SECONDS", 3600)
+        self.TMP_DIR = Path(_env("TMP_DIR", str(self.INSTANCE_DIR / "tmp" / "audio")))
+
+        self.MAX_UPLOAD_BYTES = _int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+        self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_BYTES + 64 * 1024
+        self.MAX_CHAT_AUDIO_SECONDS = _float("MAX_CHAT_AUDIO_SECONDS", 60)
+        self.MAX_SAMPLE_SECONDS = _float("MAX_SAMPLE_SECONDS", 300)
+
+        self.REDIS_URL = _env("REDIS_URL")
+        self.SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE", self.REDIS_URL) or None
+        self.SOCKETIO_ASYNC_MODE = _env("SOCKETIO_ASYNC_MODE") or None
+        self.CELERY = {
+            "broker_url": _env("CELERY_BROKER_URL", self.REDIS_URL) or "memory://",
+            "result_backend": _env("CELERY_RESULT_BACKEND", self.REDIS_URL) or None,
+            "task_ignore_result": False,
+            "task_default_queue": _env("CELERY_QUEUE", "tingshuo"),
+            "result_expires": 3600,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "task_time_limit": _int("JOB_TIME_LIMIT", 600),
+            "task_soft_time_limit": _int("JOB_TIME_LIMIT", 600) - 30,
+            "task_send_sent_event": True,
+            "worker_send_task_events": True,
+        }
+        self.JOBS_IN_PROCESS = not (_env("CELERY_BROKER_URL") or self.REDIS_URL)
+        self.JOB_TIME_LIMIT = _int("JOB_TIME_LIMIT", 600)
+
+        self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
+        self.RATELIMIT_LOGIN = _env("RATELIMIT_LOGIN", "10 per minute")
+        self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+        self.RATELIMIT_HEADERS_ENABLED = True
+
+        self.DASHSCOPE_API_KEY = _env("DASHSCOPE_API_KEY")
+        self.DASHSCOPE_HTTP_BASE_URL = _env("DASHSCOPE_HTTP_BASE_URL")
+        self.DASHSCOPE_WEBSOCKET_BASE_URL = _env("DASHSCOPE_WEBSOCKET_BASE_URL")
+        self.DASHSCOPE_TTS_MODEL = _env("DASHSCOPE_TTS_MODEL", "cosyvoice-v2")
+        self.DASHSCOPE_ASR_MODEL = _env("DASHSCOPE_ASR_MODEL", "paraformer-realtime-v2")
+        self.DASHSCOPE_AUDIO_MODEL = _env("DASHSCOPE_AUDIO_MODEL", "qwen-audio-turbo")
+        self.DASHSCOPE_LLM_MODEL = _env("DASHSCOPE_LLM_MODEL", "qwen-turbo")
+        self.DASHSCOPE_TIMEOUT = _float("DASHSCOPE_TIMEOUT", 30)
+        self.LLM_ENGINE = _env("LLM_ENGINE") or (
+            "openai" if _env("LLM_BASE_URL") else "qwen" if self.DASHSCOPE_API_KEY else "scripted"
+        )
+        self.LLM_BASE_URL = _env("LLM_BASE_URL")
+        self.LLM_API_KEY = _env("LLM_API_KEY")
+        self.LLM_MODEL = _env("LLM_MODEL")
+        self.STT_ENGINE = _env("STT_ENGINE", "whisper")
+        self.DEFAULT_VOICE_TYPE = _env("DEFAULT_VOICE_TYPE", "espeak:cmn")
+        self.MODEL_CACHE_DIR = Path(_env("MODEL_CACHE_DIR", str(self.INSTANCE_DIR / "models")))
+        self.WHISPER_MODEL_DIR = _env("WHISPER_MODEL_DIR") or str(
+            self.MODEL_CACHE_DIR / "whisper-base")
+        self.WHISPER_THREADS = _int("WHISPER_THREADS", 2)
+        self.WHISPER_COMPUTE_TYPE = _env("WHISPER_COMPUTE_TYPE", "int8")
+        self.PIPER_EXTRA_VOICES = _env("PIPER_EXTRA_VOICES")
+        self.SCRIPTED_LLM_DELAY = _float("SCRIPTED_LLM_DELAY", 0.0)
+
+        self.TESTING = False
+        self.JSON_AS_ASCII = False
+        self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+
+    @property
+    def is_production(self) -> bool:
+        return self.APP_ENV == "production"
+
+    def check(self) -> None:
+        """Refuse to run production on the secrets that ship with the code."""
+        if self.is_production:
+            if self.SECRET_KEY == DEFAULT_SECRET or self.JWT_SECRET_KEY == DEFAULT_JWT_SECRET:
+                raise RuntimeError("production needs SECRET_KEY and JWT_SECRET_KEY set")
+            if len(self.SECRET_KEY) < 16 or len(self.JWT_SECRET_KEY) < 16:
+                raise RuntimeError("SECRET_KEY and JWT_SECRET_KEY must be at least 16 characters")
+
+    def as_mapping(self) -> dict:
+        return {k: getattr(self, k) for k in dir(self) if k.isupper()}

@@ -1,0 +1,256 @@
+"""The envelope, errors and pagination: every JSON response is rendered here.
+
+Services raise ``ApiError`` (or ``ProviderError``); routes return ``ok(...)``; the
+handlers registered by ``register_errorhandlers`` render every failure the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
+from marshmallow import ValidationError
+from sqlalchemy import Select, func
+from werkzeug.exceptions import HTTPException
+
+from webapp.app.extensions import db
+from webapp.app.i18n import translate
+from webapp.app.providers.base import ProviderError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE", 422: "UNPROCESSABLE_ENTITY", 429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE",
+    507: "INSUFFICIENT_STORAGE",
+}
+HTTP_KEYS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+             405: "method_not_allowed", 409: "conflict", 429: "rate_limited",
+             500: "internal_error"}
+
+
+@dataclass
+class ApiError(Exception):
+    """A failure a user can act on: HTTP status, UPPER_SNAKE code, message key."""
+
+    status: int
+    key: str
+    code: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.key)
+        if self.code is None:
+            self.code = HTTP_CODES.get(self.status, "ERROR")
+
+
+def bad_request(detail: str, code: str = "VALIDATION_ERROR", **details: Any) -> ApiError:
+    return ApiError(400, "bad_request", code, {"detail": detail}, details or None)
+
+
+def not_found(key: str = "not_found", code: str = "NOT_FOUND") -> ApiError:
+    return ApiError(404, key, code)
+
+
+def forbidden(key: str = "forbidden", code: str = "FORBIDDEN") -> ApiError:
+    return ApiError(403, key, code)
+
+
+PROVIDER_ERRORS = {
+    "not_configured": (503, "VOICE_SERVICE_UNAVAILABLE"),
+    "not_supported": (400, "NOT_SUPPORTED"),
+    "auth": (502, "TTS_PROVIDER_ERROR"),
+    "quota": (429, "TTS_QUOTA_EXCEEDED"),
+    "timeout": (502, "TTS_PROVIDER_ERROR"),
+    "task_failed": (502, "TTS_PROVIDER_ERROR"),
+    "bad_input": (400, "INVALID_VOICE_PARAMETER"),
+    "unavailable": (503, "VOICE_SERVICE_UNAVAILABLE"),
+}
+
+
+def provider_error(exc: ProviderError) -> ApiError:
+    """How a provider failure looks to a client (seed 002's codes)."""
+    status, code = PROVIDER_ERRORS.get(exc.kind, (502, "TTS_PROVIDER_ERROR"))
+    if exc.kind == "not_configured":
+        return ApiError(status, "provider_not_configured", code, {"provider": exc.provider},
+                        {"provider": exc.provider})
+    return ApiError(status, "provider_failed", code, {"detail": exc.message},
+                    {"provider": exc.provider, "kind": exc.kind})
+
+
+def language() -> str:
+    """``en`` when the client prefers English, else Chinese."""
+    if not has_request_context():
+        return "zh"
+    best = request.accept_languages.best_match(["zh", "en"], default="zh")
+    return "en" if best == "en" else "zh"
+
+
+def request_id() -> str:
+    if has_request_context():
+        rid = getattr(g, "request_id", None)
+        if rid:
+            return rid
+    return "req_" + secrets.token_hex(8)
+
+
+def _meta() -> dict[str, Any]:
+    meta: dict[str, Any] = {"timestamp": int(time.time()), "requestId": request_id()}
+    if has_request_context():
+        meta["path"] = request.path
+    return meta
+
+
+def ok(data: Any = None, message: str = "success", status: int = 200, **top: Any) -> Response:
+    """A success envelope; ``message`` is a catalogue key; ``top`` adds top-level fields."""
+    body = {"code": status, "message": translate(message, language()), "success": True,
+            "data": data, "meta": _meta(), **top}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def error_body(err: ApiError) -> dict[str, Any]:
+    message = translate(err.key, language(), **err.params)
+    return {"code": err.status, "message": message, "success": False, "data": None,
+            "error": {"code": err.code, "message": message, "details": err.details or {}},
+            "meta": _meta()}
+
+
+def error_response(err: ApiError) -> Response:
+    response = jsonify(error_body(err))
+    response.status_code = err.status
+    return response
+
+
+_MARSHMALLOW_DEFAULTS = {
+    "Missing data for required field.": "field_required",
+    "Unknown field.": "unknown_field",
+}
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    """The first field error, in the seed's ``参数错误: …`` form; all of them in details."""
+    messages = exc.normalized_messages()
+    field_name, detail = _first_error(messages)
+    lang = language()
+    if detail in _MARSHMALLOW_DEFAULTS:
+        text = translate(_MARSHMALLOW_DEFAULTS[detail], lang, field=field_name)
+    elif detail in _catalogue_keys():
+        text = translate(detail, lang, field=field_name)
+    else:
+        text = translate("field_invalid", lang, field=field_name) if not detail else detail
+    return ApiError(400, "bad_request", "VALIDATION_ERROR", {"detail": text},
+                    {"fields": messages})
+
+
+def _catalogue_keys() -> set[str]:
+    from webapp.app.i18n import MESSAGES
+
+    return set(MESSAGES)
+
+
+def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
+    if isinstance(messages, dict):
+        for name, value in messages.items():
+            return _first_error(value, f"{prefix}{name}" if not prefix else f"{prefix}.{name}")
+    if isinstance(messages, list) and messages:
+        return _first_error(messages[0], prefix)
+    return prefix or "_schema", str(messages) if messages else ""
+
+
+def parse(schema: Any, data: Any = None, partial: bool = False) -> dict[str, Any]:
+    """Validate ``data`` (default: the JSON body) with a marshmallow schema."""
+    if data is None:
+        data = request.get_json(silent=True)
+        if data is None and request.mimetype != "application/json" and request.form:
+            data = request.form.to_dict()
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_json", "VALIDATION_ERROR")
+    try:
+        return schema.load(data, partial=partial)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+
+
+def paginate_args(source: Any = None) -> tuple[int, int]:
+    """``page`` (≥1, default 1) and ``page_size`` (1–100, default 10) from query or body."""
+    source = source if source is not None else request.args
+    try:
+        page = int(source.get("page", 1) or 1)
+        size = int(source.get("page_size", 10) or 10)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "page_invalid", "VALIDATION_ERROR") from exc
+    if page < 1 or size < 1 or size > 100:
+        raise ApiError(400, "page_invalid", "VALIDATION_ERROR")
+    return page, size
+
+
+def paginate(query: Select, page: int, page_size: int, render: Any,
+             count: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Seed 001's page: ``{total, list, page, pages, has_more}``.
+
+    ``count`` = (table, key) lets the total come from the count cache while that table
+    is unchanged; the key must name the query's filter exactly.
+    """
+
+    def compute() -> int:
+        counting = query.order_by(None).with_only_columns(func.count(), maintain_column_froms=True)
+        return db.session.scalar(counting) or 0
+
+    total = compute() if count is None else current_app.extensions["counts"].total(*count, compute)
+    rows = db.session.scalars(query.limit(page_size).offset((page - 1) * page_size)).all()
+    pages = math.ceil(total / page_size) if total else 0
+    return {"total": total, "list": [render(row) for row in rows], "page": page,
+            "pages": pages, "has_more": page < pages}
+
+
+def register_errorhandlers(app: Flask) -> None:
+    @app.before_request
+    def _assign_request_id() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given[:128] if given else "req_" + secrets.token_hex(8)
+
+    @app.after_request
+    def _echo_request_id(response: Response) -> Response:
+        response.headers["X-Request-ID"] = request_id()
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError) -> Response:
+        return error_response(err)
+
+    @app.errorhandler(ProviderError)
+    def _provider_error(exc: ProviderError) -> Response:
+        log.warning("provider error: %s", exc)
+        return error_response(provider_error(exc))
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Response:
+        return error_response(validation_error(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        if status == 413:
+            limit = f"{current_app.config['MAX_UPLOAD_BYTES'] // (1024 * 1024)} MB"
+            return error_response(ApiError(413, "too_large", "PAYLOAD_TOO_LARGE", {"limit": limit}))
+        response = error_response(ApiError(status, HTTP_KEYS.get(status, "bad_request"),
+                                           params={"detail": exc.description or ""}))
+        if status == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        return error_response(ApiError(500, "internal_error"))

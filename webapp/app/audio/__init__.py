@@ -1,0 +1,251 @@
+"""Every codec operation of the service, in one place (PyAV, which bundles FFmpeg).
+
+Audio inside the service travels as 16-bit little-endian mono PCM with an explicit
+sample rate; this module turns uploads into that and that into what clients get.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+ACCEPTED_FORMATS = ("mp3", "wav", "ogg", "aac", "m4a", "flac", "webm")
+OUTPUT_FORMATS = ("mp3", "wav", "opus", "pcm")
+CONTENT_TYPES = {
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "m4a": "audio/mp4",
+    "flac": "audio/flac",
+    "webm": "audio/webm",
+    "pcm": "audio/L16",
+}
+_CONTAINER_TO_FORMAT = {
+    "mp3": "mp3",
+    "wav": "wav",
+    "ogg": "ogg",
+    "aac": "aac",
+    "adts": "aac",
+    "mov,mp4,m4a,3gp,3g2,mj2": "m4a",
+    "flac": "flac",
+    "matroska,webm": "webm",
+}
+
+
+class AudioError(ValueError):
+    """The bytes are not audio the service accepts (or cannot be decoded)."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    format: str
+    duration: float
+    sample_rate: int
+    channels: int
+
+
+def _open(data: bytes) -> av.container.InputContainer:
+    try:
+        return av.open(io.BytesIO(data), mode="r")
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise AudioError("unrecognised audio") from exc
+
+
+def _container_format(container: av.container.InputContainer) -> str:
+    fmt = _CONTAINER_TO_FORMAT.get(container.format.name)
+    if fmt is None:
+        raise AudioError(f"unsupported container {container.format.name}")
+    if fmt == "ogg" and any(s.codec_context.name == "opus" for s in container.streams.audio):
+        return "ogg"
+    return fmt
+
+
+def probe(data: bytes) -> AudioInfo:
+    """Recognise the audio by content and measure it by decoding every frame.
+
+    Containers written by browsers (WebM from MediaRecorder) carry no duration, so the
+    length is counted from decoded samples rather than read from headers.
+    """
+    if len(data) < 32:
+        raise AudioError("file too small to be audio")
+    container = _open(data)
+    try:
+        fmt = _container_format(container)
+        if not container.streams.audio:
+            raise AudioError("no audio stream")
+        stream = container.streams.audio[0]
+        samples = 0
+        rate = stream.codec_context.sample_rate or 0
+        channels = stream.codec_context.channels or 1
+        for frame in container.decode(stream):
+            samples += frame.samples
+            rate = frame.sample_rate or rate
+        if samples == 0 or rate == 0:
+            raise AudioError("no decodable audio")
+        return AudioInfo(format=fmt, duration=samples / rate, sample_rate=rate, channels=channels)
+    except av.FFmpegError as exc:
+        raise AudioError("undecodable audio") from exc
+    finally:
+        container.close()
+
+
+def decode_pcm(data: bytes, sample_rate: int = 16000) -> bytes:
+    """Decode any accepted audio to s16le mono PCM at ``sample_rate``."""
+    container = _open(data)
+    try:
+        if not container.streams.audio:
+            raise AudioError("no audio stream")
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+        out = bytearray()
+        for frame in container.decode(container.streams.audio[0]):
+            for converted in resampler.resample(frame):
+                out += converted.to_ndarray().tobytes()
+        for converted in resampler.resample(None):
+            out += converted.to_ndarray().tobytes()
+        return bytes(out)
+    except av.FFmpegError as exc:
+        raise AudioError("undecodable audio") from exc
+    finally:
+        container.close()
+
+
+def pcm_duration(pcm: bytes, sample_rate: int) -> float:
+    return len(pcm) / 2 / sample_rate
+
+
+def pcm_to_float(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+
+
+def float_to_pcm(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
+
+
+def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """Change the sample rate of s16le mono PCM (FFmpeg's resampler)."""
+    if from_rate == to_rate or not pcm:
+        return pcm
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=to_rate)
+    frame = av.AudioFrame.from_ndarray(
+        np.frombuffer(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+    )
+    frame.sample_rate = from_rate
+    out = bytearray()
+    for converted in resampler.resample(frame):
+        out += converted.to_ndarray().tobytes()
+    for converted in resampler.resample(None):
+        out += converted.to_ndarray().tobytes()
+    return bytes(out)
+
+
+def wav_header(sample_rate: int, data_bytes: int = 0xFFFFFFFF - 36) -> bytes:
+    """A PCM WAV header; the default length marks a stream whose end is not yet known."""
+    import struct
+
+    riff = min(36 + data_bytes, 0xFFFFFFFF)
+    return (
+        b"RIFF" + struct.pack("<I", riff) + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data" + struct.pack("<I", min(data_bytes, 0xFFFFFFFF))
+    )
+
+
+class _Sink:
+    """A write-only sink: without ``seek`` the muxer never rewrites bytes already sent."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+class StreamEncoder:
+    """Encode PCM pushed in pieces into one continuous file, handing out bytes as made.
+
+    Concatenating everything ``write`` and ``close`` return yields a valid file, so a
+    client can play the stream as it arrives and the server can store the whole.
+    """
+
+    _CODECS = {"mp3": ("mp3", "libmp3lame"), "opus": ("ogg", "libopus")}
+
+    def __init__(self, fmt: str, sample_rate: int, bitrate: int = 64000) -> None:
+        if fmt not in OUTPUT_FORMATS:
+            raise AudioError(f"unsupported output format {fmt}")
+        self.format = fmt
+        self.sample_rate = sample_rate
+        self._header_sent = False
+        self._sink = _Sink()
+        self._container = None
+        self._stream = None
+        self._pts = 0
+        if fmt in self._CODECS:
+            container_name, codec = self._CODECS[fmt]
+            rate = 48000 if fmt == "opus" else sample_rate
+            options = {"write_xing": "0"} if fmt == "mp3" else {}
+            self._container = av.open(
+                self._sink, mode="w", format=container_name, options=options
+            )
+            self._stream = self._container.add_stream(codec, rate=rate, layout="mono")
+            self._stream.bit_rate = bitrate
+            self._resampler = av.AudioResampler(
+                format=self._stream.codec_context.format.name, layout="mono", rate=rate
+            )
+
+    def _encode_frames(self, frame: av.AudioFrame | None) -> None:
+        assert self._container is not None and self._stream is not None
+        for converted in self._resampler.resample(frame):
+            converted.pts = self._pts
+            converted.time_base = Fraction(1, converted.sample_rate)
+            self._pts += converted.samples
+            for packet in self._stream.encode(converted):
+                self._container.mux(packet)
+
+    def write(self, pcm: bytes) -> bytes:
+        if self.format == "pcm":
+            return pcm
+        if self.format == "wav":
+            head = b"" if self._header_sent else wav_header(self.sample_rate)
+            self._header_sent = True
+            return head + pcm
+        if not pcm:
+            return b""
+        frame = av.AudioFrame.from_ndarray(
+            np.frombuffer(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = self.sample_rate
+        self._encode_frames(frame)
+        return self._sink.take()
+
+    def close(self) -> bytes:
+        if self._container is None:
+            if self.format == "wav" and not self._header_sent:
+                self._header_sent = True
+                return wav_header(self.sample_rate, 0)
+            return b""
+        self._encode_frames(None)
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+        return self._sink.take()
+
+
+def encode(pcm: bytes, sample_rate: int, fmt: str) -> bytes:
+    """Encode a whole PCM buffer; WAV gets a header with its true length."""
+    if fmt == "wav":
+        return wav_header(sample_rate, len(pcm)) + pcm
+    encoder = StreamEncoder(fmt, sample_rate)
+    return encoder.write(pcm) + encoder.close()

@@ -1,0 +1,43 @@
+from flask import Response, current_app
+from flask_jwt_extended import get_jwt_identity, jwt_required
+
+from webapp.app.api import ok, parse
+from webapp.app.auth import bp
+from webapp.app.auth.schemas import CredentialsSchema, TokensSchema, UserSchema
+from webapp.app.extensions import limiter
+from webapp.app.openapi import doc
+from webapp.app.services import users
+
+
+@bp.post("/register")
+@doc("Create an account", tag="auth", body=CredentialsSchema, response=TokensSchema,
+     auth=False, errors=(409,))
+def register() -> Response:
+    args = parse(CredentialsSchema())
+    user = users.register(args["username"], args["password"])
+    return ok(users.tokens(user), message="registered")
+
+
+@bp.post("/login")
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"])
+@doc("Log in: access and refresh tokens", tag="auth", body=CredentialsSchema,
+     response=TokensSchema, auth=False, errors=(401, 429))
+def login() -> Response:
+    args = parse(CredentialsSchema())
+    user = users.authenticate(args["username"], args["password"])
+    return ok(users.tokens(user), message="logged_in")
+
+
+@bp.post("/refresh")
+@jwt_required(refresh=True)
+@doc("A new access token from a refresh token", tag="auth", response=TokensSchema)
+def refresh() -> Response:
+    user = users.current(int(get_jwt_identity()))
+    return ok(users.tokens(user, with_refresh=False))
+
+
+@bp.get("/me")
+@jwt_required()
+@doc("The signed-in user", tag="auth", response=UserSchema)
+def me() -> Response:
+    return ok(users.current(int(get_jwt_identity())).to_dict())

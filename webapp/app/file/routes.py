@@ -1,0 +1,119 @@
+"""Seed 001's voice upload, seed 004's temporary files, and serving stored audio."""
+
+from flask import Response, abort, current_app, redirect, request, send_file
+from flask_jwt_extended import get_jwt_identity, jwt_required, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt.exceptions import PyJWTError
+
+from webapp.app.api import ApiError, ok, paginate_args
+from webapp.app.file import bp
+from webapp.app.file.schemas import FilePageSchema, FileSchema, PageQuerySchema, UploadFormSchema
+from webapp.app.models import File
+from webapp.app.openapi import doc
+from webapp.app.services import files, urls
+
+
+def _user_id() -> int:
+    return int(get_jwt_identity())
+
+
+def _optional_user_id() -> int | None:
+    try:
+        verify_jwt_in_request(optional=True)
+    except (JWTExtendedException, PyJWTError):
+        return None
+    identity = get_jwt_identity()
+    return int(identity) if identity is not None else None
+
+
+def _uploaded_bytes() -> tuple[bytes, str]:
+    upload = request.files.get("file")
+    if upload is None:
+        raise ApiError(400, "file_missing", "FILE_MISSING")
+    return upload.read(), upload.filename or ""
+
+
+def _form_bool(name: str) -> bool:
+    return request.form.get(name, "false").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _render(row: File, url: str) -> dict:
+    return {**row.to_dict(), "url": url, "audio_url": files.audio_url(row)}
+
+
+@bp.post("/api/upload_voice")
+@jwt_required()
+@doc("Upload a voice message (seed 001)", tag="files", form=UploadFormSchema,
+     response=FileSchema, errors=(413, 415))
+def upload_voice() -> Response:
+    data, name = _uploaded_bytes()
+    row = files.store_upload(_user_id(), data, name, is_public=_form_bool("is_public"))
+    url = files.upload_path(row)
+    return ok(_render(row, url), message="file_uploaded", filename=row.original_name or row.name,
+              url=url)
+
+
+@bp.post("/api/temfile/upload")
+@jwt_required()
+@doc("Upload an audio file (seed 004's audio_file_id)", tag="files", form=UploadFormSchema,
+     response=FileSchema, errors=(413, 415))
+def temfile_upload() -> Response:
+    data, name = _uploaded_bytes()
+    row = files.store_upload(_user_id(), data, name, is_public=_form_bool("is_public"))
+    return ok(_render(row, files.download_path(row)), message="file_uploaded")
+
+
+@bp.get("/api/temfile/list")
+@jwt_required()
+@doc("My uploaded files, newest first", tag="files", query=PageQuerySchema,
+     response=FilePageSchema)
+def temfile_list() -> Response:
+    page, size = paginate_args()
+    return ok(files.page_uploads(_user_id(), page, size,
+                                 lambda row: _render(row, files.download_path(row))))
+
+
+@bp.delete("/api/temfile/<file_id>")
+@jwt_required()
+@doc("Delete my file", tag="files", errors=(403, 404))
+def temfile_delete(file_id: str) -> Response:
+    files.delete(files.get_owned(file_id, _user_id()))
+    return ok(None, message="file_deleted")
+
+
+def _serve(row: File, path: str) -> Response:
+    """Bytes for the owner, a public file, or a valid signature; 404 for everyone else."""
+    allowed = row.is_public or urls.verify(path, request.args.get("expires"),
+                                           request.args.get("signature"))
+    if not allowed:
+        allowed = _optional_user_id() == row.owner_id
+    if not allowed:
+        if request.args.get("signature"):
+            raise ApiError(403, "link_expired", "LINK_INVALID")
+        raise ApiError(404, "file_not_found", "FILE_NOT_FOUND")
+    storage = files.storage()
+    presigned = storage.presigned_url(row.storage_key, current_app.config["SIGNED_URL_SECONDS"],
+                                      row.content_type)
+    if presigned:
+        return redirect(presigned, code=302)
+    local = storage.local_path(row.storage_key)
+    if local is None:
+        abort(404)
+    return send_file(local, mimetype=row.content_type, conditional=True,
+                     download_name=row.original_name or row.name, max_age=0)
+
+
+@bp.get("/api/temfile/download/<file_id>")
+@doc("Download a file: public, mine, or by signed URL", tag="files", auth=False,
+     errors=(403, 404))
+def temfile_download(file_id: str) -> Response:
+    row = files.get(file_id)
+    return _serve(row, files.download_path(row))
+
+
+@bp.get("/uploads/<name>")
+@doc("Uploaded or generated audio: public, mine, or by signed URL", tag="files", auth=False,
+     errors=(403, 404))
+def uploads(name: str) -> Response:
+    row = files.by_name(name)
+    return _serve(row, files.upload_path(row))

@@ -1,0 +1,33 @@
+from marshmallow import Schema, fields
+
+
+class UploadFormSchema(Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+    is_public = fields.Boolean(load_default=False)
+
+
+class FileSchema(Schema):
+    file_id = fields.String()
+    filename = fields.String()
+    name = fields.String()
+    url = fields.String(metadata={"description": "path to fetch the file (relative)"})
+    audio_url = fields.String(metadata={"description": "absolute URL, signed unless public"})
+    format = fields.String()
+    size = fields.Integer()
+    duration = fields.Float()
+    is_public = fields.Boolean()
+    kind = fields.String()
+    created_at = fields.String()
+
+
+class PageQuerySchema(Schema):
+    page = fields.Integer(load_default=1)
+    page_size = fields.Integer(load_default=10)
+
+
+class FilePageSchema(Schema):
+    total = fields.Integer()
+    list = fields.List(fields.Nested(FileSchema))
+    page = fields.Integer()
+    pages = fields.Integer()
+    has_more = fields.Boolean()

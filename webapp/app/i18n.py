@@ -1,0 +1,64 @@
+"""Human messages in Chinese (the default, as in the seeds) and English."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "success": ("success", "success"),
+    "bad_request": ("参数错误: {detail}", "Invalid parameter: {detail}"),
+    "invalid_json": ("请求体必须是JSON对象", "The request body must be a JSON object"),
+    "unauthorized": ("用户未认证", "Not authenticated"),
+    "token_expired": ("令牌已过期", "Token has expired"),
+    "token_invalid": ("令牌无效", "Invalid token"),
+    "token_revoked": ("令牌已失效", "Token has been revoked"),
+    "refresh_required": ("需要刷新令牌", "A refresh token is required"),
+    "access_required": ("需要访问令牌", "An access token is required"),
+    "forbidden": ("权限不足", "Permission denied"),
+    "not_found": ("资源不存在", "Resource not found"),
+    "method_not_allowed": ("请求方法不允许", "Method not allowed"),
+    "too_large": ("文件过大，最大允许 {limit}", "File too large; the limit is {limit}"),
+    "rate_limited": ("请求过于频繁，请稍后再试", "Too many requests; try again later"),
+    "internal_error": ("服务器内部错误", "Internal server error"),
+    "conflict": ("资源冲突", "Conflict"),
+    "username_taken": ("用户名已存在", "Username already taken"),
+    "bad_credentials": ("用户名或密码错误", "Wrong username or password"),
+    "registered": ("注册成功", "Registered"),
+    "logged_in": ("登录成功", "Logged in"),
+    "file_uploaded": ("文件上传成功", "File uploaded"),
+    "file_deleted": ("文件删除成功", "File deleted"),
+    "file_missing": ("请上传文件 (字段 file)", "Upload a file (field 'file')"),
+    "file_empty": ("上传的文件为空", "The uploaded file is empty"),
+    "unsupported_audio": (
+        "不支持的音频格式，支持 MP3、WAV、OGG、AAC、M4A、FLAC、WebM",
+        "Unsupported audio; accepted: MP3, WAV, OGG, AAC, M4A, FLAC, WebM",
+    ),
+    "audio_too_long": ("音频过长，最长 {limit} 秒", "Audio too long; at most {limit} s"),
+    "audio_too_short": ("音频过短，最短 {limit} 秒", "Audio too short; at least {limit} s"),
+    "file_not_found": ("文件不存在", "File not found"),
+    "link_expired": ("链接无效或已过期", "The link is invalid or has expired"),
+    "storage_failed": ("文件存储失败", "Storing the file failed"),
+    "storage_full": ("存储空间不足", "Insufficient storage"),
+    "provider_not_configured": ("服务未配置: {provider}", "Provider not configured: {provider}"),
+    "provider_failed": ("服务调用失败: {detail}", "Provider call failed: {detail}"),
+    "field_required": ("缺少必填字段 {field}", "Missing required field {field}"),
+    "field_invalid": ("字段 {field} 无效", "Invalid field {field}"),
+    "unknown_field": ("未知字段 {field}", "Unknown field {field}"),
+    "page_invalid": ("分页参数无效", "Invalid pagination parameters"),
+    "username_rule": ("用户名长度须为3-64个字符，只含字母、数字、下划线或中文",
+                      "Username must be 3-64 letters, digits, underscores or CJK"),
+    "password_rule": ("密码长度须为8-128个字符", "Password must be 8-128 characters"),
+}
+
+
+def translate(key: str, lang: str = "zh", **params: Any) -> str:
+    """The message for ``key`` in ``lang``; unknown keys are shown as given."""
+    pair = MESSAGES.get(key)
+    if pair is None:
+        text = key
+    else:
+        text = pair[1] if lang == "en" else pair[0]
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError):
+        return text

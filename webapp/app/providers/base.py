@@ -1,0 +1,292 @@
+"""Small interfaces, one per capability, named after seed 000's classes.
+
+Every engine produces or consumes 16-bit mono PCM; encoding for clients happens in
+``webapp.app.audio``. Engines are synchronous; callers on the event loop go through
+``webapp.app.concurrency``.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+class ProviderError(Exception):
+    """A provider failed in a way a caller can explain to a user.
+
+    ``kind`` is one of: not_configured, not_supported, auth, quota, timeout,
+    task_failed, bad_input, unavailable. ``transient`` says whether a retry may help.
+    """
+
+    def __init__(self, provider: str, kind: str, message: str, transient: bool = False) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.kind = kind
+        self.message = message
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    streaming: bool
+    cloning: bool
+    emotion: bool
+    languages: tuple[str, ...]
+    formats: tuple[str, ...]
+    sample_rate: int
+    controls: tuple[str, ...] = ("speed", "pitch", "volume")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SynthesisOptions:
+    """How to speak. speed/pitch are factors (0.5–2.0); volume a gain factor (0–2)."""
+
+    voice: str | None = None
+    language: str | None = None
+    speed: float = 1.0
+    pitch: float = 1.0
+    volume: float = 1.0
+    emotion: str | None = None
+    emotion_intensity: float = 0.0
+    instruction: str | None = None
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    pcm: bytes
+    sample_rate: int
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Transcription:
+    text: str
+    language: str | None = None
+    duration: float = 0.0
+    segments: list[Segment] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VoiceInfo:
+    voice_id: str
+    name: str
+    provider: str
+    language: str | None = None
+    gender: str | None = None
+    category: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AudioStore(Protocol):
+    """Where an engine keeps audio it records; the service layer supplies one."""
+
+    def save(self, data: bytes, fmt: str) -> str: ...
+
+    def delete(self, file_id: str) -> bool: ...
+
+
+class TranscriptionStore(Protocol):
+    """Where transcriptions are kept (the messages table); the service layer supplies one."""
+
+    def history(self, session_id: str) -> list[dict[str, Any]]: ...
+
+    def get(self, message_id: str) -> dict[str, Any] | None: ...
+
+    def delete(self, session_or_message_id: str) -> bool: ...
+
+
+class AudioRecordingBase:
+    """Seed 000's base: an engine records the audio it last produced or heard.
+
+    ``record_audio`` returns that audio; ``save_audio_file`` and ``delete_audio_file``
+    keep it in the service's storage through an ``AudioStore``.
+    """
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self._recorded: bytes = b""
+        self._recorded_format = "wav"
+        self.audio_store: AudioStore | None = None
+
+    def _record(self, data: bytes, fmt: str) -> None:
+        self._recorded = data
+        self._recorded_format = fmt
+
+    def record_audio(self) -> bytes:
+        return self._recorded
+
+    def save_audio_file(self, audio_data: bytes) -> str:
+        if self.audio_store is None:
+            raise ProviderError(self.name, "not_configured", "no audio store attached")
+        return self.audio_store.save(audio_data, self._recorded_format)
+
+    def delete_audio_file(self, file_id: str) -> bool:
+        if self.audio_store is None:
+            raise ProviderError(self.name, "not_configured", "no audio store attached")
+        return self.audio_store.delete(file_id)
+
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;…\n])|(?<=[.](?=\s))")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Cut text at sentence ends (Chinese and Western punctuation), dropping empty parts."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if part.strip()]
+
+
+class TextToSpeechInterface(AudioRecordingBase, ABC):
+    """Synthesis plus seed 000's voice management.
+
+    Engines implement ``synthesize_sentence``; the sentence adapter in
+    ``synthesize_stream`` makes every engine stream, sentence by sentence.
+    """
+
+    capabilities: Capabilities
+
+    @abstractmethod
+    def is_configured(self) -> bool: ...
+
+    @abstractmethod
+    def synthesize_sentence(self, text: str, options: SynthesisOptions) -> Iterator[AudioChunk]:
+        """Yield PCM for one sentence as it is made."""
+
+    def synthesize_stream(self, text: str, options: SynthesisOptions) -> Iterator[AudioChunk]:
+        for sentence in split_sentences(text) or [text]:
+            yield from self.synthesize_sentence(sentence, options)
+
+    def synthesize(self, text: str, options: SynthesisOptions) -> AudioChunk:
+        chunks = list(self.synthesize_stream(text, options))
+        rate = chunks[0].sample_rate if chunks else self.capabilities.sample_rate
+        pcm = b"".join(c.pcm for c in chunks)
+        self._record(pcm, "pcm")
+        return AudioChunk(pcm=pcm, sample_rate=rate)
+
+    @abstractmethod
+    def get_voices(self) -> list[VoiceInfo]: ...
+
+    def get_voice(self, voice_id: str) -> VoiceInfo | None:
+        return next((v for v in self.get_voices() if v.voice_id == voice_id), None)
+
+    def add_voice(
+        self, voice_name: str, input_file: bytes | str, labels: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> VoiceInfo:
+        """Clone (or approximate) a voice from a sample: bytes, or a URL the engine fetches."""
+        raise ProviderError(self.name, "not_supported", "this engine cannot add voices")
+
+    def delete_voice(self, voice_id: str) -> bool:
+        raise ProviderError(self.name, "not_supported", "this engine cannot delete voices")
+
+    def edit_voice(self, voice_id: str, new_details: dict[str, Any]) -> bool:
+        raise ProviderError(self.name, "not_supported", "this engine cannot edit voices")
+
+    def voice_status(self, voice_id: str) -> str:
+        """``ready`` once a voice can synthesize, ``pending`` while the provider deploys it."""
+        return "ready"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "tts", "configured": self.is_configured(),
+                **self.capabilities.as_dict()}
+
+
+class SpeechToTextInterface(AudioRecordingBase, ABC):
+    """Recognition plus seed 000's transcription history (kept by a TranscriptionStore)."""
+
+    capabilities: Capabilities
+    transcription_store: TranscriptionStore | None = None
+
+    @abstractmethod
+    def is_configured(self) -> bool: ...
+
+    @abstractmethod
+    def transcribe(
+        self, audio_file: bytes | str, language: str | None = None,
+        additional_params: dict[str, Any] | None = None,
+    ) -> Transcription:
+        """Recognise speech in audio bytes (any accepted format) or at a URL."""
+
+    def _store(self) -> TranscriptionStore:
+        if self.transcription_store is None:
+            raise ProviderError(self.name, "not_configured", "no transcription store attached")
+        return self.transcription_store
+
+    def get_transcription_history(self, session_id: str) -> list[dict[str, Any]]:
+        return self._store().history(session_id)
+
+    def get_transcription(self, message_id: str) -> dict[str, Any] | None:
+        return self._store().get(message_id)
+
+    def delete_transcription(self, session_or_message_id: str) -> bool:
+        return self._store().delete(session_or_message_id)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "stt", "configured": self.is_configured(),
+                **self.capabilities.as_dict()}
+
+
+class LocalModelTextToSpeech(TextToSpeechInterface, ABC):
+    """A TTS engine that runs on this machine."""
+
+
+class ThirdPartyAPITextToSpeech(TextToSpeechInterface, ABC):
+    """A TTS engine behind a remote API."""
+
+
+class LocalModelSpeechToText(SpeechToTextInterface, ABC):
+    """An STT engine that runs on this machine."""
+
+
+class ThirdPartyAPISpeechToText(SpeechToTextInterface, ABC):
+    """An STT engine behind a remote API."""
+
+
+@dataclass
+class ChatOptions:
+    model: str | None = None
+    temperature: float = 0.7
+    max_tokens: int = 512
+    persona: str | None = None
+
+
+class ChatModelInterface(ABC):
+    """An LLM that streams its reply as text deltas."""
+
+    name = "llm"
+    model: str = ""
+
+    @abstractmethod
+    def is_configured(self) -> bool: ...
+
+    @abstractmethod
+    def stream_chat(self, messages: list[dict[str, str]], options: ChatOptions) -> Iterator[str]:
+        """Yield the reply in pieces; ``messages`` are OpenAI-style role/content dicts."""
+
+    def chat(self, messages: list[dict[str, str]], options: ChatOptions) -> str:
+        return "".join(self.stream_chat(messages, options))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "llm", "configured": self.is_configured(),
+                "model": self.model, "streaming": True}

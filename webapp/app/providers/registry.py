@@ -1,0 +1,114 @@
+"""The one registry of engines: which exist, which are configured, and one instance each.
+
+Engines are imported and built on first use, so an optional dependency is only needed
+by a deployment that uses it, and heavy models load once per process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from webapp.app.concurrency import real_lock
+from webapp.app.providers.base import (
+    ChatModelInterface,
+    ProviderError,
+    SpeechToTextInterface,
+    TextToSpeechInterface,
+)
+
+ENGINES: dict[str, dict[str, str]] = {
+    "tts": {
+        "piper": "webapp.app.providers.tts.piper:PiperTextToSpeech",
+        "espeak": "webapp.app.providers.tts.espeak:EspeakTextToSpeech",
+        "dashscope": "webapp.app.providers.tts.dashscope:CosyVoiceTextToSpeech",
+    },
+    "stt": {
+        "whisper": "webapp.app.providers.stt.whisper:WhisperSpeechToText",
+        "paraformer": "webapp.app.providers.stt.dashscope:ParaformerSpeechToText",
+        "qwen-audio": "webapp.app.providers.stt.dashscope:QwenAudioSpeechToText",
+    },
+    "llm": {
+        "scripted": "webapp.app.providers.llm.scripted:ScriptedChatModel",
+        "openai": "webapp.app.providers.llm.openai_compat:OpenAICompatibleChatModel",
+        "qwen": "webapp.app.providers.llm.dashscope:QwenChatModel",
+    },
+}
+
+LOCAL_ENGINES = frozenset({"piper", "espeak", "whisper", "scripted"})
+
+
+def _load(path: str) -> type:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def split_voice_type(voice_type: str) -> tuple[str, str]:
+    """``"piper:en_US-joe-medium"`` → ``("piper", "en_US-joe-medium")``."""
+    engine, sep, voice = voice_type.partition(":")
+    if not sep or not voice or engine not in ENGINES["tts"]:
+        raise ProviderError(engine or "tts", "bad_input", f"unknown voice type {voice_type!r}")
+    return engine, voice
+
+
+class ProviderRegistry:
+    """Builds each engine once from the app's settings and hands it out by name."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        self._instances: dict[tuple[str, str], Any] = {}
+        self._lock = real_lock()
+
+    def _get(self, kind: str, name: str) -> Any:
+        if name not in ENGINES[kind]:
+            raise ProviderError(name, "not_supported", f"no {kind} engine named {name!r}")
+        key = (kind, name)
+        with self._lock:
+            if key not in self._instances:
+                self._instances[key] = _load(ENGINES[kind][name])(self.config)
+            engine = self._instances[key]
+        return engine
+
+    def _configured(self, kind: str, name: str) -> Any:
+        engine = self._get(kind, name)
+        if not engine.is_configured():
+            raise ProviderError(name, "not_configured", f"{kind} engine {name!r} is not configured")
+        return engine
+
+    def tts(self, name: str) -> TextToSpeechInterface:
+        return self._configured("tts", name)
+
+    def stt(self, name: str | None = None) -> SpeechToTextInterface:
+        return self._configured("stt", name or self.config.get("STT_ENGINE", "whisper"))
+
+    def llm(self, name: str | None = None) -> ChatModelInterface:
+        return self._configured("llm", name or self.config.get("LLM_ENGINE", "scripted"))
+
+    def tts_for_voice(self, voice_type: str) -> tuple[TextToSpeechInterface, str]:
+        engine, voice = split_voice_type(voice_type)
+        return self.tts(engine), voice
+
+    def is_configured(self, kind: str, name: str) -> bool:
+        try:
+            return self._get(kind, name).is_configured()
+        except (ProviderError, ImportError):
+            return False
+
+    def configured_names(self, kind: str) -> list[str]:
+        return [name for name in ENGINES[kind] if self.is_configured(kind, name)]
+
+    def describe(self) -> dict[str, list[dict[str, Any]]]:
+        """What each engine can do and whether it is configured (``GET /api/providers``)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind, names in ENGINES.items():
+            out[kind] = []
+            for name in names:
+                try:
+                    info = self._get(kind, name).describe()
+                except ImportError as exc:
+                    info = {"name": name, "kind": kind, "configured": False,
+                            "error": f"missing dependency: {exc.name}"}
+                info["local"] = name in LOCAL_ENGINES
+                out[kind].append(info)
+        return out

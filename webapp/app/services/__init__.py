@@ -1,0 +1,1 @@
+"""The domain layer: callable from routes, socket handlers, tasks and tests alike."""

@@ -1,0 +1,50 @@
+"""Accounts and tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from webapp.app.api import ApiError
+from webapp.app.extensions import db
+from webapp.app.models import User
+
+
+def register(username: str, password: str) -> User:
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ApiError(409, "username_taken", "USERNAME_TAKEN")
+    user = User(username=username)
+    user.set_password(password)
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise ApiError(409, "username_taken", "USERNAME_TAKEN") from exc
+    return user
+
+
+def authenticate(username: str, password: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None or not user.check_password(password):
+        raise ApiError(401, "bad_credentials", "BAD_CREDENTIALS")
+    return user
+
+
+def current(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise ApiError(401, "unauthorized", "UNAUTHORIZED")
+    return user
+
+
+def tokens(user: User, with_refresh: bool = True) -> dict[str, Any]:
+    identity = str(user.id)
+    out: dict[str, Any] = {"access_token": create_access_token(identity=identity),
+                           "user": user.to_dict()}
+    if with_refresh:
+        out["refresh_token"] = create_refresh_token(identity=identity)
+    return out

@@ -1,0 +1,30 @@
+"""Health, the OpenAPI document and its docs page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, render_template
+
+from webapp.app.api import ok
+from webapp.app.openapi import build_spec, doc
+from webapp.app.services import health
+
+bp = Blueprint("system", __name__)
+
+
+@bp.get("/api/health")
+@doc("Liveness: database and storage reachable", tag="system", auth=False)
+def health_check() -> Response:
+    return ok(health.report())
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    spec = current_app.extensions.get("openapi_spec")
+    if spec is None:
+        spec = current_app.extensions["openapi_spec"] = build_spec(current_app)
+    return jsonify(spec)
+
+
+@bp.get("/api/docs")
+def docs() -> str:
+    return render_template("docs.html")

@@ -1,0 +1,20 @@
+"""The web process: ``python wsgi.py`` (or ``gunicorn -k eventlet -w 1 wsgi:app``).
+
+With the default async mode (eventlet) the standard library is patched before
+anything else is imported; the async mode itself is a setting (SOCKETIO_ASYNC_MODE).
+"""
+
+import os
+
+if os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet") == "eventlet":
+    import eventlet
+
+    eventlet.monkey_patch()
+
+from webapp.app import create_app
+from webapp.app.extensions import socketio
+
+app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
+
+if __name__ == "__main__":
+    socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], log_output=True)
