@@ -7,12 +7,14 @@ monkey-patched and call it directly otherwise (Celery workers, scripts, tests).
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _DONE = object()
 
 
@@ -42,11 +44,16 @@ def iterate_blocking(iterable: Iterable[T]) -> Iterator[T]:
         return
     from eventlet import tpool
 
-    while True:
-        item = tpool.execute(next, iterator, _DONE)
-        if item is _DONE:
-            return
-        yield item
+    try:
+        while True:
+            item = tpool.execute(next, iterator, _DONE)
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            tpool.execute(close)
 
 
 def real_lock() -> threading.Lock:
@@ -90,3 +97,64 @@ def spawn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     thread = threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True)
     thread.start()
     return thread
+
+
+def in_os_thread() -> bool:
+    """True on one of the thread pool's real threads of a green process (emitting is unsafe)."""
+    if not is_green():
+        return False
+    from eventlet import patcher
+
+    threading_ = patcher.original("threading")
+    return threading_.get_ident() != threading_.main_thread().ident
+
+
+class ThreadRelay:
+    """Runs, on a green thread, calls submitted from real OS threads (e.g. SDK callbacks).
+
+    A pipe wakes the green side, so nothing polls; calls run in submission order.
+    """
+
+    def __init__(self) -> None:
+        import os
+
+        self._queue = real_queue()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        spawn(self._run)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        import os
+
+        self._queue.put((fn, args))
+        os.write(self._write, b"\0")
+
+    def _run(self) -> None:
+        import os
+
+        from eventlet.hubs import trampoline
+
+        while True:
+            trampoline(self._read, read=True)
+            try:
+                os.read(self._read, 4096)
+            except BlockingIOError:
+                continue
+            while not self._queue.empty():
+                fn, args = self._queue.get_nowait()
+                try:
+                    fn(*args)
+                except Exception:
+                    log.exception("relayed call failed")
+
+
+_relay: list[ThreadRelay] = []
+
+
+def thread_relay() -> ThreadRelay:
+    """The process's relay; first call must come from the green side (it spawns a task)."""
+    if not _relay:
+        if in_os_thread():
+            raise RuntimeError("the thread relay must be created on the event loop")
+        _relay.append(ThreadRelay())
+    return _relay[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template
+from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok
 from webapp.app.openapi import build_spec, doc
@@ -15,6 +16,13 @@ bp = Blueprint("system", __name__)
 @doc("Liveness: database and storage reachable", tag="system", auth=False)
 def health_check() -> Response:
     return ok(health.report())
+
+
+@bp.get("/api/providers")
+@jwt_required()
+@doc("Engines: which are configured and what each can do", tag="system")
+def providers() -> Response:
+    return ok(current_app.extensions["providers"].describe())
 
 
 @bp.get("/api/openapi.json")

@@ -1,6 +1,6 @@
 """Seed 001's voice upload, seed 004's temporary files, and serving stored audio."""
 
-from flask import Response, abort, current_app, redirect, request, send_file
+from flask import Response, current_app, redirect, request, send_file
 from flask_jwt_extended import get_jwt_identity, jwt_required, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
@@ -91,16 +91,20 @@ def _serve(row: File, path: str) -> Response:
         if request.args.get("signature"):
             raise ApiError(403, "link_expired", "LINK_INVALID")
         raise ApiError(404, "file_not_found", "FILE_NOT_FOUND")
+    return _send_object(row.storage_key, row.content_type, row.original_name or row.name)
+
+
+def _send_object(key: str, content_type: str, download_name: str) -> Response:
+    """Local objects are streamed (with Range support); S3 objects by presigned redirect."""
     storage = files.storage()
-    presigned = storage.presigned_url(row.storage_key, current_app.config["SIGNED_URL_SECONDS"],
-                                      row.content_type)
+    presigned = storage.presigned_url(key, current_app.config["SIGNED_URL_SECONDS"], content_type)
     if presigned:
         return redirect(presigned, code=302)
-    local = storage.local_path(row.storage_key)
-    if local is None:
-        abort(404)
-    return send_file(local, mimetype=row.content_type, conditional=True,
-                     download_name=row.original_name or row.name, max_age=0)
+    local = storage.local_path(key)
+    if local is None or not storage.exists(key):
+        raise ApiError(404, "file_not_found", "FILE_NOT_FOUND")
+    return send_file(local, mimetype=content_type, conditional=True,
+                     download_name=download_name, max_age=0)
 
 
 @bp.get("/api/temfile/download/<file_id>")
@@ -117,3 +121,13 @@ def temfile_download(file_id: str) -> Response:
 def uploads(name: str) -> Response:
     row = files.by_name(name)
     return _serve(row, files.upload_path(row))
+
+
+@bp.get("/api/tmp_audio/<name>")
+@doc("Generated audio handed out by URL (signed, expiring)", tag="files", auth=False,
+     errors=(403, 404))
+def tmp_audio(name: str) -> Response:
+    path = f"/api/tmp_audio/{name}"
+    if not urls.verify(path, request.args.get("expires"), request.args.get("signature")):
+        raise ApiError(403, "link_expired", "LINK_INVALID")
+    return _send_object(f"tmp/{files.safe_name(name)}", files.content_type_of(name), name)

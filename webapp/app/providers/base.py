@@ -125,6 +125,9 @@ class AudioRecordingBase:
     """
 
     name = "base"
+    cpu_bound = False
+    """True for engines that compute on this machine: callers on the event loop must run
+    them in the thread pool. API engines stay on green threads (their SDKs hang in it)."""
 
     def __init__(self) -> None:
         self._recorded: bytes = b""
@@ -250,6 +253,8 @@ class SpeechToTextInterface(AudioRecordingBase, ABC):
 class LocalModelTextToSpeech(TextToSpeechInterface, ABC):
     """A TTS engine that runs on this machine."""
 
+    cpu_bound = True
+
 
 class ThirdPartyAPITextToSpeech(TextToSpeechInterface, ABC):
     """A TTS engine behind a remote API."""
@@ -257,6 +262,8 @@ class ThirdPartyAPITextToSpeech(TextToSpeechInterface, ABC):
 
 class LocalModelSpeechToText(SpeechToTextInterface, ABC):
     """An STT engine that runs on this machine."""
+
+    cpu_bound = True
 
 
 class ThirdPartyAPISpeechToText(SpeechToTextInterface, ABC):
@@ -276,6 +283,7 @@ class ChatModelInterface(ABC):
 
     name = "llm"
     model: str = ""
+    cpu_bound = False
 
     @abstractmethod
     def is_configured(self) -> bool: ...

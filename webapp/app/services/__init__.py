@@ -1,1 +1,10 @@
-"""The domain layer: callable from routes, socket handlers, tasks and tests alike."""
+"""The domain layer: callable from routes, socket handlers, tasks and tests alike.
+
+Seed 003's names are importable from here:
+``from webapp.app.services import AliyunAPIService, WebSocketAudioPlayer, FileWriterCallback``.
+"""
+
+from webapp.app.services.aliyun import AliyunAPIService, FileWriterCallback
+from webapp.app.services.audio_player import WebSocketAudioPlayer
+
+__all__ = ["AliyunAPIService", "FileWriterCallback", "WebSocketAudioPlayer"]

@@ -6,6 +6,7 @@ A stored file is an object in storage plus a row; either both exist or neither d
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -192,3 +193,17 @@ def page_uploads(user_id: int, page: int, page_size: int,
     query = (select(File).where(File.owner_id == user_id, File.kind == "upload")
              .order_by(File.created_at.desc(), File.id.desc()))
     return paginate(query, page, page_size, render, count=("files", f"uploads:{user_id}"))
+
+
+_SAFE_NAME = re.compile(r"^[0-9a-f]{24}\.(mp3|wav|ogg|pcm|webm|flac|m4a|aac)$")
+
+
+def safe_name(name: str) -> str:
+    """Names the service made itself; anything else cannot name an object."""
+    if not _SAFE_NAME.match(name):
+        raise ApiError(404, "file_not_found", "FILE_NOT_FOUND")
+    return name
+
+
+def content_type_of(name: str) -> str:
+    return audio.CONTENT_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")

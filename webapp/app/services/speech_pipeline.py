@@ -1,0 +1,140 @@
+"""A spoken reply, streamed: the LLM's text is cut into sentences as it arrives and each
+sentence is synthesized while the next is still being generated.
+
+Generation runs in a background task; synthesis runs in the caller. Audio is handed
+to ``on_audio`` strictly in order. Setting ``cancel`` stops both within one chunk,
+and the result says what was actually delivered.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from webapp.app.concurrency import iterate_blocking, spawn
+from webapp.app.providers.base import (
+    AudioChunk,
+    ChatModelInterface,
+    ChatOptions,
+    SynthesisOptions,
+    TextToSpeechInterface,
+)
+from webapp.app.services.sentences import SentenceCutter
+
+_END = object()
+_POLL = 0.02
+
+
+def drain(engine: Any, iterator: Iterator[Any]) -> Iterator[Any]:
+    """Iterate an engine's output off the event loop if (and only if) it computes locally."""
+    return iterate_blocking(iterator) if getattr(engine, "cpu_bound", False) else iterator
+
+
+@dataclass
+class SpokenReply:
+    text: str = ""
+    spoken_text: str = ""
+    pcm: bytes = b""
+    sample_rate: int = 0
+    interrupted: bool = False
+    sentences: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate if self.sample_rate else 0.0
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def stream_reply(
+    llm: ChatModelInterface, messages: list[dict[str, str]], tts: TextToSpeechInterface | None,
+    tts_options: SynthesisOptions, *, chat_options: ChatOptions | None = None,
+    on_text: Callable[[str], None] | None = None,
+    on_sentence: Callable[[str], None] | None = None,
+    on_audio: Callable[[AudioChunk], None] | None = None,
+    cancel: threading.Event | None = None, started: float | None = None,
+) -> SpokenReply:
+    """Generate and speak a reply; ``tts=None`` generates text only."""
+    cancel = cancel or threading.Event()
+    started = started or time.perf_counter()
+    reply = SpokenReply()
+    sentences: queue.Queue[Any] = queue.Queue()
+    text_parts: list[str] = []
+    failure: list[BaseException] = []
+
+    def generate() -> None:
+        cutter = SentenceCutter()
+        try:
+            for delta in drain(llm, llm.stream_chat(messages, chat_options or ChatOptions())):
+                if cancel.is_set():
+                    return
+                if not delta:
+                    continue
+                reply.timings.setdefault("llm_first_token_ms", _ms(started))
+                text_parts.append(delta)
+                if on_text:
+                    on_text(delta)
+                for sentence in cutter.feed(delta):
+                    sentences.put(sentence)
+            for sentence in cutter.flush():
+                sentences.put(sentence)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+        finally:
+            reply.timings["llm_total_ms"] = _ms(started)
+            sentences.put(_END)
+
+    spawn(generate)
+    spoken: list[str] = []
+    pcm = bytearray()
+    try:
+        while True:
+            try:
+                sentence = sentences.get(timeout=_POLL)
+            except queue.Empty:
+                if cancel.is_set():
+                    break
+                continue
+            if sentence is _END or cancel.is_set():
+                break
+            reply.timings.setdefault("first_sentence_ms", _ms(started))
+            reply.sentences.append(sentence)
+            if on_sentence:
+                on_sentence(sentence)
+            if tts is None:
+                spoken.append(sentence)
+                continue
+            chunks = drain(tts, tts.synthesize_sentence(sentence, tts_options))
+            try:
+                for chunk in chunks:
+                    if cancel.is_set():
+                        break
+                    reply.timings.setdefault("first_audio_ms", _ms(started))
+                    reply.sample_rate = chunk.sample_rate
+                    pcm += chunk.pcm
+                    if on_audio:
+                        on_audio(chunk)
+                else:
+                    spoken.append(sentence)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+    except BaseException:
+        cancel.set()
+        raise
+    if failure and not cancel.is_set():
+        raise failure[0]
+    reply.interrupted = cancel.is_set()
+    reply.text = "".join(text_parts)
+    reply.spoken_text = "".join(spoken)
+    reply.pcm = bytes(pcm)
+    reply.timings["total_ms"] = _ms(started)
+    return reply
