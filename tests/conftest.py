@@ -242,41 +242,55 @@ only_mysql = pytest.mark.parametrize("database_url", ["mysql"], indirect=True)
 
 
 @pytest.fixture(scope="session")
-def celery_worker_env(mysql_database: str, redis_url: str,
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A real ``celery worker`` process on Redis and MariaDB, on a queue of its own.
+def fake_dashscope() -> Iterator[Any]:
+    """The fake DashScope server (a subprocess) that the real SDK talks to."""
+    from tests.fakes.fake_dashscope import start_fake_dashscope
 
-    Tests that use it run against the MariaDB database and this storage folder, so the
-    worker and the test see the same rows and objects.
-    """
+    with start_fake_dashscope(frame_delay=0.002, deploy_seconds=0.3, token_delay=0.005) as fake:
+        yield fake
+
+
+def dashscope_settings(fake: Any) -> dict[str, str]:
+    return {"DASHSCOPE_API_KEY": fake.api_key, "DASHSCOPE_HTTP_BASE_URL": fake.http_url,
+            "DASHSCOPE_WEBSOCKET_BASE_URL": fake.ws_url}
+
+
+class Stack:
+    """The production shape, on this machine: web process under eventlet, a Celery
+    worker, MariaDB, Redis and (fake) DashScope."""
+
+    def __init__(self, url: str, env: dict[str, str], logs: dict[str, Path]) -> None:
+        self.url = url
+        self.env = env
+        self.logs = logs
+
+    def log(self, name: str) -> str:
+        return self.logs[name].read_text(errors="replace")[-4000:]
+
+
+def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> Any:
     import subprocess
-    import sys
+
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def _wait_until(ready: Callable[[], bool], proc: Any, what: str, log_path: Path,
+                timeout: float = 90) -> None:
     import time
 
-    import redis
-
-    storage = tmp_path_factory.mktemp("worker-storage")
-    queue = "test-" + uuid.uuid4().hex[:8]
-    env = {**os.environ, "DATABASE_URL": mysql_database, "REDIS_URL": redis_url,
-           "CELERY_QUEUE": queue, "STORAGE_DIR": str(storage),
-           "INSTANCE_DIR": str(storage.parent), "BASE_URL": "http://tingshuo.test",
-           "MODEL_CACHE_DIR": str(ROOT / "instance" / "models")}
-    log_path = storage.parent / "worker.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_worker:celery_app", "worker", "--pool=solo",
-             "--concurrency=1", "-Q", queue, "--loglevel=INFO", "-E", "--without-gossip",
-             "--without-mingle"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = redis.Redis.from_url(redis_url)
-    deadline = time.time() + 60
-    while b"ready." not in log_path.read_bytes():
+    deadline = time.time() + timeout
+    while not ready():
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            pytest.fail("celery worker did not start:\n" + log_path.read_text()[-3000:])
+            pytest.fail(f"{what} did not start:\n" + log_path.read_text()[-3000:])
         time.sleep(0.2)
-    client.close()
-    yield {"DATABASE_URL": mysql_database, "REDIS_URL": redis_url, "CELERY_QUEUE": queue,
-           "STORAGE_DIR": str(storage), "LOG": str(log_path)}
+
+
+def _stop(proc: Any) -> None:
+    import subprocess
+
     proc.terminate()
     try:
         proc.wait(timeout=15)
@@ -284,12 +298,57 @@ def celery_worker_env(mysql_database: str, redis_url: str,
         proc.kill()
 
 
+@pytest.fixture(scope="session")
+def production_stack(mysql_database: str, redis_url: str, fake_dashscope: Any,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Both processes share the MariaDB test database, a storage folder and Redis.
+
+    Tests that use it must not truncate the database while it works: they take
+    ``production_stack`` (not ``database_url``) and make their own users.
+    """
+    import sys
+
+    import requests
+
+    from bench.server import free_port
+
+    work = tmp_path_factory.mktemp("stack")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": mysql_database, "REDIS_URL": redis_url,
+           "CELERY_QUEUE": "test-" + uuid.uuid4().hex[:8], "STORAGE_DIR": str(work / "storage"),
+           "INSTANCE_DIR": str(work), "BASE_URL": url, "HOST": "127.0.0.1", "PORT": str(port),
+           "MODEL_CACHE_DIR": str(ROOT / "instance" / "models"), "RATELIMIT_ENABLED": "false",
+           "SECRET_KEY": "stack-secret-0123456789abcdef", "LOG_LEVEL": "INFO",
+           "JWT_SECRET_KEY": "stack-jwt-secret-0123456789abcdef",
+           **dashscope_settings(fake_dashscope)}
+    logs = {"worker": work / "worker.log", "web": work / "web.log"}
+    worker = _spawn([sys.executable, "-m", "celery", "-A", "celery_worker:celery_app", "worker",
+                     "--pool=solo", "--concurrency=1", "-Q", env["CELERY_QUEUE"],
+                     "--loglevel=INFO", "-E", "--without-gossip", "--without-mingle"],
+                    env, logs["worker"])
+    _wait_until(lambda: b"ready." in logs["worker"].read_bytes(), worker, "celery worker",
+                logs["worker"])
+    web = _spawn([sys.executable, "wsgi.py"], env, logs["web"])
+
+    def web_ready() -> bool:
+        try:
+            return requests.get(url + "/api/health", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    _wait_until(web_ready, web, "web process", logs["web"])
+    yield Stack(url, env, logs)
+    _stop(web)
+    _stop(worker)
+
+
 @pytest.fixture
-def worker_app(request: pytest.FixtureRequest, app_factory: Callable[..., Flask],
+def worker_app(production_stack: Stack, app_factory: Callable[..., Flask],
                database_url: str) -> Flask:
-    """An app that sends jobs to the real worker; use with ``only_mysql``."""
+    """An app in this test process that sends jobs to the stack's worker (use ``only_mysql``)."""
     assert database_url.startswith("mysql"), "the worker shares the MariaDB database"
-    env = request.getfixturevalue("celery_worker_env")
+    env = production_stack.env
     from config import Config
 
     celery = dict(Config().CELERY)
@@ -297,3 +356,30 @@ def worker_app(request: pytest.FixtureRequest, app_factory: Callable[..., Flask]
                    "task_default_queue": env["CELERY_QUEUE"]})
     return app_factory(STORAGE_DIR=Path(env["STORAGE_DIR"]), CELERY=celery,
                        REDIS_URL=env["REDIS_URL"], JOBS_IN_PROCESS=False)
+
+
+@pytest.fixture(scope="session")
+def speech_wav() -> bytes:
+    """About 8 s of English speech made by Piper (16-bit WAV), for cloning and recognition."""
+    from webapp.app.providers.base import SynthesisOptions
+    from webapp.app.providers.tts.piper import PiperTextToSpeech
+
+    engine = PiperTextToSpeech({})
+    text = ("Hello, this is a sample of my voice for the voice library. I am reading a few "
+            "sentences so that the service can measure how I speak. Thank you for listening.")
+    chunk = engine.synthesize(text, SynthesisOptions())
+    return audio.encode(chunk.pcm, chunk.sample_rate, "wav")
+
+
+def wait_for_job(client: FlaskClient, headers: dict[str, str], job_id: str,
+                 timeout: float = 120) -> dict[str, Any]:
+    """Poll ``GET /api/jobs/<id>`` until the job ends."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/api/jobs/{job_id}", headers=headers).get_json()["data"]
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not end in {timeout} s")

@@ -65,7 +65,8 @@ def test_refresh_issues_new_access_token(client: FlaskClient, user: dict[str, An
     response = client.post("/api/auth/refresh",
                            headers={"Authorization": f"Bearer {user['refresh_token']}"})
     token = response.get_json()["data"]["access_token"]
-    assert client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200
 
 
 def test_access_token_cannot_refresh(client: FlaskClient, user: dict[str, Any]) -> None:

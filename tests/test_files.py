@@ -128,7 +128,8 @@ def test_signed_url_works_until_tampered_or_expired(app: Flask, client: FlaskCli
     assert f"{signed.scheme}://{signed.netloc}" == app.config["BASE_URL"]
     assert client.get(f"{signed.path}?{signed.query}").status_code == 200
     query = parse_qs(signed.query)
-    tampered = f"{signed.path}?expires={int(query['expires'][0]) + 60}&signature={query['signature'][0]}"
+    later = int(query["expires"][0]) + 60
+    tampered = f"{signed.path}?expires={later}&signature={query['signature'][0]}"
     assert client.get(tampered).status_code == 403
     with app.app_context():
         from webapp.app.services import urls

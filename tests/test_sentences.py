@@ -17,7 +17,8 @@ def _stream(text: str, step: int, **kwargs: int) -> list[str]:
 
 @pytest.mark.parametrize("step", [1, 2, 3, 7, 100])
 def test_cuts_are_the_same_whatever_the_delta_size(step: int) -> None:
-    text = "你好，我是诸葛亮，今天天气很好。价格是3.5元！Hello there, Mr. Smith. How are you? 最后一句"
+    text = ("你好，我是诸葛亮，今天天气很好。价格是3.5元！"
+            "Hello there, Mr. Smith. How are you? 最后一句")
     assert _stream(text, step) == ["你好，我是诸葛亮，", "今天天气很好。", "价格是3.5元！",
                                    "Hello there, Mr. Smith.", "How are you?", "最后一句"]
 

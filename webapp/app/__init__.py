@@ -76,9 +76,11 @@ def celery_init_app(app: Flask) -> Celery:
 def register_blueprints(app: Flask) -> None:
     from webapp.app.auth import bp as auth_bp
     from webapp.app.file import bp as file_bp
+    from webapp.app.role import bp as role_bp
     from webapp.app.system import bp as system_bp
+    from webapp.app.voice import bp as voice_bp
 
-    for blueprint in (auth_bp, file_bp, system_bp):
+    for blueprint in (auth_bp, file_bp, system_bp, voice_bp, role_bp):
         app.register_blueprint(blueprint)
 
 

@@ -1,29 +1,17 @@
 """Seed 001's voice upload, seed 004's temporary files, and serving stored audio."""
 
-from flask import Response, current_app, redirect, request, send_file
-from flask_jwt_extended import get_jwt_identity, jwt_required, verify_jwt_in_request
-from flask_jwt_extended.exceptions import JWTExtendedException
-from jwt.exceptions import PyJWTError
+from flask import Response, request
+from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ApiError, ok, paginate_args
+from webapp.app.auth.identity import current_user_id as _user_id
+from webapp.app.auth.identity import optional_user_id
 from webapp.app.file import bp
 from webapp.app.file.schemas import FilePageSchema, FileSchema, PageQuerySchema, UploadFormSchema
+from webapp.app.file.serving import send_object
 from webapp.app.models import File
 from webapp.app.openapi import doc
 from webapp.app.services import files, urls
-
-
-def _user_id() -> int:
-    return int(get_jwt_identity())
-
-
-def _optional_user_id() -> int | None:
-    try:
-        verify_jwt_in_request(optional=True)
-    except (JWTExtendedException, PyJWTError):
-        return None
-    identity = get_jwt_identity()
-    return int(identity) if identity is not None else None
 
 
 def _uploaded_bytes() -> tuple[bytes, str]:
@@ -86,25 +74,13 @@ def _serve(row: File, path: str) -> Response:
     allowed = row.is_public or urls.verify(path, request.args.get("expires"),
                                            request.args.get("signature"))
     if not allowed:
-        allowed = _optional_user_id() == row.owner_id
+        allowed = optional_user_id() == row.owner_id
     if not allowed:
         if request.args.get("signature"):
             raise ApiError(403, "link_expired", "LINK_INVALID")
         raise ApiError(404, "file_not_found", "FILE_NOT_FOUND")
-    return _send_object(row.storage_key, row.content_type, row.original_name or row.name)
+    return send_object(row.storage_key, row.content_type, row.original_name or row.name)
 
-
-def _send_object(key: str, content_type: str, download_name: str) -> Response:
-    """Local objects are streamed (with Range support); S3 objects by presigned redirect."""
-    storage = files.storage()
-    presigned = storage.presigned_url(key, current_app.config["SIGNED_URL_SECONDS"], content_type)
-    if presigned:
-        return redirect(presigned, code=302)
-    local = storage.local_path(key)
-    if local is None or not storage.exists(key):
-        raise ApiError(404, "file_not_found", "FILE_NOT_FOUND")
-    return send_file(local, mimetype=content_type, conditional=True,
-                     download_name=download_name, max_age=0)
 
 
 @bp.get("/api/temfile/download/<file_id>")
@@ -130,4 +106,4 @@ def tmp_audio(name: str) -> Response:
     path = f"/api/tmp_audio/{name}"
     if not urls.verify(path, request.args.get("expires"), request.args.get("signature")):
         raise ApiError(403, "link_expired", "LINK_INVALID")
-    return _send_object(f"tmp/{files.safe_name(name)}", files.content_type_of(name), name)
+    return send_object(f"tmp/{files.safe_name(name)}", files.content_type_of(name), name)

@@ -48,3 +48,10 @@ def tokens(user: User, with_refresh: bool = True) -> dict[str, Any]:
     if with_refresh:
         out["refresh_token"] = create_refresh_token(identity=identity)
     return out
+
+
+def get(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise ApiError(404, "user_not_found", "USER_NOT_FOUND")
+    return user

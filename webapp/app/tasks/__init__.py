@@ -1,5 +1,6 @@
 """Celery tasks: thin calls into services, each running inside the app context."""
 
 from webapp.app.tasks.system import health_task
+from webapp.app.tasks.voices import clone_voice_task
 
-__all__ = ["health_task"]
+__all__ = ["clone_voice_task", "health_task"]

@@ -1,0 +1,117 @@
+"""Background jobs as their owners see them: pending → running → succeeded | failed.
+
+A job is a row plus a Celery task whose id is the job id (so Flower shows the same id).
+Without a broker the task runs in this process, in the background. A job past its
+deadline is failed with the reason when anyone looks at it, and its target is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from flask import current_app
+from sqlalchemy import select
+
+from webapp.app.api import ApiError
+from webapp.app.concurrency import spawn
+from webapp.app.extensions import db
+from webapp.app.models import Job
+from webapp.app.models.common import utcnow
+
+log = logging.getLogger(__name__)
+
+TIMED_OUT = "job exceeded its time limit of {seconds} s"
+ON_FAILURE: dict[str, Callable[[Job, str], None]] = {}
+
+
+def on_failure(job_type: str) -> Callable[[Callable[[Job, str], None]], Callable[[Job, str], None]]:
+    """Register what must be undone when a job of ``job_type`` fails or times out."""
+
+    def register(fn: Callable[[Job, str], None]) -> Callable[[Job, str], None]:
+        ON_FAILURE[job_type] = fn
+        return fn
+
+    return register
+
+
+def create(owner_id: int, job_type: str, target_id: str | None = None) -> Job:
+    limit = current_app.config["JOB_TIME_LIMIT"]
+    job = Job(owner_id=owner_id, type=job_type, target_id=target_id, status="pending",
+              deadline_at=utcnow() + timedelta(seconds=limit + 60))
+    db.session.add(job)
+    return job
+
+
+def dispatch(job: Job, task: Task, *args: Any) -> None:
+    """Send the job's task to the workers, or run it here in the background."""
+    if current_app.config["JOBS_IN_PROCESS"]:
+        app = current_app._get_current_object()
+
+        def run() -> None:
+            with app.app_context():
+                task.apply(args=args, task_id=job.id)
+
+        spawn(run)
+        return
+    task.apply_async(args=args, task_id=job.id)
+
+
+def get_for(job_id: str, user_id: int) -> Job:
+    job = db.session.get(Job, job_id)
+    if job is None or job.owner_id != user_id:
+        raise ApiError(404, "job_not_found", "JOB_NOT_FOUND")
+    expire_if_overdue(job)
+    return job
+
+
+def start(job_id: str) -> Job | None:
+    """Mark a job running; None when it already ended (a retry after a time-out)."""
+    job = db.session.get(Job, job_id)
+    if job is None or job.status in ("succeeded", "failed"):
+        return None
+    job.status = "running"
+    job.attempts += 1
+    job.started_at = job.started_at or utcnow()
+    db.session.commit()
+    return job
+
+
+def succeed(job: Job, result: dict[str, Any]) -> None:
+    job.status = "succeeded"
+    job.result = result
+    job.error = None
+    job.finished_at = utcnow()
+    db.session.commit()
+
+
+def fail(job: Job, reason: str) -> None:
+    """Fail the job and undo what its type registered; idempotent."""
+    if job.status == "failed":
+        return
+    job.status = "failed"
+    job.error = reason
+    job.finished_at = utcnow()
+    handler = ON_FAILURE.get(job.type)
+    if handler is not None:
+        handler(job, reason)
+    db.session.commit()
+
+
+def expire_if_overdue(job: Job) -> None:
+    if job.status in ("pending", "running") and utcnow() > job.deadline_at:
+        limit = current_app.config["JOB_TIME_LIMIT"]
+        log.warning("job %s timed out", job.id)
+        fail(job, TIMED_OUT.format(seconds=limit))
+
+
+def expire_overdue() -> int:
+    """Fail every overdue job (run by the periodic reaper and before listings)."""
+    overdue = db.session.scalars(select(Job).where(Job.status.in_(("pending", "running")),
+                                                   Job.deadline_at < utcnow())).all()
+    for job in overdue:
+        expire_if_overdue(job)
+    return len(overdue)
