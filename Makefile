@@ -3,12 +3,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+VENDOR_JS := webapp/app/static/vendor/socket.io.min.js
 export FLASK_APP := webapp.app:create_app
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install run test worker flower migrate bench lint clean
+.PHONY: install browser run test worker flower migrate bench lint clean
 
-install: $(STAMP)
+install: $(STAMP) $(VENDOR_JS)
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,13 +18,34 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# --- browser console: front-end packages from npm, Chromium and a CJK font for its tests ---
+$(VENDOR_JS): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund && mkdir -p $(@D) && \
+		cp node_modules/socket.io-client/dist/socket.io.min.js $@; \
+	else \
+		echo "note: npm not found; the console at / needs $@ (install Node.js, then make install)"; \
+	fi
+
+browser:
+	@if command -v dpkg >/dev/null 2>&1 && dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei; \
+	else \
+		echo "note: the browser tests need Chromium (/usr/bin/chromium) and a CJK font" \
+			"(Debian: apt-get install chromium fonts-wqy-microhei)"; \
+	fi
+# --- end browser console ---
+
 migrate: install
 	$(BIN)/flask db upgrade
 
 run: migrate
 	$(BIN)/python wsgi.py
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 worker: migrate

@@ -84,6 +84,7 @@ class Config:
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_BYTES + 64 * 1024
         self.MAX_CHAT_AUDIO_SECONDS = _float("MAX_CHAT_AUDIO_SECONDS", 60)
         self.MAX_SAMPLE_SECONDS = _float("MAX_SAMPLE_SECONDS", 300)
+        self.CHAT_IDLE_SECONDS = _float("CHAT_IDLE_SECONDS", 300)
 
         self.REDIS_URL = _env("REDIS_URL")
         self.SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE", self.REDIS_URL) or None
@@ -118,6 +119,7 @@ class Config:
         self.DASHSCOPE_AUDIO_MODEL = _env("DASHSCOPE_AUDIO_MODEL", "qwen-audio-turbo")
         self.DASHSCOPE_LLM_MODEL = _env("DASHSCOPE_LLM_MODEL", "qwen-turbo")
         self.DASHSCOPE_TIMEOUT = _float("DASHSCOPE_TIMEOUT", 30)
+        self.DASHSCOPE_TTS_SAMPLE_RATE = _int("DASHSCOPE_TTS_SAMPLE_RATE", 22050)
         self.LLM_ENGINE = _env("LLM_ENGINE") or (
             "openai" if _env("LLM_BASE_URL") else "qwen" if self.DASHSCOPE_API_KEY else "scripted"
         )
@@ -132,7 +134,14 @@ class Config:
         self.WHISPER_THREADS = _int("WHISPER_THREADS", 2)
         self.WHISPER_COMPUTE_TYPE = _env("WHISPER_COMPUTE_TYPE", "int8")
         self.PIPER_EXTRA_VOICES = _env("PIPER_EXTRA_VOICES")
+        self.PIPER_DEFAULT_VOICE = _env("PIPER_DEFAULT_VOICE", "en_US-joe-medium")
+        self.ESPEAK_DEFAULT_VOICE = _env("ESPEAK_DEFAULT_VOICE", "cmn")
+        self.WHISPER_BEAM_SIZE = _int("WHISPER_BEAM_SIZE", 5)
+        self.LLM_TIMEOUT = _float("LLM_TIMEOUT", 60)
         self.SCRIPTED_LLM_DELAY = _float("SCRIPTED_LLM_DELAY", 0.0)
+        self.WARM_UP = _bool("WARM_UP", True)
+        self.DASHSCOPE_DEFAULT_VOICE = _env("DASHSCOPE_DEFAULT_VOICE", "dashscope:longxiaochun_v2")
+        self.VOICE_CACHE_MAX_BYTES = _int("VOICE_CACHE_MAX_BYTES", 200 * 1024 * 1024)
 
         self.TESTING = False
         self.JSON_AS_ASCII = False

@@ -259,8 +259,10 @@ class Stack:
     """The production shape, on this machine: web process under eventlet, a Celery
     worker, MariaDB, Redis and (fake) DashScope."""
 
-    def __init__(self, url: str, env: dict[str, str], logs: dict[str, Path]) -> None:
+    def __init__(self, url: str, url_b: str, env: dict[str, str],
+                 logs: dict[str, Path]) -> None:
         self.url = url
+        self.url_b = url_b
         self.env = env
         self.logs = logs
 
@@ -301,7 +303,8 @@ def _stop(proc: Any) -> None:
 @pytest.fixture(scope="session")
 def production_stack(mysql_database: str, redis_url: str, fake_dashscope: Any,
                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Both processes share the MariaDB test database, a storage folder and Redis.
+    """Two web processes and a worker share the MariaDB test database, a storage folder
+    and Redis (Socket.IO rooms and SSE streams cross processes through it).
 
     Tests that use it must not truncate the database while it works: they take
     ``production_stack`` (not ``database_url``) and make their own users.
@@ -329,18 +332,26 @@ def production_stack(mysql_database: str, redis_url: str, fake_dashscope: Any,
                     env, logs["worker"])
     _wait_until(lambda: b"ready." in logs["worker"].read_bytes(), worker, "celery worker",
                 logs["worker"])
-    web = _spawn([sys.executable, "wsgi.py"], env, logs["web"])
+    port_b = free_port()
+    url_b = f"http://127.0.0.1:{port_b}"
+    logs["web_b"] = work / "web_b.log"
+    webs = [_spawn([sys.executable, "wsgi.py"], env, logs["web"]),
+            _spawn([sys.executable, "wsgi.py"], {**env, "PORT": str(port_b)}, logs["web_b"])]
 
-    def web_ready() -> bool:
-        try:
-            return requests.get(url + "/api/health", timeout=1).ok
-        except requests.RequestException:
-            return False
+    def ready(base: str) -> Callable[[], bool]:
+        def check() -> bool:
+            try:
+                return requests.get(base + "/api/health", timeout=1).ok
+            except requests.RequestException:
+                return False
 
-    _wait_until(web_ready, web, "web process", logs["web"])
-    yield Stack(url, env, logs)
-    _stop(web)
-    _stop(worker)
+        return check
+
+    _wait_until(ready(url), webs[0], "web process", logs["web"])
+    _wait_until(ready(url_b), webs[1], "second web process", logs["web_b"])
+    yield Stack(url, url_b, env, logs)
+    for proc in (*webs, worker):
+        _stop(proc)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from config import Config
 from webapp.app import extensions
 from webapp.app.api import ApiError, error_response, register_errorhandlers
 from webapp.app.extensions import db, jwt, limiter, migrate, socketio
+from webapp.app.realtime import register_sockets
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -30,12 +31,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_jwt_errors()
+    register_sockets(app)
     return app
 
 
 def register_extensions(app: Flask) -> None:
     from webapp.app.providers import ProviderRegistry
     from webapp.app.services.counts import CountCache
+    from webapp.app.services.events import build_bus
     from webapp.app.storage import build_storage
 
     db.init_app(app)
@@ -46,8 +49,10 @@ def register_extensions(app: Flask) -> None:
     socketio.init_app(app, message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
                       async_mode=app.config["SOCKETIO_ASYNC_MODE"] or _default_async_mode(),
                       cors_allowed_origins="*")
+    app.wsgi_app = _write_as_made(app.wsgi_app)
     app.extensions["storage"] = build_storage(app.config)
     app.extensions["counts"] = CountCache(app.config["REDIS_URL"] or None)
+    app.extensions["events"] = build_bus(app.config["REDIS_URL"] or None)
     app.extensions["providers"] = ProviderRegistry(app.config)
     celery_init_app(app)
     if app.config["STORAGE_BACKEND"] == "local":
@@ -75,12 +80,17 @@ def celery_init_app(app: Flask) -> Celery:
 
 def register_blueprints(app: Flask) -> None:
     from webapp.app.auth import bp as auth_bp
+    from webapp.app.console import bp as console_bp
     from webapp.app.file import bp as file_bp
+    from webapp.app.playback import bp as playback_bp
     from webapp.app.role import bp as role_bp
+    from webapp.app.session import bp as session_bp
+    from webapp.app.speech import bp as speech_bp
     from webapp.app.system import bp as system_bp
     from webapp.app.voice import bp as voice_bp
 
-    for blueprint in (auth_bp, file_bp, system_bp, voice_bp, role_bp):
+    for blueprint in (auth_bp, file_bp, system_bp, voice_bp, role_bp, session_bp, speech_bp,
+                      playback_bp, console_bp):
         app.register_blueprint(blueprint)
 
 
@@ -104,3 +114,30 @@ def _default_async_mode() -> str:
 
     return "eventlet" if is_green() else "threading"
 
+
+
+def _write_as_made(wsgi_app: Any) -> Any:
+    """eventlet's server holds back a streamed body until 4 KB have gathered; SSE events
+    and the first audio of a stream must not wait. Other servers ignore the key."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["eventlet.minimum_write_chunk_size"] = 0
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
+def warm_up_in_background(app: Flask) -> None:
+    """Load the local models while the server already answers (``/api/health`` says when)."""
+    from webapp.app.concurrency import run_blocking, spawn
+
+    registry = app.extensions["providers"]
+
+    def warm() -> None:
+        try:
+            warmed = run_blocking(registry.warm_up)
+            logging.getLogger(__name__).info("warmed up: %s", ", ".join(warmed))
+        except Exception:
+            logging.getLogger(__name__).exception("warming up the engines failed")
+
+    spawn(warm)

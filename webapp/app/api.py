@@ -13,7 +13,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    jsonify,
+    request,
+    stream_with_context,
+)
 from marshmallow import ValidationError
 from sqlalchemy import Select, func
 from werkzeug.exceptions import HTTPException
@@ -211,6 +220,13 @@ def paginate(query: Select, page: int, page_size: int, render: Any,
     pages = math.ceil(total / page_size) if total else 0
     return {"total": total, "list": [render(row) for row in rows], "page": page,
             "pages": pages, "has_more": page < pages}
+
+
+def streaming_response(chunks: Any, mimetype: str, **headers: str) -> Response:
+    """A response sent piece by piece as it is made (audio streams, SSE)."""
+    response = Response(stream_with_context(chunks), mimetype=mimetype)
+    response.headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers})
+    return response
 
 
 def register_errorhandlers(app: Flask) -> None:

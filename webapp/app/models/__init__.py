@@ -1,9 +1,12 @@
 """SQLAlchemy 2.0 typed models, one module per aggregate."""
 
+from webapp.app.models.conversation import Message, Session
 from webapp.app.models.file import File
 from webapp.app.models.job import Job
+from webapp.app.models.playback import GeneratedVoice, PlaybackSession, VoiceProfile, VoiceSettings
 from webapp.app.models.role import Role
 from webapp.app.models.user import User
 from webapp.app.models.voice import Voice, VoiceModel
 
-__all__ = ["File", "Job", "Role", "User", "Voice", "VoiceModel"]
+__all__ = ["File", "GeneratedVoice", "Job", "Message", "PlaybackSession", "Role", "Session",
+           "User", "Voice", "VoiceModel", "VoiceProfile", "VoiceSettings"]

@@ -59,6 +59,7 @@ class ProviderRegistry:
         self.config = config
         self._instances: dict[tuple[str, str], Any] = {}
         self._lock = real_lock()
+        self.warm = False
 
     def _get(self, kind: str, name: str) -> Any:
         if name not in ENGINES[kind]:
@@ -97,6 +98,21 @@ class ProviderRegistry:
 
     def configured_names(self, kind: str) -> list[str]:
         return [name for name in ENGINES[kind] if self.is_configured(kind, name)]
+
+    def warm_up(self) -> list[str]:
+        """Load every configured local model now rather than on the first request.
+
+        CPU-bound: call it through ``concurrency.run_blocking`` on an event loop.
+        """
+        warmed = []
+        for kind in ("tts", "stt"):
+            for name in self.configured_names(kind):
+                engine = self._get(kind, name)
+                if name in LOCAL_ENGINES and hasattr(engine, "warm_up"):
+                    engine.warm_up()
+                    warmed.append(name)
+        self.warm = True
+        return warmed
 
     def describe(self) -> dict[str, list[dict[str, Any]]]:
         """What each engine can do and whether it is configured (``GET /api/providers``)."""

@@ -21,4 +21,5 @@ def report() -> dict[str, Any]:
             "database": db.engine.dialect.name,
             "storage": current_app.config["STORAGE_BACKEND"],
             "jobs": "in-process" if current_app.config["JOBS_IN_PROCESS"] else "celery",
+            "engines_warm": current_app.extensions["providers"].warm,
             "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)}

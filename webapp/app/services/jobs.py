@@ -48,16 +48,24 @@ def create(owner_id: int, job_type: str, target_id: str | None = None) -> Job:
 
 def dispatch(job: Job, task: Task, *args: Any) -> None:
     """Send the job's task to the workers, or run it here in the background."""
+    background(task, *args, task_id=job.id)
+
+
+def background(task: Task, *args: Any, task_id: str | None = None) -> None:
+    """Run a task on the workers (production) or in this process's background (embedded)."""
     if current_app.config["JOBS_IN_PROCESS"]:
         app = current_app._get_current_object()
 
         def run() -> None:
             with app.app_context():
-                task.apply(args=args, task_id=job.id)
+                try:
+                    task.apply(args=args, task_id=task_id)
+                finally:
+                    db.session.remove()
 
         spawn(run)
         return
-    task.apply_async(args=args, task_id=job.id)
+    task.apply_async(args=args, task_id=task_id)
 
 
 def get_for(job_id: str, user_id: int) -> Job:

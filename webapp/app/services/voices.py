@@ -113,14 +113,14 @@ def get_owned(voice_id: str, user_id: int) -> Voice:
     return voice
 
 
-def resolve_usable(voice_type: str, user_id: int) -> Voice:
+def resolve_usable(voice_type: str, user_id: int, code: str = "INVALID_VOICE_TYPE") -> Voice:
     """A ready voice the user may use, named by voice type or voice id."""
     sync_builtin_voices()
     voice = db.session.scalar(usable_query(user_id).where(
         or_(Voice.voice_type == voice_type, Voice.id == voice_type)))
     if voice is None:
-        raise ApiError(400, "bad_request", "INVALID_VOICE_TYPE",
-                       {"detail": _invalid_voice_text()}, {"voice_type": voice_type})
+        raise ApiError(400, "bad_request", code, {"detail": _invalid_voice_text()},
+                       {"voice_type": voice_type})
     return voice
 
 

@@ -1,0 +1,358 @@
+"""A tiny OpenAI-compatible chat server that the ``openai`` package talks to unchanged.
+
+* ``POST /v1/chat/completions`` — bearer auth; streamed (SSE) or whole replies. The
+  reply is ``Echo: <last user message>``, or ``--reply`` when given.
+* ``GET /v1/models`` — the one model it serves is whatever the client asks for.
+* ``POST /__control`` ``{"status": 429, "count": 1}`` makes the next ``count`` chat
+  calls fail with that HTTP status (OpenAI's error body); ``{"delay": 2.0, "count": 1}``
+  makes them wait first. ``GET /__stats`` lists the request bodies, ``POST /__reset``
+  clears faults and history.
+
+Run it with ``python -m tests.fakes.fake_openai --port 0``: it prints one line
+``READY <port>`` on stdout once it listens. ``start_fake_openai`` does that in a
+subprocess, so that an eventlet-patched test process never hosts the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_API_KEY = "test-key"
+_ERRORS = {
+    400: ("invalid_request_error", "bad_request", "Bad request"),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided"),
+    403: ("permission_denied", "permission_denied", "Permission denied"),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist"),
+    429: ("rate_limit_error", "rate_limit_exceeded", "Rate limit reached for requests"),
+    500: ("server_error", "server_error", "The server had an error"),
+    503: ("server_error", "overloaded", "The server is overloaded"),
+}
+
+
+@dataclass
+class _State:
+    api_key: str
+    reply: str | None
+    chunk_delay: float
+    fail_status: int | None = None
+    fail_count: int = 0
+    delay: float = 0.0
+    delay_count: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _error(status: int, message: str | None = None) -> web.Response:
+    kind, code, default = _ERRORS.get(status, ("server_error", "error", f"HTTP {status}"))
+    body = {"error": {"message": message or default, "type": kind, "param": None, "code": code}}
+    return web.json_response(body, status=status)
+
+
+def _reply_text(state: _State, messages: list[dict[str, Any]]) -> str:
+    if state.reply is not None:
+        return state.reply
+    user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+    return f"Echo: {user if isinstance(user, str) else json.dumps(user)}"
+
+
+def _pieces(text: str) -> list[str]:
+    """Words with their following space, so the deltas join back to ``text``."""
+    parts = text.split(" ")
+    return [part + " " for part in parts[:-1]] + [parts[-1]]
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    state: _State = request.app["state"]
+    if request.headers.get("Authorization", "") != f"Bearer {state.api_key}":
+        return _error(401)
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        return _error(400, "body is not JSON")
+    state.requests.append(body)
+    if state.delay_count > 0:
+        state.delay_count -= 1
+        await asyncio.sleep(state.delay)
+    if state.fail_count > 0 and state.fail_status is not None:
+        state.fail_count -= 1
+        return _error(state.fail_status)
+    messages = body.get("messages")
+    model = body.get("model")
+    if not isinstance(messages, list) or not messages or not model:
+        return _error(400, "'model' and a non-empty 'messages' list are required")
+    text = _reply_text(state, messages)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    if not body.get("stream"):
+        return web.json_response(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": text},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": sum(len(str(m.get("content", ""))) for m in messages),
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": 0,
+                },
+            }
+        )
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+
+    async def send(delta: dict[str, Any], finish: str | None = None) -> None:
+        chunk = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+
+    await send({"role": "assistant", "content": ""})
+    for piece in _pieces(text):
+        if state.chunk_delay:
+            await asyncio.sleep(state.chunk_delay)
+        await send({"content": piece})
+    await send({}, "stop")
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def _models(request: web.Request) -> web.Response:
+    state: _State = request.app["state"]
+    if request.headers.get("Authorization", "") != f"Bearer {state.api_key}":
+        return _error(401)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "tests"}],
+        }
+    )
+
+
+async def _control(request: web.Request) -> web.Response:
+    state: _State = request.app["state"]
+    body = await request.json()
+    count = int(body.get("count") or 1)
+    if body.get("status") is not None:
+        state.fail_status, state.fail_count = int(body["status"]), count
+    if body.get("delay") is not None:
+        state.delay, state.delay_count = float(body["delay"]), count
+    return web.json_response({"ok": True})
+
+
+async def _stats(request: web.Request) -> web.Response:
+    state: _State = request.app["state"]
+    return web.json_response({"count": len(state.requests), "requests": state.requests})
+
+
+async def _reset(request: web.Request) -> web.Response:
+    state: _State = request.app["state"]
+    state.fail_status, state.fail_count = None, 0
+    state.delay, state.delay_count = 0.0, 0
+    state.requests.clear()
+    return web.json_response({"ok": True})
+
+
+def build_app(api_key: str, reply: str | None, chunk_delay: float) -> web.Application:
+    app = web.Application()
+    app["state"] = _State(api_key=api_key, reply=reply, chunk_delay=chunk_delay)
+    app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_post("/__control", _control)
+    app.router.add_get("/__stats", _stats)
+    app.router.add_post("/__reset", _reset)
+    return app
+
+
+async def serve(host: str, port: int, api_key: str, reply: str | None, chunk_delay: float) -> None:
+    """Listen, announce ``READY <port>`` on stdout, then serve until SIGTERM/SIGINT."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    runner = web.AppRunner(
+        build_app(api_key, reply, chunk_delay),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=1.0,
+    )
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"READY {sock.getsockname()[1]}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--reply", default=None, help="fixed reply instead of the echo")
+    parser.add_argument(
+        "--chunk-delay", type=float, default=0.0, help="seconds between streamed pieces"
+    )
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.host, args.port, args.api_key, args.reply, args.chunk_delay))
+
+
+class FakeOpenAI:
+    """A running fake server subprocess: ``base_url`` and ``api_key`` to give a client."""
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, api_key: str, log_path: Path
+    ) -> None:
+        self.process = process
+        self.port = port
+        self.api_key = api_key
+        self.log_path = log_path
+        self.root_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{self.root_url}/v1"
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(
+            self.root_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with self._opener.open(request, timeout=10) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    def fail_next(self, status: int, count: int = 1) -> None:
+        """Make the next ``count`` chat calls answer with HTTP ``status``."""
+        self._call("POST", "/__control", {"status": status, "count": count})
+
+    def delay_next(self, seconds: float, count: int = 1) -> None:
+        """Make the next ``count`` chat calls wait ``seconds`` before answering."""
+        self._call("POST", "/__control", {"delay": seconds, "count": count})
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/__stats")
+
+    def reset(self) -> None:
+        self._call("POST", "/__reset", {})
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.log_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_fake_openai(
+    *,
+    api_key: str = DEFAULT_API_KEY,
+    port: int = 0,
+    reply: str | None = None,
+    chunk_delay: float = 0.0,
+    startup_timeout: float = 30.0,
+) -> FakeOpenAI:
+    """Start the fake in a subprocess and wait until it listens."""
+    command = [
+        sys.executable,
+        "-m",
+        "tests.fakes.fake_openai",
+        "--port",
+        str(port),
+        "--api-key",
+        api_key,
+        "--chunk-delay",
+        str(chunk_delay),
+    ]
+    if reply is not None:
+        command += ["--reply", reply]
+    log_fd, log_name = tempfile.mkstemp(prefix="fake-openai-", suffix=".log")
+    log_path = Path(log_name)
+    with os.fdopen(log_fd, "wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(_first_line(process)), daemon=True).start()
+    try:
+        line = lines.get(timeout=startup_timeout).decode("utf-8").strip()
+    except queue.Empty:
+        line = ""
+    ready = line.startswith("READY ")
+    server = FakeOpenAI(process, int(line.split()[1]) if ready else 0, api_key, log_path)
+    if not ready:
+        output = server.log_text()
+        server.stop()
+        raise RuntimeError(f"fake OpenAI server did not start (got {line!r}):\n{output}")
+    return server
+
+
+def _first_line(process: subprocess.Popen[bytes]) -> bytes:
+    return process.stdout.readline() if process.stdout is not None else b""
+
+
+if __name__ == "__main__":
+    main()

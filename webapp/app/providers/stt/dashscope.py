@@ -1,0 +1,212 @@
+"""DashScope speech recognition through the official SDK: Paraformer and Qwen-Audio.
+
+Settings: ``DASHSCOPE_API_KEY`` (required), ``DASHSCOPE_ASR_MODEL`` (default
+``paraformer-realtime-v2``), ``DASHSCOPE_AUDIO_MODEL`` (default ``qwen-audio-turbo``),
+``DASHSCOPE_TIMEOUT`` and the endpoint settings read by ``dashscope_sdk``.
+
+Paraformer takes audio bytes and streams them over a websocket; Qwen-Audio takes a URL
+and fetches the audio itself. ``Recognition.call`` runs an asyncio loop on a thread of its
+own; under eventlet every such thread shares one OS thread, where a second loop fails
+silently (status -1), so recognitions run one at a time behind a semaphore that is green
+when the process is. Call this engine from green threads, never from ``tpool``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from dashscope import MultiModalConversation
+from dashscope.audio.asr import Recognition, RecognitionResult
+
+from webapp.app import audio
+from webapp.app.audio import ACCEPTED_FORMATS, AudioError
+from webapp.app.concurrency import real_lock, run_blocking, spawn
+from webapp.app.providers.base import (
+    Capabilities,
+    ProviderError,
+    Segment,
+    ThirdPartyAPISpeechToText,
+    Transcription,
+)
+from webapp.app.providers.dashscope_sdk import (
+    SDK_ERRORS,
+    TIMEOUT_HINT,
+    DashScopeSettings,
+    provider_error,
+    raise_for_status,
+    require_key,
+)
+
+SAMPLE_RATE = 16000
+DEFAULT_ASR_MODEL = "paraformer-realtime-v2"
+DEFAULT_AUDIO_MODEL = "qwen-audio-turbo"
+DEFAULT_PROMPT = "请将这段语音准确转换为文字"
+RECOGNITION_OPTIONS = frozenset({
+    "language_hints", "vocabulary_id", "phrase_id", "disfluency_removal_enabled",
+    "semantic_punctuation_enabled", "max_sentence_silence", "special_word_filter",
+})
+"""``additional_params`` passed on to Paraformer; anything else is not its business."""
+
+_gate_lock = real_lock()
+_gate: list[threading.Semaphore] = []
+
+
+def recognition_gate() -> threading.Semaphore:
+    """The process-wide semaphore serialising ``Recognition.call``.
+
+    Made on first use, so that in an eventlet process (patched before anything else) it
+    is the green one.
+    """
+    with _gate_lock:
+        if not _gate:
+            _gate.append(threading.Semaphore(1))
+        return _gate[0]
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
+    """Paraformer real-time recognition of uploaded audio, with sentence timings."""
+
+    name = "paraformer"
+    capabilities = Capabilities(streaming=False, cloning=False, emotion=False,
+                                languages=("zh", "en"), formats=ACCEPTED_FORMATS,
+                                sample_rate=SAMPLE_RATE, controls=())
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.settings = DashScopeSettings.from_config(config)
+        self.model = str(config.get("DASHSCOPE_ASR_MODEL") or DEFAULT_ASR_MODEL)
+
+    def is_configured(self) -> bool:
+        return self.settings.configured
+
+    def transcribe(
+        self, audio_file: bytes | str, language: str | None = None,
+        additional_params: dict[str, Any] | None = None,
+    ) -> Transcription:
+        """Decode to 16 kHz PCM (in the thread pool: it is CPU work) and recognise it."""
+        if isinstance(audio_file, str):
+            raise ProviderError(self.name, "bad_input",
+                                "Paraformer takes audio bytes, not a URL or path")
+        require_key(self.name, self.settings)
+        try:
+            pcm = run_blocking(audio.decode_pcm, bytes(audio_file), SAMPLE_RATE)
+        except AudioError as exc:
+            raise ProviderError(self.name, "bad_input", str(exc)) from exc
+        self._record(audio.encode(pcm, SAMPLE_RATE, "wav"), "wav")
+        duration = audio.pcm_duration(pcm, SAMPLE_RATE)
+        if not pcm:
+            return Transcription(text="", language=language, duration=0.0)
+        options = {k: v for k, v in (additional_params or {}).items()
+                   if k in RECOGNITION_OPTIONS}
+        if language:
+            options.setdefault("language_hints", [language.split("-")[0].lower()])
+        result = self._recognize(pcm, options)
+        raise_for_status(self.name, result, "recognition")
+        sentences = result.get_sentence() or []
+        if isinstance(sentences, dict):
+            sentences = [sentences]
+        segments = [
+            Segment(start=(s.get("begin_time") or 0) / 1000, end=(s.get("end_time") or 0) / 1000,
+                    text=str(s.get("text") or ""))
+            for s in sentences
+        ]
+        return Transcription(text="".join(s.text for s in segments), language=language,
+                             duration=duration, segments=segments)
+
+    def _recognize(self, pcm: bytes, options: dict[str, Any]) -> RecognitionResult:
+        """One ``Recognition.call`` behind the gate, waited for at most DASHSCOPE_TIMEOUT.
+
+        The SDK offers no way to abort a call, so after a time-out the call finishes on
+        its own worker, which keeps the gate until then: a second asyncio loop must never
+        start beside it.
+        """
+        gate = recognition_gate()
+        if not gate.acquire(timeout=self.settings.timeout):
+            raise ProviderError(self.name, "timeout",
+                                "DashScope recognition is busy with an earlier call",
+                                transient=True)
+        results: queue.Queue[tuple[bool, Any]] = queue.Queue()
+        try:
+            fd, path = tempfile.mkstemp(suffix=".pcm")
+            with os.fdopen(fd, "wb") as out:
+                out.write(pcm)
+        except OSError:
+            gate.release()
+            raise
+
+        def work() -> None:
+            try:
+                recognition = Recognition(model=self.model, callback=None, format="pcm",
+                                          sample_rate=SAMPLE_RATE,
+                                          **self.settings.websocket_kwargs())
+                results.put((True, recognition.call(path, **options)))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller through the queue
+                results.put((False, exc))
+            finally:
+                os.unlink(path)
+                gate.release()
+
+        spawn(work)
+        try:
+            ok, value = results.get(timeout=self.settings.timeout)
+        except queue.Empty:
+            raise ProviderError(self.name, "timeout", f"DashScope recognition {TIMEOUT_HINT}",
+                                transient=True) from None
+        if not ok:
+            raise provider_error(self.name, value, "recognition")
+        return value
+
+
+class QwenAudioSpeechToText(ThirdPartyAPISpeechToText):
+    """Qwen-Audio transcription of audio at a URL (DashScope fetches it)."""
+
+    name = "qwen-audio"
+    capabilities = Capabilities(streaming=False, cloning=False, emotion=False,
+                                languages=("zh", "en"), formats=ACCEPTED_FORMATS,
+                                sample_rate=SAMPLE_RATE, controls=())
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.settings = DashScopeSettings.from_config(config)
+        self.model = str(config.get("DASHSCOPE_AUDIO_MODEL") or DEFAULT_AUDIO_MODEL)
+
+    def is_configured(self) -> bool:
+        return self.settings.configured
+
+    def transcribe(
+        self, audio_file: bytes | str, language: str | None = None,
+        additional_params: dict[str, Any] | None = None,
+    ) -> Transcription:
+        """Ask Qwen-Audio for the text; ``additional_params["prompt"]`` replaces the ask."""
+        if not isinstance(audio_file, str) or not _is_url(audio_file):
+            raise ProviderError(self.name, "bad_input",
+                                "Qwen-Audio fetches audio itself: pass an http(s) URL")
+        require_key(self.name, self.settings)
+        prompt = str((additional_params or {}).get("prompt") or DEFAULT_PROMPT)
+        messages = [{"role": "user", "content": [{"audio": audio_file}, {"text": prompt}]}]
+        try:
+            response = MultiModalConversation.call(model=self.model, messages=messages,
+                                                   **self.settings.http_kwargs())
+        except SDK_ERRORS as exc:
+            raise provider_error(self.name, exc, "audio transcription") from exc
+        raise_for_status(self.name, response, "audio transcription")
+        try:
+            content = response.output.choices[0].message.content
+        except (AttributeError, IndexError, KeyError, TypeError) as exc:
+            raise ProviderError(self.name, "task_failed",
+                                "Qwen-Audio answered without a transcript") from exc
+        if isinstance(content, list):
+            text = "".join(str(item.get("text") or "") for item in content
+                           if isinstance(item, dict))
+        else:
+            text = str(content or "")
+        return Transcription(text=text.strip(), language=language)

@@ -1,0 +1,42 @@
+"""Who is on the other end of a socket: a JWT from the connect payload, the
+``Authorization`` header or ``?token=`` (browsers cannot set headers on WebSockets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_jwt_extended import decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt.exceptions import PyJWTError
+
+from webapp.app.extensions import db
+from webapp.app.models import User
+
+
+def token_from(auth: Any = None) -> str | None:
+    if isinstance(auth, dict) and auth.get("token"):
+        return str(auth["token"])
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.args.get("token")
+
+
+def user_from_token(token: str | None) -> int | None:
+    """The user id of a valid access token of an existing user; None otherwise."""
+    if not token:
+        return None
+    try:
+        claims = decode_token(token)
+    except (JWTExtendedException, PyJWTError):
+        return None
+    if claims.get("type") != "access":
+        return None
+    user_id = int(claims["sub"])
+    return user_id if db.session.get(User, user_id) is not None else None
+
+
+def language() -> str:
+    best = request.accept_languages.best_match(["zh", "en"], default="zh")
+    return "en" if best == "en" else "zh"

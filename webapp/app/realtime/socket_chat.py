@@ -1,0 +1,247 @@
+"""Socket.IO namespace ``/chat``: join a session's room, send text or voice, hear the
+reply streamed (seed 003's audio events), interrupt it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, request
+from flask_socketio import Namespace, join_room
+
+from webapp.app.api import ApiError
+from webapp.app.extensions import db, socketio
+from webapp.app.i18n import translate
+from webapp.app.realtime.auth import language, token_from, user_from_token
+from webapp.app.realtime.errors import as_error
+from webapp.app.services import chat
+from webapp.app.services.audio_player import WebSocketAudioPlayer
+
+log = logging.getLogger(__name__)
+NAMESPACE = "/chat"
+
+
+@dataclass
+class Client:
+    user_id: int
+    lang: str
+    session_id: str | None = None
+    role_id: int | None = None
+    audio_format: str = "mp3"
+    cancel: threading.Event | None = None
+    busy: bool = False
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+class RoomSink:
+    """A turn's steps as events to the session's room (every process, through Redis)."""
+
+    def __init__(self, room: str) -> None:
+        self.room = room
+        self.player: WebSocketAudioPlayer | None = None
+
+    def _emit(self, event: str, data: dict[str, Any]) -> None:
+        socketio.emit(event, data, to=self.room, namespace=NAMESPACE)
+
+    def asr_result(self, text: str) -> None:
+        self._emit("asr_result", {"text": text, "session_id": self.room})
+
+    def text_chunk(self, text: str) -> None:
+        self._emit("ai_text_chunk", {"text": text, "session_id": self.room})
+
+    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
+        self.player = WebSocketAudioPlayer(socketio.emit, self.room, "tts_audio_chunk",
+                                           namespace=NAMESPACE, format=fmt,
+                                           sample_rate=sample_rate, message_id=message_id)
+        self.player.start(session_id=self.room)
+
+    def audio_chunk(self, data: bytes) -> None:
+        if self.player is not None:
+            self.player.write(data)
+
+    def audio_end(self, audio_url: str | None, duration: float, reason: str | None) -> None:
+        extra = {"reason": reason} if reason else {}
+        if self.player is not None:
+            self.player.stop(audio_url=audio_url, duration=duration, session_id=self.room,
+                             **extra)
+        elif reason:
+            self._emit("tts_audio_chunk_end", {"audio_url": None, "duration": 0.0, "chunks": 0,
+                                               "session_id": self.room, **extra})
+
+    def reply(self, payload: dict[str, Any]) -> None:
+        self._emit("chat_response", payload)
+
+    def complete(self, payload: dict[str, Any]) -> None:
+        self._emit("response_complete", payload)
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ApiError(400, "bad_request", "BAD_MESSAGE", {"detail": f"{name} must be a number"})
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                       {"detail": f"{name} must be a number"}) from exc
+
+
+class ChatNamespace(Namespace):
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self.clients: dict[str, Client] = {}
+        self._reaper_started = False
+
+    def on_connect(self, auth: Any = None) -> bool:
+        user_id = user_from_token(token_from(auth))
+        if user_id is None:
+            return False
+        lang = auth.get("lang") if isinstance(auth, dict) else None
+        self.clients[request.sid] = Client(
+            user_id=user_id, lang=lang if lang in ("zh", "en") else language())
+        self._start_reaper()
+        return True
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        client = self.clients.pop(request.sid, None)
+        if client is not None and client.cancel is not None:
+            client.cancel.set()
+
+    def _client(self) -> Client:
+        client = self.clients[request.sid]
+        client.last_seen = time.monotonic()
+        return client
+
+    def _error(self, client: Client, exc: Exception) -> None:
+        self.emit("error", as_error(exc, client.lang), room=request.sid)
+
+    def on_join(self, data: Any) -> None:
+        client = self._client()
+        try:
+            if not isinstance(data, dict):
+                raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                               {"detail": "join needs {role_id, session_id?}"})
+            role_id = _int(data.get("role_id"), "role_id")
+            audio_format = data.get("audio_format", client.audio_format)
+            if audio_format not in chat.STREAM_FORMATS:
+                raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                               {"detail": "audio_format must be mp3 or pcm"})
+            role, session = chat.open_session(client.user_id, role_id, data.get("session_id"))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+            db.session.rollback()
+            self._error(client, exc)
+            return
+        join_room(session.id)
+        client.session_id, client.role_id, client.audio_format = session.id, role.id, audio_format
+        self.emit("joined", {"session_id": session.id, "role_id": role.id,
+                             "role": role.to_dict(), "audio_format": audio_format},
+                  room=request.sid)
+
+    def on_chat_message(self, data: Any) -> None:
+        """Seed 001's message: ``{role_id, message, type, format?, response_type}``."""
+        client = self._client()
+        try:
+            if not isinstance(data, dict):
+                raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                               {"detail": "a message is a JSON object"})
+            kind = data.get("type", "text")
+            if kind not in ("text", "voice"):
+                raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                               {"detail": "type must be text or voice"})
+            message = data.get("message")
+            if not isinstance(message, str):
+                raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                               {"detail": "message must be a string"})
+            turn = chat.TurnRequest(
+                user_id=client.user_id, role_id=_int(data.get("role_id", client.role_id),
+                                                      "role_id"),
+                session_id=data.get("session_id") or client.session_id,
+                text=message if kind == "text" else None,
+                voice_url=message if kind == "voice" else None,
+                response_type=_int(data.get("response_type", 1), "response_type"),
+                audio_format=client.audio_format)
+        except ApiError as exc:
+            self._error(client, exc)
+            return
+        self._start(client, turn)
+
+    def on_voice_message(self, data: Any) -> None:
+        """``{role_id, voice_url | audio (base64), format, session_id?}``."""
+        client = self._client()
+        try:
+            if not isinstance(data, dict) or not (data.get("voice_url") or data.get("audio")):
+                raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                               {"detail": "voice_message needs voice_url or audio"})
+            audio = chat.decode_audio(data["audio"]) if data.get("audio") else None
+            turn = chat.TurnRequest(
+                user_id=client.user_id, role_id=_int(data.get("role_id", client.role_id),
+                                                      "role_id"),
+                session_id=data.get("session_id") or client.session_id,
+                voice_url=data.get("voice_url") if audio is None else None, audio=audio,
+                response_type=_int(data.get("response_type", 1), "response_type"),
+                audio_format=client.audio_format)
+        except ApiError as exc:
+            self._error(client, exc)
+            return
+        self._start(client, turn)
+
+    def on_interrupt(self, data: Any = None) -> None:
+        client = self._client()
+        if client.cancel is not None:
+            client.cancel.set()
+
+    def _start(self, client: Client, turn: chat.TurnRequest) -> None:
+        """Run the turn in the background so ``interrupt`` can arrive while it speaks."""
+        if client.cancel is not None:
+            client.cancel.set()
+        cancel = threading.Event()
+        client.cancel = cancel
+        client.busy = True
+        sid = request.sid
+        app = current_app._get_current_object()
+
+        sink = RoomSink(turn.session_id or "")
+
+        def enter_room(prepared: chat.Turn) -> None:
+            sink.room = prepared.session.id
+            if client.session_id != prepared.session.id:
+                socketio.server.enter_room(sid, prepared.session.id, namespace=NAMESPACE)
+                client.session_id = prepared.session.id
+                client.role_id = prepared.role.id
+
+        def run() -> None:
+            with app.app_context():
+                try:
+                    chat.run_turn(turn, sink, cancel, enter_room)
+                except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+                    db.session.rollback()
+                    socketio.emit("error", as_error(exc, client.lang), to=sid,
+                                  namespace=NAMESPACE)
+                finally:
+                    client.busy = False
+                    client.last_seen = time.monotonic()
+                    db.session.remove()
+
+        socketio.start_background_task(run)
+
+    def _start_reaper(self) -> None:
+        """Close connections idle for ``CHAT_IDLE_SECONDS`` (5 minutes by default)."""
+        if self._reaper_started:
+            return
+        self._reaper_started = True
+        idle = current_app.config["CHAT_IDLE_SECONDS"]
+
+        def reap() -> None:
+            while True:
+                socketio.sleep(min(30.0, idle / 4))
+                now = time.monotonic()
+                for sid, client in list(self.clients.items()):
+                    if not client.busy and now - client.last_seen > idle:
+                        log.info("closing idle socket %s", sid)
+                        socketio.emit("error", {"error": translate("idle_closed", client.lang),
+                                                "code": 408}, to=sid, namespace=NAMESPACE)
+                        socketio.server.disconnect(sid, namespace=NAMESPACE)
+
+        socketio.start_background_task(reap)

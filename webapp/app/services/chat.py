@@ -1,0 +1,291 @@
+"""One turn of a conversation with a role, the same for every transport.
+
+voice in → ASR → LLM streamed → sentences synthesized while the next is written →
+audio out in order; both sides of the turn are stored with per-turn timings. A
+transport supplies a ``TurnSink`` (how it tells its client) and a cancel event
+(``interrupt``); it holds no chat logic of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flask import current_app
+from sqlalchemy import select
+
+from webapp.app import audio
+from webapp.app.api import ApiError
+from webapp.app.concurrency import run_blocking
+from webapp.app.extensions import db
+from webapp.app.models import File, Message, Role, Session, Voice, VoiceProfile
+from webapp.app.models.common import new_uuid
+from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions
+from webapp.app.services import files, jobs, memory, sessions, synthesis, voices
+from webapp.app.services.speech_pipeline import stream_reply
+
+log = logging.getLogger(__name__)
+
+RESPONSE_TEXT, RESPONSE_VOICE, RESPONSE_RANDOM = 0, 1, 2
+STREAM_FORMATS = ("mp3", "pcm")
+RECENT_TURNS = 10
+
+
+class TurnSink(Protocol):
+    """What a transport does with each step of a turn."""
+
+    def asr_result(self, text: str) -> None: ...
+
+    def text_chunk(self, text: str) -> None: ...
+
+    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None: ...
+
+    def audio_chunk(self, data: bytes) -> None: ...
+
+    def audio_end(self, audio_url: str | None, duration: float, reason: str | None) -> None: ...
+
+    def reply(self, payload: dict[str, Any]) -> None: ...
+
+    def complete(self, payload: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TurnRequest:
+    user_id: int
+    role_id: int
+    session_id: str | None = None
+    text: str | None = None
+    audio: bytes | None = None
+    voice_url: str | None = None
+    response_type: int = RESPONSE_VOICE
+    audio_format: str = "mp3"
+
+
+@dataclass
+class Turn:
+    """A validated turn: everything is checked before anything is stored or said."""
+
+    request: TurnRequest
+    role: Role
+    session: Session
+    input_file: File | None = None
+    input_bytes: bytes | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _bad(detail: str, code: str = "BAD_MESSAGE") -> ApiError:
+    return ApiError(400, "bad_request", code, {"detail": detail})
+
+
+def decode_audio(data: str) -> bytes:
+    """Base64 audio from a client (a ``data:`` URL prefix is allowed)."""
+    if "," in data[:64] and data.startswith("data:"):
+        data = data.split(",", 1)[1]
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _bad("audio must be base64") from exc
+
+
+def open_session(user_id: int, role_id: int, session_id: str | None = None
+                 ) -> tuple[Role, Session]:
+    """The role and the user's session with it (a new one when none is named)."""
+    role = db.session.get(Role, role_id)
+    if role is None:
+        raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
+    if session_id:
+        session = sessions.get_owned(session_id, user_id)
+        if session.role_id not in (None, role.id):
+            raise _bad("the session belongs to another role", "SESSION_ROLE_MISMATCH")
+        return role, session
+    return role, sessions.create(user_id, role_id=role.id, voice_id=role.voice_type)
+
+
+def prepare(request: TurnRequest) -> Turn:
+    """Check the role, the session and the input; store the input audio if it came inline."""
+    if request.response_type not in (RESPONSE_TEXT, RESPONSE_VOICE, RESPONSE_RANDOM):
+        raise _bad("response_type must be 0, 1 or 2")
+    if request.audio_format not in STREAM_FORMATS:
+        raise _bad("audio_format must be mp3 or pcm")
+    if not (request.text or "").strip() and request.audio is None and not request.voice_url:
+        raise _bad("message is empty")
+    role, session = open_session(request.user_id, request.role_id, request.session_id)
+    turn = Turn(request=request, role=role, session=session)
+    limit = current_app.config["MAX_CHAT_AUDIO_SECONDS"]
+    if request.voice_url:
+        row = files.resolve_own_url(request.voice_url, request.user_id)
+        if row.duration > limit:
+            raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{limit:g}"})
+        turn.input_file = row
+    elif request.audio is not None:
+        files.inspect_upload(request.audio, max_seconds=limit)
+        turn.input_bytes = request.audio
+    elif len(request.text or "") > 4000:
+        raise _bad("message is longer than 4000 characters")
+    return turn
+
+
+def _recognise(turn: Turn, sink: TurnSink) -> str:
+    if turn.input_bytes is not None:
+        info = run_blocking(audio.probe, turn.input_bytes)
+        turn.input_file = files.save(turn.request.user_id, turn.input_bytes, info.format,
+                                     info.duration, kind="upload")
+    assert turn.input_file is not None
+    engine = current_app.extensions["providers"].stt()
+    source = files.read(turn.input_file)
+    started = time.perf_counter()
+    if engine.cpu_bound:
+        result = run_blocking(engine.transcribe, source, None, {})
+    else:
+        result = engine.transcribe(source, None, {})
+    turn.timings["asr_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    text = result.text.strip()
+    sink.asr_result(text)
+    if not text:
+        raise ApiError(400, "no_speech", "NO_SPEECH")
+    return text
+
+
+def persona_prompt(role: Role, summary: str) -> str:
+    """The role's system prompt: who it is, and what was said before the recent turns."""
+    lines = [f"Name: {role.name}", f"角色: {role.name}",
+             f"You are {role.name}. Stay in character and answer as {role.name} would.",
+             f"Character: {role.description}", f"Gender: {role.gender}. Age: {role.age}.",
+             "Answer in the language the user writes in, in two to four short sentences."]
+    if summary:
+        lines.append(f"Summary of the conversation so far: {summary}")
+    return "\n".join(lines)
+
+
+def prompt_messages(session: Session, role: Role, user_text: str) -> list[dict[str, str]]:
+    recent = memory.recent_turns(session.id, RECENT_TURNS)
+    return [{"role": "system", "content": persona_prompt(role, session.summary)}, *recent,
+            {"role": "user", "content": user_text}]
+
+
+def role_voice(role: Role) -> tuple[Voice, SynthesisOptions]:
+    """The role's voice (the default voice when it is gone) and its profile's prosody."""
+    voice = db.session.scalar(select(Voice).where(
+        Voice.voice_type == role.voice_type, Voice.status == "ready"))
+    configured = current_app.extensions["providers"].configured_names("tts")
+    if voice is None or voice.engine not in configured:
+        voice = voices.default_voice()
+    profile = db.session.get(VoiceProfile, role.id)
+    options = SynthesisOptions()
+    if profile is not None:
+        options = SynthesisOptions(speed=profile.base_speed, pitch=profile.base_pitch,
+                                   volume=profile.base_volume)
+    return voice, options
+
+
+class _AudioOut:
+    """Encodes the reply's audio for the client as it comes and keeps it for storage."""
+
+    def __init__(self, sink: TurnSink, fmt: str, message_id: str) -> None:
+        self.sink, self.format, self.message_id = sink, fmt, message_id
+        self.encoder: audio.StreamEncoder | None = None
+        self.pcm = bytearray()
+        self.sample_rate = 0
+
+    def __call__(self, chunk: AudioChunk) -> None:
+        if self.encoder is None:
+            self.sample_rate = chunk.sample_rate
+            self.encoder = audio.StreamEncoder(self.format, chunk.sample_rate)
+            self.sink.audio_start(self.format, chunk.sample_rate, self.message_id)
+        self.pcm += chunk.pcm
+        data = (chunk.pcm if self.format == "pcm"
+                else run_blocking(self.encoder.write, chunk.pcm))
+        if data:
+            self.sink.audio_chunk(data)
+
+    def finish(self) -> None:
+        if self.encoder is not None and self.format != "pcm":
+            tail = run_blocking(self.encoder.close)
+            if tail:
+                self.sink.audio_chunk(tail)
+
+
+def run_turn(request: TurnRequest, sink: TurnSink,
+             cancel: threading.Event | None = None,
+             on_prepared: Callable[[Turn], None] | None = None) -> dict[str, Any]:
+    """Run one turn to the end (or to ``cancel``); returns what ``complete`` was told."""
+    cancel = cancel or threading.Event()
+    turn = prepare(request)
+    if on_prepared:
+        on_prepared(turn)
+    session, role = turn.session, turn.role
+    if request.text is not None and turn.input_file is None and turn.input_bytes is None:
+        user_text = request.text.strip()
+        said = sessions.add_message(session, role="user", type="text", text=user_text,
+                                    meta={"kind": "typed"})
+    else:
+        user_text = _recognise(turn, sink)
+        said = sessions.add_message(session, role="user", type="voice", transcription=user_text,
+                                    audio=turn.input_file,
+                                    meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"]})
+    user_message_id = said.id
+    mode = request.response_type
+    if mode == RESPONSE_RANDOM:
+        mode = random.choice((RESPONSE_TEXT, RESPONSE_VOICE))
+    voice, options = role_voice(role)
+    engine, options = synthesis.engine_for(voice, options)
+    message_id = new_uuid()
+    out = _AudioOut(sink, request.audio_format, message_id)
+    llm = current_app.extensions["providers"].llm()
+    reply = stream_reply(
+        llm, prompt_messages(session, role, user_text),
+        engine if mode == RESPONSE_VOICE else None, options,
+        chat_options=ChatOptions(persona=role.name), on_text=sink.text_chunk,
+        on_audio=out, cancel=cancel, started=turn.started)
+    out.finish()
+    timings = {**turn.timings, **reply.timings}
+    audio_row = None
+    if out.pcm:
+        data = run_blocking(audio.encode, bytes(out.pcm), out.sample_rate, "mp3")
+        audio_row = files.save(request.user_id, data, "mp3",
+                               audio.pcm_duration(bytes(out.pcm), out.sample_rate),
+                               kind="generated")
+    text = reply.text
+    message = Message(id=message_id, session_id=session.id, owner_id=request.user_id,
+                      role="assistant", type="voice" if mode == RESPONSE_VOICE else "text",
+                      text=text, voice_id=voice.voice_type if mode == RESPONSE_VOICE else None,
+                      audio_file_id=audio_row.id if audio_row else None,
+                      format=audio_row.format if audio_row else None,
+                      duration=round(audio_row.duration, 3) if audio_row else None,
+                      meta={"kind": "reply", "timings": timings, "interrupted": reply.interrupted,
+                            "response_type": mode, "llm": llm.name, "tts": engine.name,
+                            "spoken_text": reply.spoken_text})
+    db.session.add(message)
+    db.session.commit()
+    audio_url = files.audio_url(audio_row) if audio_row else None
+    if mode == RESPONSE_VOICE:
+        sink.audio_end(audio_url, audio_row.duration if audio_row else 0.0,
+                       "interrupted" if reply.interrupted else None)
+    payload = {"role_id": role.id, "message": audio_url if mode == RESPONSE_VOICE else text,
+               "type": "voice" if mode == RESPONSE_VOICE else "text",
+               "session_id": session.id, "message_id": message_id, "text": text,
+               "user_message_id": user_message_id}
+    if mode == RESPONSE_VOICE:
+        payload["format"] = "mp3"
+    sink.reply(payload)
+    log.info("turn %s session %s: %s", message_id, session.id, timings)
+    done = {"session_id": session.id, "message_id": message_id,
+            "user_message_id": user_message_id, "interrupted": reply.interrupted,
+            "timings": timings}
+    sink.complete(done)
+    jobs.background(_summary_task(), session.id)
+    return done
+
+
+def _summary_task() -> Any:
+    from webapp.app.tasks import summarize_session_task
+
+    return summarize_session_task

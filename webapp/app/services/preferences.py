@@ -1,0 +1,80 @@
+"""Seed 002's per-user voice settings and per-agent (role) voice profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from webapp.app.api import ApiError
+from webapp.app.extensions import db
+from webapp.app.models import Role, Voice, VoiceProfile, VoiceSettings
+from webapp.app.services import voices
+
+_SETTINGS = {"autoPlay": "auto_play", "defaultVolume": "default_volume",
+             "playbackSpeed": "playback_speed", "voiceEnabled": "voice_enabled",
+             "backgroundPlay": "background_play", "autoAdvance": "auto_advance",
+             "preferredProvider": "preferred_provider"}
+_PROFILE = {"voiceName": "voice_name", "voiceGender": "voice_gender", "voiceAge": "voice_age",
+            "basePitch": "base_pitch", "baseSpeed": "base_speed", "baseVolume": "base_volume",
+            "ttsProvider": "tts_provider", "agentType": "agent_type"}
+_GENDERS = {"男": "male", "女": "female"}
+
+
+def settings(user_id: int) -> VoiceSettings:
+    """The user's settings; defaults until they change one."""
+    row = db.session.get(VoiceSettings, user_id)
+    if row is None:
+        registry = current_app.extensions["providers"]
+        preferred = "aliyun" if registry.is_configured("tts", "dashscope") else "local"
+        row = VoiceSettings(user_id=user_id, auto_play=True, default_volume=0.8,
+                            playback_speed=1.0, voice_enabled=True, background_play=False,
+                            auto_advance=True, preferred_provider=preferred)
+    return row
+
+
+def update_settings(user_id: int, changes: dict[str, Any]) -> VoiceSettings:
+    row = settings(user_id)
+    for field, column in _SETTINGS.items():
+        if field in changes:
+            setattr(row, column, changes[field])
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def _role(agent_id: int) -> Role:
+    role = db.session.get(Role, agent_id)
+    if role is None:
+        raise ApiError(404, "voice_profile_not_found", "VOICE_PROFILE_NOT_FOUND")
+    return role
+
+
+def profile(agent_id: int) -> VoiceProfile:
+    """A role's stored profile, or the one its voice implies."""
+    role = _role(agent_id)
+    row = db.session.get(VoiceProfile, agent_id)
+    if row is None:
+        voice = db.session.scalar(select(Voice).where(Voice.voice_type == role.voice_type))
+        row = VoiceProfile(agent_id=role.id, agent_type="debater", voice_name=role.voice_type,
+                           voice_gender=_GENDERS.get(role.gender), voice_age=None,
+                           base_pitch=1.0, base_speed=1.0, base_volume=1.0,
+                           tts_provider=voice.provider if voice else "local")
+    return row
+
+
+def update_profile(agent_id: int, owner_id: int, changes: dict[str, Any]) -> VoiceProfile:
+    role = _role(agent_id)
+    if role.owner_id != owner_id:
+        raise ApiError(403, "role_update_denied", "FORBIDDEN")
+    row = profile(agent_id)
+    if "voiceName" in changes:
+        changes["voiceName"] = voices.resolve_usable(changes["voiceName"], owner_id,
+                                                     "INVALID_VOICE_PARAMETER").voice_type
+    for field, column in _PROFILE.items():
+        if field in changes:
+            setattr(row, column, changes[field])
+    db.session.add(row)
+    db.session.commit()
+    return row

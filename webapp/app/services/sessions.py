@@ -1,0 +1,155 @@
+"""Seed 000's sessions and messages: one table for every kind of message, audio in
+storage, and deletes that remove the audio too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
+
+from webapp.app.api import ApiError, paginate
+from webapp.app.extensions import db
+from webapp.app.models import File, Message, Role, Session
+from webapp.app.models.common import utcnow
+from webapp.app.services import files
+
+
+def create(owner_id: int, role_id: int | None = None, voice_id: str | None = None,
+           title: str = "") -> Session:
+    if role_id is not None and db.session.get(Role, role_id) is None:
+        raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
+    session = Session(owner_id=owner_id, role_id=role_id, voice_id=voice_id, title=title[:200])
+    db.session.add(session)
+    db.session.commit()
+    return session
+
+
+def get_owned(session_id: str, owner_id: int) -> Session:
+    """A session of the caller; anyone else's looks absent."""
+    session = db.session.get(Session, session_id)
+    if session is None or session.owner_id != owner_id:
+        raise ApiError(404, "session_not_found", "SESSION_NOT_FOUND")
+    return session
+
+
+def get_or_create(owner_id: int, session_id: str | None, **fields: Any) -> Session:
+    return get_owned(session_id, owner_id) if session_id else create(owner_id, **fields)
+
+
+def page(owner_id: int, page_no: int, page_size: int, role_id: int | None = None
+         ) -> dict[str, Any]:
+    query = select(Session).where(Session.owner_id == owner_id)
+    if role_id is not None:
+        query = query.where(Session.role_id == role_id)
+    query = query.order_by(Session.started_at.desc(), Session.id)
+    return paginate(query, page_no, page_size, Session.to_dict,
+                    count=("sessions", f"owner:{owner_id}:role:{role_id}"))
+
+
+def end(session: Session) -> Session:
+    if session.status != "ended":
+        session.status = "ended"
+        session.ended_at = utcnow()
+        db.session.commit()
+    return session
+
+
+def add_message(session: Session, *, role: str, type: str, text: str = "",
+                transcription: str | None = None, audio: File | None = None,
+                voice_id: str | None = None, meta: dict[str, Any] | None = None) -> Message:
+    message = Message(session_id=session.id, owner_id=session.owner_id, role=role, type=type,
+                      text=text, transcription=transcription,
+                      audio_file_id=audio.id if audio else None, voice_id=voice_id,
+                      format=audio.format if audio else None,
+                      duration=round(audio.duration, 3) if audio else None, meta=meta or {})
+    db.session.add(message)
+    session.updated_at = utcnow()
+    db.session.commit()
+    return message
+
+
+def render_message(message: Message) -> dict[str, Any]:
+    audio = db.session.get(File, message.audio_file_id) if message.audio_file_id else None
+    return message.to_dict(files.audio_url(audio) if audio else None)
+
+
+def messages_page(session: Session, page_no: int, page_size: int, *,
+                  voice_id: str | None = None, type: str | None = None,
+                  role: str | None = None) -> dict[str, Any]:
+    query = select(Message).where(Message.session_id == session.id)
+    key = [f"session:{session.id}"]
+    for column, value in (("voice_id", voice_id), ("type", type), ("role", role)):
+        if value:
+            query = query.where(getattr(Message, column) == value)
+            key.append(f"{column}={value}")
+    query = query.order_by(Message.timestamp, Message.id)
+    return paginate(query, page_no, page_size, render_message, count=("messages", "|".join(key)))
+
+
+def get_message(message_id: str, owner_id: int) -> Message:
+    message = db.session.get(Message, message_id)
+    if message is None or message.owner_id != owner_id:
+        raise ApiError(404, "message_not_found", "MESSAGE_NOT_FOUND")
+    return message
+
+
+def _audio_rows(messages: list[Message]) -> list[File]:
+    ids = [m.audio_file_id for m in messages if m.audio_file_id]
+    return list(db.session.scalars(select(File).where(File.id.in_(ids)))) if ids else []
+
+
+def delete_message(message: Message) -> None:
+    audio = _audio_rows([message])
+    db.session.delete(message)
+    db.session.commit()
+    for row in audio:
+        files.delete(row)
+
+
+def delete_messages(session: Session) -> int:
+    """Every message of a session and its audio; the session stays."""
+    messages = list(db.session.scalars(select(Message).where(Message.session_id == session.id)))
+    audio = _audio_rows(messages)
+    db.session.execute(sql_delete(Message).where(Message.session_id == session.id))
+    db.session.commit()
+    for row in audio:
+        files.delete(row)
+    return len(messages)
+
+
+def delete(session: Session) -> None:
+    delete_messages(session)
+    db.session.delete(session)
+    db.session.commit()
+
+
+class MessageTranscriptionStore:
+    """Seed 000's transcription history on the STT engines, kept in the messages table
+    and limited to one user's sessions."""
+
+    def __init__(self, owner_id: int) -> None:
+        self.owner_id = owner_id
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        session = get_owned(session_id, self.owner_id)
+        rows = db.session.scalars(select(Message).where(
+            Message.session_id == session.id, Message.transcription.is_not(None))
+            .order_by(Message.timestamp, Message.id))
+        return [render_message(row) for row in rows]
+
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        try:
+            return render_message(get_message(message_id, self.owner_id))
+        except ApiError:
+            return None
+
+    def delete(self, session_or_message_id: str) -> bool:
+        message = db.session.get(Message, session_or_message_id)
+        if message is not None and message.owner_id == self.owner_id:
+            delete_message(message)
+            return True
+        session = db.session.get(Session, session_or_message_id)
+        if session is not None and session.owner_id == self.owner_id:
+            return delete_messages(session) > 0
+        return False

@@ -1,0 +1,187 @@
+"""Seed 000's TTS and STT requests: the audio is stored, and each is a message."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+from webapp.app import audio
+from webapp.app.api import ApiError
+from webapp.app.concurrency import run_blocking
+from webapp.app.extensions import db
+from webapp.app.models import File, Message, Session
+from webapp.app.providers.base import SynthesisOptions
+from webapp.app.services import files, sessions, synthesis, voices
+from webapp.app.services.speech_pipeline import drain
+
+log = logging.getLogger(__name__)
+
+STT_ENGINES = {"local": "whisper", "whisper": "whisper", "dashscope": "paraformer",
+               "aliyun": "paraformer", "paraformer": "paraformer", "qwen-audio": "qwen-audio"}
+
+
+@dataclass
+class TtsRequest:
+    text: str
+    voice: str | None = None
+    session_id: str | None = None
+    format: str = "mp3"
+    speed: float = 1.0
+    pitch: float = 1.0
+    volume: float = 1.0
+    language: str | None = None
+
+    def options(self) -> SynthesisOptions:
+        return SynthesisOptions(speed=self.speed, pitch=self.pitch, volume=self.volume,
+                                language=self.language)
+
+
+def _voice(owner_id: int, name: str | None) -> Any:
+    return voices.resolve_usable(name, owner_id) if name else voices.default_voice()
+
+
+def _message_out(message: Message, session: Session, row: File | None) -> dict[str, Any]:
+    return {"message_id": message.id, "session_id": session.id,
+            "audio_url": files.audio_url(row) if row else None,
+            "format": row.format if row else None,
+            "duration": round(row.duration, 3) if row else None,
+            "size": row.size if row else None}
+
+
+def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
+    voice = _voice(owner_id, request.voice)
+    session = sessions.get_or_create(owner_id, request.session_id, voice_id=voice.voice_type)
+    started = time.perf_counter()
+    rendered = synthesis.render(voice, request.text, request.format, request.options())
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    row = files.save(owner_id, rendered.data, request.format, rendered.duration,
+                     kind="generated")
+    message = sessions.add_message(
+        session, role="assistant", type="voice", text=request.text, audio=row,
+        voice_id=voice.voice_type,
+        meta={"kind": "synthesized", "engine": voice.engine, "synthesis_ms": elapsed_ms,
+              "sample_rate": rendered.sample_rate, "speed": request.speed,
+              "pitch": request.pitch, "volume": request.volume})
+    return _message_out(message, session, row)
+
+
+@dataclass
+class TtsStream:
+    """A synthesis streamed to the client as it is made; stored when it completes."""
+
+    chunks: Iterator[bytes]
+    message_id: str
+    session_id: str
+    content_type: str
+
+
+def tts_stream(owner_id: int, request: TtsRequest) -> TtsStream:
+    voice = _voice(owner_id, request.voice)
+    session = sessions.get_or_create(owner_id, request.session_id, voice_id=voice.voice_type)
+    message = sessions.add_message(session, role="assistant", type="voice", text=request.text,
+                                   voice_id=voice.voice_type,
+                                   meta={"kind": "synthesized", "engine": voice.engine,
+                                         "streamed": True})
+    engine, options = synthesis.engine_for(voice, request.options())
+    message_id, session_id = message.id, session.id
+
+    def generate() -> Iterator[bytes]:
+        started = time.perf_counter()
+        encoder: audio.StreamEncoder | None = None
+        sent: list[bytes] = []
+        samples = 0
+        first_ms: float | None = None
+        completed = False
+        try:
+            for chunk in drain(engine, engine.synthesize_stream(request.text, options)):
+                if encoder is None:
+                    encoder = audio.StreamEncoder(request.format, chunk.sample_rate)
+                    first_ms = round((time.perf_counter() - started) * 1000, 1)
+                samples += len(chunk.pcm) // 2
+                data = encoder.write(chunk.pcm)
+                if data:
+                    sent.append(data)
+                    yield data
+            if encoder is not None:
+                tail = encoder.close()
+                if tail:
+                    sent.append(tail)
+                    yield tail
+            completed = True
+        finally:
+            rate = encoder.sample_rate if encoder else 0
+            _finish_stream(owner_id, message_id, b"".join(sent), request.format, samples, rate,
+                           {"first_audio_ms": first_ms,
+                            "total_ms": round((time.perf_counter() - started) * 1000, 1),
+                            "interrupted": not completed})
+
+    content_type = audio.CONTENT_TYPES.get(request.format, "application/octet-stream")
+    if request.format == "pcm":
+        content_type += f";rate={engine.capabilities.sample_rate};channels=1"
+    return TtsStream(generate(), message_id, session_id, content_type)
+
+
+def _finish_stream(owner_id: int, message_id: str, data: bytes, fmt: str, samples: int,
+                   sample_rate: int, meta: dict[str, Any]) -> None:
+    """Store the streamed audio once it is whole (a WAV gets its true length)."""
+    message = db.session.get(Message, message_id)
+    if message is None:
+        return
+    duration = samples / sample_rate if sample_rate else 0.0
+    if data and fmt == "wav":
+        data = audio.wav_header(sample_rate, samples * 2) + data[44:]
+    if data and not meta["interrupted"]:
+        row = files.save(owner_id, data, fmt, duration, kind="generated")
+        message.audio_file_id = row.id
+        message.format = fmt
+        message.duration = round(duration, 3)
+    message.meta = {**(message.meta or {}), **meta}
+    db.session.commit()
+
+
+def _stt_engine(provider: str | None) -> Any:
+    name = STT_ENGINES.get((provider or current_app.config["STT_ENGINE"]).lower())
+    if name is None:
+        raise ApiError(400, "bad_request", "INVALID_PROVIDER", {"detail": f"provider: {provider}"})
+    return current_app.extensions["providers"].stt(name)
+
+
+def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str | None = None,
+        audio_url: str | None = None, language: str | None = None,
+        session_id: str | None = None, provider: str | None = None,
+        prompt: str | None = None) -> dict[str, Any]:
+    """Recognise speech in an upload or one of the caller's own files, and keep both."""
+    engine = _stt_engine(provider)
+    if upload is not None:
+        row = files.store_upload(owner_id, upload[0], upload[1])
+    elif file_id:
+        row = files.get_owned(file_id, owner_id)
+    elif audio_url:
+        row = files.resolve_own_url(audio_url, owner_id)
+    else:
+        raise ApiError(400, "file_missing", "FILE_MISSING")
+    session = sessions.get_or_create(owner_id, session_id)
+    params = {"prompt": prompt} if prompt else {}
+    started = time.perf_counter()
+    source: bytes | str = (files.download_url(row, seconds=600) if engine.name == "qwen-audio"
+                           else files.read(row))
+    if engine.cpu_bound:
+        result = run_blocking(engine.transcribe, source, language, params)
+    else:
+        result = engine.transcribe(source, language, params)
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    message = sessions.add_message(
+        session, role="user", type="voice", transcription=result.text, audio=row,
+        meta={"kind": "transcribed", "engine": engine.name, "language": result.language,
+              "recognition_ms": elapsed_ms,
+              "segments": [s.__dict__ for s in result.segments]})
+    return {"message_id": message.id, "session_id": session.id,
+            "transcription": result.text, "language": result.language,
+            "duration": round(row.duration, 3),
+            "segments": [s.__dict__ for s in result.segments],
+            "audio_url": files.audio_url(row)}

@@ -1,0 +1,105 @@
+"""Seed 000's sessions, message history and deletes; seed 002's SSE stream."""
+
+from flask import Response, current_app, request
+from flask_jwt_extended import jwt_required
+
+from webapp.app.api import ok, paginate_args, parse, streaming_response
+from webapp.app.auth.identity import current_user_id
+from webapp.app.openapi import doc
+from webapp.app.services import events, sessions
+from webapp.app.session import bp
+from webapp.app.session.schemas import (
+    MessagePageSchema,
+    MessageQuerySchema,
+    MessageSchema,
+    SessionCreateSchema,
+    SessionPageSchema,
+    SessionQuerySchema,
+    SessionSchema,
+)
+
+
+@bp.post("/sessions")
+@jwt_required()
+@doc("Start a session (optionally with a role and a voice)", tag="sessions",
+     body=SessionCreateSchema, response=SessionSchema, errors=(404,))
+def create_session() -> Response:
+    args = parse(SessionCreateSchema())
+    return ok(sessions.create(current_user_id(), **args).to_dict())
+
+
+@bp.get("/sessions")
+@jwt_required()
+@doc("My sessions, newest first (optionally with one role)", tag="sessions",
+     query=SessionQuerySchema, response=SessionPageSchema)
+def list_sessions() -> Response:
+    args = parse(SessionQuerySchema(), request.args.to_dict())
+    return ok(sessions.page(current_user_id(), *paginate_args(), role_id=args["role_id"]))
+
+
+@bp.get("/sessions/<session_id>")
+@jwt_required()
+@doc("One of my sessions", tag="sessions", response=SessionSchema, errors=(404,))
+def get_session(session_id: str) -> Response:
+    return ok(sessions.get_owned(session_id, current_user_id()).to_dict())
+
+
+@bp.post("/sessions/<session_id>/end")
+@jwt_required()
+@doc("End a session", tag="sessions", response=SessionSchema, errors=(404,))
+def end_session(session_id: str) -> Response:
+    session = sessions.end(sessions.get_owned(session_id, current_user_id()))
+    return ok(session.to_dict(), message="session_ended")
+
+
+@bp.delete("/sessions/<session_id>")
+@jwt_required()
+@doc("Delete a session, its messages and their audio", tag="sessions", errors=(404,))
+def delete_session(session_id: str) -> Response:
+    sessions.delete(sessions.get_owned(session_id, current_user_id()))
+    return ok(None, message="deleted")
+
+
+@bp.get("/sessions/<session_id>/messages")
+@jwt_required()
+@doc("A session's messages, oldest first; filters voice_id, type, role", tag="messages",
+     query=MessageQuerySchema, response=MessagePageSchema, errors=(404,))
+def list_messages(session_id: str) -> Response:
+    page_no, size = paginate_args()
+    args = parse(MessageQuerySchema(), request.args.to_dict())
+    session = sessions.get_owned(session_id, current_user_id())
+    return ok(sessions.messages_page(session, page_no, size, voice_id=args["voice_id"],
+                                     type=args["type"], role=args["role"]))
+
+
+@bp.delete("/sessions/<session_id>/messages")
+@jwt_required()
+@doc("Delete every message of a session and their audio", tag="messages", errors=(404,))
+def delete_messages(session_id: str) -> Response:
+    count = sessions.delete_messages(sessions.get_owned(session_id, current_user_id()))
+    return ok({"deleted": count}, message="deleted")
+
+
+@bp.get("/messages/<message_id>")
+@jwt_required()
+@doc("One message", tag="messages", response=MessageSchema, errors=(404,))
+def get_message(message_id: str) -> Response:
+    return ok(sessions.render_message(sessions.get_message(message_id, current_user_id())))
+
+
+@bp.delete("/messages/<message_id>")
+@jwt_required()
+@doc("Delete a message and its audio", tag="messages", errors=(404,))
+def delete_message(message_id: str) -> Response:
+    sessions.delete_message(sessions.get_message(message_id, current_user_id()))
+    return ok(None, message="deleted")
+
+
+@bp.get("/sessions/<session_id>/stream")
+@jwt_required()
+@doc("Server-sent voice events of a session (seed 002); EventSource may pass ?token=",
+     tag="sessions", errors=(404,))
+def stream(session_id: str) -> Response:
+    session = sessions.get_owned(session_id, current_user_id())
+    bus = current_app.extensions["events"]
+    return streaming_response(events.sse_stream(bus, session.id), "text/event-stream")

@@ -1,0 +1,62 @@
+from marshmallow import Schema, fields, validate
+
+
+class SessionCreateSchema(Schema):
+    role_id = fields.Integer(load_default=None, allow_none=True)
+    voice_id = fields.String(load_default=None, allow_none=True,
+                             validate=validate.Length(max=160))
+    title = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class SessionQuerySchema(Schema):
+    page = fields.Integer(load_default=1)
+    page_size = fields.Integer(load_default=10)
+    role_id = fields.Integer(load_default=None)
+
+
+class SessionSchema(Schema):
+    session_id = fields.String()
+    role_id = fields.Integer(allow_none=True)
+    voice_id = fields.String(allow_none=True)
+    title = fields.String()
+    status = fields.String()
+    start_time = fields.String()
+    end_time = fields.String(allow_none=True)
+
+
+class MessageSchema(Schema):
+    message_id = fields.String()
+    session_id = fields.String()
+    timestamp = fields.String()
+    role = fields.String()
+    type = fields.String()
+    text = fields.String()
+    transcription = fields.String(allow_none=True)
+    audio_url = fields.String(allow_none=True)
+    voice_id = fields.String(allow_none=True)
+    format = fields.String(allow_none=True)
+    duration = fields.Float(allow_none=True)
+    metadata = fields.Dict()
+
+
+class MessageQuerySchema(Schema):
+    page = fields.Integer(load_default=1)
+    page_size = fields.Integer(load_default=10)
+    voice_id = fields.String(load_default=None)
+    type = fields.String(load_default=None, validate=validate.OneOf(("text", "voice")))
+    role = fields.String(load_default=None, validate=validate.OneOf(("user", "assistant")))
+
+
+class PageSchema(Schema):
+    total = fields.Integer()
+    page = fields.Integer()
+    pages = fields.Integer()
+    has_more = fields.Boolean()
+
+
+class SessionPageSchema(PageSchema):
+    list = fields.List(fields.Nested(SessionSchema))
+
+
+class MessagePageSchema(PageSchema):
+    list = fields.List(fields.Nested(MessageSchema))

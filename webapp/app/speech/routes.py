@@ -1,0 +1,51 @@
+"""Seed 000's TTS (stored, or streamed while it is made) and STT requests."""
+
+from flask import Response, request
+from flask_jwt_extended import jwt_required
+
+from webapp.app.api import ok, parse, streaming_response
+from webapp.app.auth.identity import current_user_id
+from webapp.app.openapi import doc
+from webapp.app.services import speech
+from webapp.app.speech import bp
+from webapp.app.speech.schemas import SttFormSchema, SttResultSchema, TtsResultSchema, TtsSchema
+
+
+def _tts_request() -> speech.TtsRequest:
+    args = parse(TtsSchema())
+    voice = args.pop("voice_id") or args.pop("voice_type")
+    args.pop("voice_type", None)
+    return speech.TtsRequest(voice=voice, **args)
+
+
+@bp.post("/tts")
+@jwt_required()
+@doc("Synthesize text; the audio is stored as a message", tag="speech", body=TtsSchema,
+     response=TtsResultSchema, errors=(404, 502, 503))
+def tts() -> Response:
+    return ok(speech.tts(current_user_id(), _tts_request()))
+
+
+@bp.post("/tts/stream")
+@jwt_required()
+@doc("Synthesize text as a chunked audio stream (stored once complete)", tag="speech",
+     body=TtsSchema, errors=(404, 502, 503))
+def tts_stream() -> Response:
+    result = speech.tts_stream(current_user_id(), _tts_request())
+    return streaming_response(result.chunks, result.content_type,
+                              **{"X-Message-Id": result.message_id,
+                                 "X-Session-Id": result.session_id})
+
+
+@bp.post("/stt")
+@jwt_required()
+@doc("Recognise speech: an upload, or my file by file_id / audio_url", tag="speech",
+     form=SttFormSchema, response=SttResultSchema, errors=(404, 413, 415, 502, 503))
+def stt() -> Response:
+    form = request.form.to_dict() if request.form or request.files else (
+        request.get_json(silent=True) or {})
+    form.pop("file", None)
+    args = parse(SttFormSchema(), form)
+    upload = request.files.get("file")
+    return ok(speech.stt(current_user_id(), upload=(upload.read(), upload.filename or "")
+                         if upload else None, **args))

@@ -1,0 +1,47 @@
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from webapp.app.audio import OUTPUT_FORMATS
+
+
+class TtsSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(1, 5000, error="text_rule"))
+    voice_id = fields.String(load_default=None, validate=validate.Length(max=160))
+    voice_type = fields.String(load_default=None, validate=validate.Length(max=160))
+    session_id = fields.String(load_default=None, validate=validate.Length(max=36))
+    format = fields.String(load_default="mp3", validate=validate.OneOf(OUTPUT_FORMATS))
+    speed = fields.Float(load_default=1.0, validate=validate.Range(0.5, 2.0))
+    pitch = fields.Float(load_default=1.0, validate=validate.Range(0.5, 2.0))
+    volume = fields.Float(load_default=1.0, validate=validate.Range(0.0, 2.0))
+    language = fields.String(load_default=None, validate=validate.Length(max=16))
+
+    @validates_schema
+    def _one_voice(self, data: dict, **kwargs: object) -> None:
+        if data.get("voice_id") and data.get("voice_type"):
+            raise ValidationError("give voice_id or voice_type, not both", "voice_id")
+
+
+class TtsResultSchema(Schema):
+    message_id = fields.String()
+    session_id = fields.String()
+    audio_url = fields.String()
+    format = fields.String()
+    duration = fields.Float()
+    size = fields.Integer()
+
+
+class SttFormSchema(Schema):
+    file = fields.Raw(metadata={"type": "string", "format": "binary"})
+    file_id = fields.String(load_default=None, validate=validate.Length(max=36))
+    audio_url = fields.String(load_default=None, validate=validate.Length(max=1000))
+    language = fields.String(load_default=None, validate=validate.Length(max=16))
+    session_id = fields.String(load_default=None, validate=validate.Length(max=36))
+    provider = fields.String(load_default=None, validate=validate.Length(max=32))
+    prompt = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class SttResultSchema(Schema):
+    message_id = fields.String()
+    session_id = fields.String()
+    transcription = fields.String()
+    language = fields.String(allow_none=True)
+    duration = fields.Float()

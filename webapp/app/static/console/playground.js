@@ -1,0 +1,470 @@
+// Playground: text-to-speech with voice, format, speed/pitch/volume and emotion controls
+// (stored, or streamed and played while it is made) with a waveform; speech-to-text of an
+// upload or a recording, with the transcript and the timing of each segment.
+
+import { api, upload } from "./api.js";
+import {
+  PcmStreamPlayer, Recorder, WaveformView, parseWavHeader, pcm16ToFloat32, wavBlob,
+} from "./audio.js";
+import { getLang, languageName, onLangChange, t } from "./i18n.js";
+import { fillVoiceSelect } from "./roles.js";
+import * as store from "./store.js";
+import {
+  $, busy, clear, formatBytes, formatSeconds, h, progress, setStatus, showError, stopClip,
+} from "./ui.js";
+
+export const id = "playground";
+
+const SESSION_KEY = "tingshuo.playground.session";
+const STANDARD_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000];
+
+const streamPlayer = new PcmStreamPlayer();
+
+/** What the page produced; tests read it through window.__console.playground. */
+export const stats = {
+  tts: 0, lastTts: null, streams: 0, lastStream: null, stt: 0, lastStt: null,
+  stream: streamPlayer.stats,
+};
+
+let waveform = null;
+let outputUrl = null;
+let sttSample = null; // {blob, name}
+let sttUrl = null;
+let sttRecorder = null;
+let voiceTouched = false;
+let textTouched = false;
+
+const DEFAULT_TEXT = {
+  zh: "你好，欢迎使用听说。这是一段语音合成的示例，你可以调整语速、音调和音量。",
+  en: "Hello, and welcome to Tingshuo. This is a short speech synthesis sample; try changing the speed, pitch and volume.",
+};
+const DEFAULT_VOICE = { zh: "espeak:cmn+f3", en: "piper:en_US-joe-medium" };
+
+// ---- controls ----------------------------------------------------------------------------
+
+function sliderValue(name) {
+  return Number.parseFloat($(`#tts-${name}`).value);
+}
+
+function syncOutputs() {
+  for (const name of ["speed", "pitch", "volume", "intensity"]) {
+    $(`#tts-${name}-out`).textContent = sliderValue(name).toFixed(2);
+  }
+  const emotion = $("#tts-emotion").value;
+  $("#tts-intensity").disabled = !emotion;
+  $("#tts-emotion-hint").hidden = !emotion;
+  $("#tts-format").disabled = Boolean(emotion);
+  $("#tts-stream").disabled = Boolean(emotion);
+}
+
+function applyDefaults() {
+  const lang = getLang();
+  if (!textTouched) $("#tts-text").value = DEFAULT_TEXT[lang];
+  if (!voiceTouched) {
+    const select = $("#tts-voice");
+    const wanted = DEFAULT_VOICE[lang];
+    if ([...select.options].some((option) => option.value === wanted)) select.value = wanted;
+  }
+}
+
+function request() {
+  const text = $("#tts-text").value.trim();
+  if (!text) throw new Error(t("pg.needText"));
+  const voice = $("#tts-voice").value;
+  if (!voice) throw new Error(t("pg.needVoice"));
+  return {
+    text, voice_type: voice, format: $("#tts-format").value,
+    speed: sliderValue("speed"), pitch: sliderValue("pitch"), volume: sliderValue("volume"),
+  };
+}
+
+/** A steady "still working" line with the seconds spent so far. */
+function ticker(statusEl, key) {
+  const started = performance.now();
+  const show = () => setStatus(statusEl,
+    t(key, { seconds: ((performance.now() - started) / 1000).toFixed(1) }));
+  show();
+  const timer = setInterval(show, 200);
+  return () => clearInterval(timer);
+}
+
+// ---- output ------------------------------------------------------------------------------
+
+function setOutput(src, meta) {
+  if (outputUrl) URL.revokeObjectURL(outputUrl);
+  outputUrl = src.startsWith("blob:") ? src : null;
+  $("#tts-output").hidden = false;
+  const audio = $("#tts-audio");
+  audio.src = src;
+  $("#tts-meta").textContent = meta.filter(Boolean).join(" · ");
+  waveform.draw();
+}
+
+function nearestRate(rate) {
+  return STANDARD_RATES.reduce((best, candidate) =>
+    (Math.abs(candidate - rate) < Math.abs(best - rate) ? candidate : best), 22050);
+}
+
+async function showResult(url, format, meta, { duration = null, size = null } = {}) {
+  waveform.clear();
+  if (format === "pcm") {
+    // Raw PCM cannot go into an <audio> element: wrap it in a WAV header here.
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(t("error.http", { status: response.status }));
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const rate = duration ? nearestRate((size || bytes.byteLength) / 2 / duration) : 22050;
+    setOutput(URL.createObjectURL(wavBlob(bytes, rate)), [...meta, `${rate} Hz`]);
+    waveform.setSamples(pcm16ToFloat32(bytes.subarray(0, bytes.byteLength - (bytes.byteLength % 2))),
+      bytes.byteLength / 2 / rate);
+  } else {
+    setOutput(url, meta);
+    try {
+      const response = await fetch(url);
+      if (response.ok) await waveform.loadEncoded(await response.arrayBuffer());
+    } catch (err) {
+      // The player still works; only the waveform is missing.
+      console.warn("waveform unavailable", err);
+    }
+  }
+  const audio = $("#tts-audio");
+  try {
+    await audio.play();
+  } catch {
+    // Autoplay refused: the controls are there.
+  }
+}
+
+// ---- synthesis ---------------------------------------------------------------------------
+
+async function synthesize(event) {
+  event.preventDefault();
+  const status = $("#tts-status");
+  let body;
+  try {
+    body = request();
+  } catch (err) {
+    showError(err, status);
+    return;
+  }
+  const emotion = $("#tts-emotion").value;
+  stopClip();
+  streamPlayer.stop();
+  const stop = ticker(status, "pg.synthesizing");
+  try {
+    await busy($("#tts-submit"), async () => {
+      if (emotion) {
+        const key = `${body.voice_type}|${body.text}|${emotion}|${sliderValue("intensity")}|${body.speed}|${body.pitch}|${body.volume}`;
+        const data = await api("/api/voice/generate", {
+          method: "POST",
+          json: {
+            messageId: numericKey(key), text: body.text, emotionType: emotion,
+            emotionIntensity: sliderValue("intensity"),
+            voiceProfile: {
+              voiceName: body.voice_type, speed: body.speed, pitch: body.pitch,
+              volume: Math.min(1, body.volume),
+            },
+          },
+        });
+        stop();
+        await showResult(data.audioUrl, data.format, [
+          (data.format || "mp3").toUpperCase(), formatSeconds(data.duration), formatBytes(data.fileSize),
+          t(`pg.emotion_${data.emotionType}`),
+          data.cached ? t("pg.cached") : t("pg.generatedIn", { seconds: data.generationTime }),
+        ]);
+        stats.lastTts = { ...data, url: data.audioUrl, format: data.format };
+        stats.tts += 1;
+      } else {
+        const data = await ttsWithSession(body);
+        stop();
+        await showResult(data.audio_url, data.format, [
+          data.format.toUpperCase(), formatSeconds(data.duration), formatBytes(data.size),
+        ], { duration: data.duration, size: data.size });
+        stats.lastTts = { ...data, url: data.audio_url };
+        stats.tts += 1;
+      }
+    });
+    setStatus(status, t("pg.done"), "success");
+  } catch (err) {
+    showError(err, status);
+  } finally {
+    stop();
+  }
+}
+
+/** Synthesized clips are kept together in one session of the playground. */
+async function ttsWithSession(body) {
+  const sessionId = sessionStorage.getItem(SESSION_KEY);
+  try {
+    const data = await api("/api/tts", { method: "POST", json: { ...body, session_id: sessionId || undefined } });
+    sessionStorage.setItem(SESSION_KEY, data.session_id);
+    return data;
+  } catch (err) {
+    if (sessionId && err.status === 404) {
+      sessionStorage.removeItem(SESSION_KEY);
+      return ttsWithSession(body);
+    }
+    throw err;
+  }
+}
+
+function numericKey(text) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 1) || 1;
+}
+
+/** POST /api/tts/stream as WAV: the header gives the rate, the rest is PCM played as it comes. */
+async function stream() {
+  const status = $("#tts-status");
+  let body;
+  try {
+    body = request();
+  } catch (err) {
+    showError(err, status);
+    return;
+  }
+  stopClip();
+  $("#tts-audio").pause();
+  const sessionId = sessionStorage.getItem(SESSION_KEY);
+  const started = performance.now();
+  const record = { firstAudioMs: null, bytes: 0, chunks: 0, sampleRate: null, messageId: null };
+  stats.lastStream = record;
+  try {
+    await busy($("#tts-stream"), async () => {
+      setStatus(status, t("pg.streamWaiting"));
+      const response = await api("/api/tts/stream", {
+        method: "POST", raw: true, json: { ...body, format: "wav", session_id: sessionId || undefined },
+      });
+      record.messageId = response.headers.get("X-Message-Id");
+      const newSession = response.headers.get("X-Session-Id");
+      if (newSession) sessionStorage.setItem(SESSION_KEY, newSession);
+      const reader = response.body.getReader();
+      let head = new Uint8Array(0);
+      let format = null;
+      const pcmParts = [];
+      let lastDraw = 0;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        let bytes = value;
+        if (!format) {
+          const joined = new Uint8Array(head.byteLength + bytes.byteLength);
+          joined.set(head);
+          joined.set(bytes, head.byteLength);
+          head = joined;
+          format = parseWavHeader(head);
+          if (!format) continue;
+          record.sampleRate = format.sampleRate;
+          streamPlayer.begin(format.sampleRate);
+          bytes = head.subarray(format.dataOffset);
+        }
+        if (!bytes.byteLength) continue;
+        if (record.firstAudioMs === null) record.firstAudioMs = Math.round(performance.now() - started);
+        record.bytes += bytes.byteLength;
+        record.chunks += 1;
+        pcmParts.push(bytes.slice());
+        streamPlayer.push(bytes);
+        setStatus(status, t("pg.streaming", {
+          size: formatBytes(record.bytes), ms: record.firstAudioMs,
+          seconds: formatSeconds(record.bytes / 2 / format.sampleRate),
+        }));
+        if (performance.now() - lastDraw > 250) {
+          lastDraw = performance.now();
+          drawStreamed(pcmParts, format.sampleRate);
+        }
+      }
+      streamPlayer.end();
+      if (!format) throw new Error(t("pg.streamEmpty"));
+      const all = drawStreamed(pcmParts, format.sampleRate);
+      stats.streams += 1;
+      // The complete stream, for replay and seeking; the live copy keeps playing meanwhile.
+      $("#tts-output").hidden = false;
+      if (outputUrl) URL.revokeObjectURL(outputUrl);
+      outputUrl = URL.createObjectURL(wavBlob(all, format.sampleRate));
+      $("#tts-audio").src = outputUrl;
+      $("#tts-meta").textContent = [
+        t("pg.streamedMeta", { ms: record.firstAudioMs }), formatSeconds(all.byteLength / 2 / format.sampleRate),
+        formatBytes(all.byteLength), `${format.sampleRate} Hz`,
+      ].join(" · ");
+    });
+    setStatus(status, t("pg.done"), "success");
+  } catch (err) {
+    streamPlayer.stop();
+    showError(err, status);
+  }
+}
+
+function drawStreamed(parts, rate) {
+  const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
+  const all = new Uint8Array(total - (total % 2));
+  let offset = 0;
+  for (const part of parts) {
+    const take = Math.min(part.byteLength, all.byteLength - offset);
+    all.set(part.subarray(0, take), offset);
+    offset += take;
+  }
+  $("#tts-output").hidden = false;
+  waveform.setSamples(pcm16ToFloat32(all), all.byteLength / 2 / rate);
+  return all;
+}
+
+// ---- recognition -------------------------------------------------------------------------
+
+function setSttSample(blob, name, seconds = null) {
+  sttSample = blob ? { blob, name } : null;
+  if (sttUrl) URL.revokeObjectURL(sttUrl);
+  sttUrl = blob ? URL.createObjectURL(blob) : null;
+  $("#stt-sample").hidden = !blob;
+  if (blob) {
+    $("#stt-audio").src = sttUrl;
+    $("#stt-sample-label").textContent = seconds ? t("voices.recorded", { seconds: formatSeconds(seconds) }) : name;
+  }
+}
+
+async function toggleSttRecording() {
+  const button = $("#stt-record");
+  const meter = $("#stt-meter");
+  if (sttRecorder && sttRecorder.recording) {
+    const result = await sttRecorder.stop();
+    sttRecorder = null;
+    meter.hidden = true;
+    button.classList.remove("on");
+    button.textContent = t("rec.start");
+    if (result && result.seconds >= 0.5) setSttSample(result.blob, `recording.${result.format}`, result.seconds);
+    else setStatus($("#stt-status"), t("rec.tooShort"), "error");
+    return;
+  }
+  sttRecorder = new Recorder({
+    maxSeconds: 300,
+    onTick: (seconds, level) => {
+      button.textContent = t("rec.stop", { seconds: formatSeconds(seconds) });
+      meter.firstElementChild.style.width = `${Math.round(level * 100)}%`;
+    },
+  });
+  try {
+    await sttRecorder.start();
+    button.classList.add("on");
+    meter.hidden = false;
+    setSttSample(null);
+  } catch (err) {
+    sttRecorder = null;
+    showError(new Error(t("rec.denied", { reason: err.message })), $("#stt-status"));
+  }
+}
+
+async function transcribe(event) {
+  event.preventDefault();
+  const status = $("#stt-status");
+  const bar = progress($("#stt-progress"));
+  setStatus(status, "");
+  if (sttRecorder && sttRecorder.recording) await toggleSttRecording();
+  if (!sttSample) {
+    setStatus(status, t("pg.needAudio"), "error");
+    return;
+  }
+  const form = new FormData();
+  form.append("file", sttSample.blob, sttSample.name);
+  const language = $("#stt-language").value;
+  if (language) form.append("language", language);
+  const started = performance.now();
+  let timer = 0;
+  try {
+    const data = await busy($("#stt-submit"), () => upload("/api/stt", form, {
+      onProgress: (fraction) => {
+        if (fraction < 1) {
+          bar.show(t("pg.uploading", { percent: Math.round(fraction * 100) }), fraction);
+          return;
+        }
+        clearInterval(timer);
+        timer = setInterval(() => bar.show(t("pg.recognising", {
+          seconds: ((performance.now() - started) / 1000).toFixed(1),
+        }), null), 200);
+      },
+    }));
+    stats.stt += 1;
+    stats.lastStt = data;
+    renderTranscript(data, (performance.now() - started) / 1000);
+    setStatus(status, t("pg.done"), "success");
+  } catch (err) {
+    showError(err, status);
+  } finally {
+    clearInterval(timer);
+    bar.hide();
+  }
+}
+
+function renderTranscript(data, seconds) {
+  $("#stt-output").hidden = false;
+  $("#stt-transcript").textContent = data.transcription || t("pg.nothingHeard");
+  $("#stt-meta").textContent = [
+    data.language ? t("pg.detected", { language: languageName(data.language) }) : null,
+    t("pg.audioLength", { seconds: formatSeconds(data.duration) }),
+    t("pg.tookSeconds", { seconds: seconds.toFixed(1) }),
+  ].filter(Boolean).join(" · ");
+  const list = clear($("#stt-segments"));
+  for (const segment of data.segments || []) {
+    list.append(h("li", {},
+      h("button", {
+        type: "button", class: "segment",
+        title: t("pg.playFrom"),
+        onclick: () => {
+          const audio = $("#stt-audio");
+          audio.currentTime = segment.start;
+          audio.play().catch(() => {});
+        },
+      },
+      h("span", { class: "time", text: `${segment.start.toFixed(2)}–${segment.end.toFixed(2)} s` }),
+      h("span", { class: "segment-text", text: segment.text }))));
+  }
+}
+
+// ---- screen ------------------------------------------------------------------------------
+
+export function init() {
+  waveform = new WaveformView($("#tts-wave"), $("#tts-audio"));
+  $("#tts-form").addEventListener("submit", synthesize);
+  $("#tts-stream").addEventListener("click", stream);
+  $("#tts-text").addEventListener("input", () => { textTouched = true; });
+  $("#tts-voice").addEventListener("change", () => { voiceTouched = true; });
+  for (const name of ["speed", "pitch", "volume", "intensity"]) {
+    $(`#tts-${name}`).addEventListener("input", syncOutputs);
+  }
+  $("#tts-emotion").addEventListener("change", syncOutputs);
+  $("#stt-form").addEventListener("submit", transcribe);
+  $("#stt-record").addEventListener("click", () => toggleSttRecording());
+  $("#stt-record").disabled = !Recorder.supported();
+  $("#stt-file").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) setSttSample(file, file.name);
+  });
+  syncOutputs();
+  store.onInvalidate("voiceTypes", () => {
+    if (!$("#screen-playground").hidden) fillVoiceSelect($("#tts-voice"), null, { force: true }).catch(showError);
+  });
+  onLangChange(async () => {
+    if (!$("#screen-playground").hidden) await fillVoiceSelect($("#tts-voice")).catch(showError);
+    applyDefaults();
+    syncOutputs();
+  });
+}
+
+export async function show() {
+  try {
+    await fillVoiceSelect($("#tts-voice"));
+    applyDefaults();
+  } catch (err) {
+    showError(err);
+  }
+  waveform.draw();
+}
+
+export function hide() {
+  stopClip();
+  streamPlayer.stop();
+  $("#tts-audio").pause();
+  $("#stt-audio").pause();
+}
+

@@ -1,0 +1,233 @@
+// Roles: create and edit AI characters (name, persona, gender, age, voice), list mine and
+// everyone's, delete mine, and start talking to any of them.
+
+import { api } from "./api.js";
+import { categoryName, onLangChange, t } from "./i18n.js";
+import * as store from "./store.js";
+import {
+  $, $$, busy, clear, confirmAction, h, playClip, setStatus, showError, stopClip, toast,
+} from "./ui.js";
+
+export const id = "roles";
+
+const GENDER_KEYS = { 男: "male", 女: "female", 其他: "other", 未知: "unknown" };
+
+let app = null;
+let scope = "mine";
+let page = 1;
+let editing = null; // the role being edited, or null when creating
+let voiceNames = new Map();
+
+export function genderLabel(value) {
+  return GENDER_KEYS[value] ? t(`roleGender.${GENDER_KEYS[value]}`) : value;
+}
+
+export function voiceName(voiceType) {
+  return voiceNames.get(voiceType) || voiceType;
+}
+
+/** Fill a <select> with voice types grouped by category; keeps `selected` when present. */
+export async function fillVoiceSelect(select, selected = null, { force = false } = {}) {
+  const types = await store.voiceTypes(force);
+  voiceNames = new Map(types.map((type) => [type.voice_type, type.voice_name]));
+  const keep = selected || select.value;
+  clear(select);
+  const groups = new Map();
+  for (const type of types) {
+    const key = type.category || t("voices.other");
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(type);
+  }
+  for (const [category, items] of groups) {
+    select.append(h("optgroup", { label: categoryName(category) }, items.map((type) => h("option", {
+      value: type.voice_type, dataset: { sample: type.sample_url || "" },
+    }, type.voice_name))));
+  }
+  if (keep && types.some((type) => type.voice_type === keep)) select.value = keep;
+  else if (keep) {
+    // A voice this list does not offer (deleted, or private to someone else): keep it visible.
+    select.prepend(h("option", { value: keep }, keep));
+    select.value = keep;
+  }
+  return types;
+}
+
+function formValues() {
+  return {
+    name: $("#role-name").value.trim(),
+    description: $("#role-description").value.trim(),
+    gender: $("#role-gender").value,
+    age: Number.parseInt($("#role-age").value, 10),
+    voice_type: $("#role-voice").value,
+  };
+}
+
+function check(values) {
+  if (values.name.length < 2 || values.name.length > 100) return t("roles.ruleName");
+  if (values.description.length < 10) return t("roles.ruleDescription");
+  if (!Number.isInteger(values.age) || values.age < 0 || values.age > 120) return t("roles.ruleAge");
+  if (!values.voice_type) return t("roles.ruleVoice");
+  return null;
+}
+
+async function submit(event) {
+  event.preventDefault();
+  const status = $("#role-status");
+  setStatus(status, "");
+  const values = formValues();
+  const problem = check(values);
+  if (problem) {
+    setStatus(status, problem, "error");
+    return;
+  }
+  try {
+    if (editing) {
+      await busy($("#role-submit"), () => api(`/api/role/${editing.id}`, { method: "PUT", json: values }),
+        t("common.saving"));
+      toast(t("roles.saved", { name: values.name }), "success");
+    } else {
+      await busy($("#role-submit"), () => api("/api/role/add", { method: "POST", json: values }),
+        t("common.saving"));
+      toast(t("roles.created", { name: values.name }), "success");
+    }
+    store.invalidate("roles");
+    resetForm();
+    await loadRoles(1);
+  } catch (err) {
+    showError(err, status);
+  }
+}
+
+function resetForm() {
+  editing = null;
+  const voice = $("#role-voice").value;
+  $("#role-form").reset();
+  $("#role-voice").value = voice;
+  labelForm();
+  $("#role-cancel").hidden = true;
+}
+
+async function startEdit(role) {
+  editing = role;
+  $("#role-name").value = role.name;
+  $("#role-description").value = role.description;
+  $("#role-gender").value = role.gender;
+  $("#role-age").value = role.age;
+  await fillVoiceSelect($("#role-voice"), role.voice_type);
+  labelForm();
+  $("#role-cancel").hidden = false;
+  setStatus($("#role-status"), "");
+  $("#role-form").scrollIntoView({ behavior: "smooth", block: "start" });
+  $("#role-name").focus();
+}
+
+async function removeRole(button, role) {
+  if (!confirmAction(t("roles.confirmDelete", { name: role.name }))) return;
+  try {
+    await busy(button, () => api(`/api/role/${role.id}`, { method: "DELETE" }));
+    toast(t("roles.deleted", { name: role.name }), "success");
+    store.invalidate("roles");
+    if (editing && editing.id === role.id) resetForm();
+    await loadRoles(1);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function roleItem(role) {
+  const mine = store.me() && role.user_id === store.me().id;
+  const facts = [genderLabel(role.gender), t("roles.ageValue", { age: role.age }), voiceName(role.voice_type)]
+    .join(" · ");
+  return h("li", { class: "item role-item", dataset: { roleId: role.id } },
+    h("div", { class: "avatar", "aria-hidden": "true" }, (role.name || "?").slice(0, 1)),
+    h("div", { class: "item-body" },
+      h("div", { class: "item-title" }, h("strong", { class: "role-name", text: role.name }),
+        mine ? h("span", { class: "badge mine", text: t("roles.mineBadge") }) : null),
+      h("div", { class: "muted small", text: facts }),
+      h("p", { class: "small clamp", text: role.description })),
+    h("div", { class: "actions" },
+      h("button", { type: "button", class: "small primary", onclick: () => app.navigate("talk", { roleId: role.id }) },
+        t("roles.talk")),
+      mine ? h("button", { type: "button", class: "small", onclick: () => startEdit(role) }, t("common.edit")) : null,
+      mine ? h("button", { type: "button", class: "small danger", onclick: (event) => removeRole(event.currentTarget, role) },
+        t("common.delete")) : null));
+}
+
+async function loadRoles(pageNo = 1) {
+  const list = $("#roles-list");
+  const more = $("#roles-more");
+  if (pageNo === 1) {
+    clear(list);
+    list.append(h("li", { class: "loading", text: t("common.loading") }));
+  }
+  const user = store.me();
+  const path = scope === "mine" ? `/api/role/user/${user ? user.id : 0}` : "/api/role/list";
+  try {
+    await store.voiceTypes().then((types) => {
+      voiceNames = new Map(types.map((type) => [type.voice_type, type.voice_name]));
+    }).catch(() => {});
+    const data = await busy(pageNo > 1 ? more : null,
+      () => api(path, { query: { page: pageNo, page_size: 20 } }));
+    if (pageNo === 1) clear(list);
+    data.list.forEach((role) => list.append(roleItem(role)));
+    page = pageNo;
+    more.hidden = !data.has_more;
+    $("#roles-empty").hidden = list.childElementCount > 0;
+  } catch (err) {
+    if (pageNo === 1) clear(list);
+    showError(err);
+  }
+}
+
+function setScope(next) {
+  scope = next;
+  $$("#screen-roles .seg button").forEach((button) => {
+    button.classList.toggle("active", button.dataset.scope === next);
+    button.setAttribute("aria-selected", String(button.dataset.scope === next));
+  });
+  loadRoles(1);
+}
+
+export function init(context) {
+  app = context;
+  $("#role-form").addEventListener("submit", submit);
+  $("#role-cancel").addEventListener("click", () => {
+    resetForm();
+    setStatus($("#role-status"), "");
+  });
+  $$("#screen-roles .seg button").forEach((button) => {
+    button.addEventListener("click", () => setScope(button.dataset.scope));
+  });
+  $("#roles-refresh").addEventListener("click", () => loadRoles(1));
+  $("#roles-more").addEventListener("click", () => loadRoles(page + 1));
+  $("#role-voice-play").addEventListener("click", (event) => {
+    const option = $("#role-voice").selectedOptions[0];
+    if (option && option.dataset.sample) playClip(option.dataset.sample, event.currentTarget);
+  });
+  store.onInvalidate("voiceTypes", () => {
+    if (!$("#screen-roles").hidden) fillVoiceSelect($("#role-voice"), null, { force: true }).catch(showError);
+  });
+  labelForm();
+  onLangChange(() => {
+    labelForm();
+    if (!$("#screen-roles").hidden) {
+      fillVoiceSelect($("#role-voice")).catch(showError);
+      loadRoles(1);
+    }
+  });
+}
+
+function labelForm() {
+  $("#role-form-title").textContent = editing
+    ? t("roles.editTitle", { name: editing.name }) : t("roles.createTitle");
+  $("#role-submit").textContent = editing ? t("common.save") : t("roles.create");
+}
+
+export function show() {
+  fillVoiceSelect($("#role-voice")).catch(showError);
+  loadRoles(1);
+}
+
+export function hide() {
+  stopClip();
+}
