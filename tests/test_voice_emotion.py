@@ -250,8 +250,13 @@ def test_playback_needs_own_session(client: FlaskClient, make_user: Any) -> None
 def _read_events(lines: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
     events: list[tuple[str, dict[str, Any]]] = []
     event = None
+    quiet = 0
     for raw in lines:
         text = raw.decode() if isinstance(raw, bytes) else raw
+        if text.startswith(": keep-alive"):
+            quiet += 1
+            if quiet >= 2:
+                return events
         for part in text.splitlines():
             if part.startswith("event: "):
                 event = part[7:]

@@ -1,5 +1,9 @@
 from marshmallow import Schema, fields
 
+from webapp.app.schemas import PageQuerySchema, page_of
+
+__all__ = ["FilePageSchema", "FileSchema", "PageQuerySchema", "UploadFormSchema"]
+
 
 class UploadFormSchema(Schema):
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
@@ -20,14 +24,4 @@ class FileSchema(Schema):
     created_at = fields.String()
 
 
-class PageQuerySchema(Schema):
-    page = fields.Integer(load_default=1)
-    page_size = fields.Integer(load_default=10)
-
-
-class FilePageSchema(Schema):
-    total = fields.Integer()
-    list = fields.List(fields.Nested(FileSchema))
-    page = fields.Integer()
-    pages = fields.Integer()
-    has_more = fields.Boolean()
+FilePageSchema = page_of(FileSchema)

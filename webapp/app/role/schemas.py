@@ -2,6 +2,11 @@
 
 from marshmallow import Schema, ValidationError, fields
 
+from webapp.app.schemas import PageQuerySchema, page_of
+
+__all__ = ["PageQuerySchema", "RoleCreatedSchema", "RoleOutSchema", "RolePageSchema",
+           "RoleSchema"]
+
 GENDERS = ("男", "女", "其他", "未知")
 
 
@@ -62,14 +67,4 @@ class RoleOutSchema(Schema):
     created_at = fields.String()
 
 
-class RolePageSchema(Schema):
-    total = fields.Integer()
-    list = fields.List(fields.Nested(RoleOutSchema))
-    page = fields.Integer()
-    pages = fields.Integer()
-    has_more = fields.Boolean()
-
-
-class PageQuerySchema(Schema):
-    page = fields.Integer(load_default=1)
-    page_size = fields.Integer(load_default=10)
+RolePageSchema = page_of(RoleOutSchema)

@@ -10,6 +10,7 @@ one player's events is kept either way.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -63,13 +64,15 @@ class WebSocketAudioPlayer:
                                                 "message_id": self.message_id, **extra})
 
     def write(self, audio_data: bytes) -> None:
-        """Send one chunk (base64) with its sequence number."""
+        """Send one chunk (base64) with its sequence number and the time it was sent
+        (``sent_at``, seconds since the epoch), so clients can measure delivery."""
         if not audio_data or self.stopped:
             return
         if not self.started:
             self.start()
         self._send(self.event_name, {"audio_data": base64.b64encode(audio_data).decode("ascii"),
-                                     "seq": self.seq, "message_id": self.message_id})
+                                     "seq": self.seq, "message_id": self.message_id,
+                                     "sent_at": time.time()})
         self.seq += 1
         self.bytes_sent += len(audio_data)
 

@@ -11,7 +11,7 @@ import json
 import queue
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from flask import current_app
 
@@ -20,30 +20,61 @@ from webapp.app.concurrency import real_lock
 CHANNEL = "tingshuo:events:{}"
 
 
+class Subscription(Protocol):
+    def next(self, timeout: float) -> tuple[str, Any] | None: ...
+
+    def close(self) -> None: ...
+
+
+class _LocalSubscription:
+    def __init__(self, bus: LocalBus, channel: str) -> None:
+        self.bus, self.channel = bus, channel
+        self.inbox: queue.Queue = queue.Queue()
+
+    def next(self, timeout: float) -> tuple[str, Any] | None:
+        try:
+            return self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        with self.bus.lock:
+            self.bus.subscribers.get(self.channel, set()).discard(self.inbox)
+
+
 class LocalBus:
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[queue.Queue]] = {}
-        self._lock = real_lock()
+        self.subscribers: dict[str, set[queue.Queue]] = {}
+        self.lock = real_lock()
 
     def publish(self, channel: str, event: str, data: dict[str, Any]) -> None:
-        with self._lock:
-            targets = list(self._subscribers.get(channel, ()))
+        with self.lock:
+            targets = list(self.subscribers.get(channel, ()))
         for target in targets:
             target.put((event, data))
 
-    def listen(self, channel: str, keepalive: float) -> Iterator[tuple[str, Any] | None]:
-        inbox: queue.Queue = queue.Queue()
-        with self._lock:
-            self._subscribers.setdefault(channel, set()).add(inbox)
-        try:
-            while True:
-                try:
-                    yield inbox.get(timeout=keepalive)
-                except queue.Empty:
-                    yield None
-        finally:
-            with self._lock:
-                self._subscribers.get(channel, set()).discard(inbox)
+    def subscribe(self, channel: str) -> Subscription:
+        subscription = _LocalSubscription(self, channel)
+        with self.lock:
+            self.subscribers.setdefault(channel, set()).add(subscription.inbox)
+        return subscription
+
+
+class _RedisSubscription:
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub = pubsub
+
+    def next(self, timeout: float) -> tuple[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = self.pubsub.get_message(timeout=min(remaining, 1.0))
+            if message is not None and message["type"] == "message":
+                payload = json.loads(message["data"])
+                return payload["event"], payload["data"]
+        return None
+
+    def close(self) -> None:
+        self.pubsub.close()
 
 
 class RedisBus:
@@ -55,22 +86,10 @@ class RedisBus:
     def publish(self, channel: str, event: str, data: dict[str, Any]) -> None:
         self._client.publish(CHANNEL.format(channel), json.dumps({"event": event, "data": data}))
 
-    def listen(self, channel: str, keepalive: float) -> Iterator[tuple[str, Any] | None]:
+    def subscribe(self, channel: str) -> Subscription:
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(CHANNEL.format(channel))
-        try:
-            quiet_since = time.monotonic()
-            while True:
-                message = pubsub.get_message(timeout=min(keepalive, 1.0))
-                if message is not None and message["type"] == "message":
-                    payload = json.loads(message["data"])
-                    quiet_since = time.monotonic()
-                    yield payload["event"], payload["data"]
-                elif time.monotonic() - quiet_since >= keepalive:
-                    quiet_since = time.monotonic()
-                    yield None
-        finally:
-            pubsub.close()
+        return _RedisSubscription(pubsub)
 
 
 def build_bus(redis_url: str | None) -> LocalBus | RedisBus:
@@ -83,13 +102,20 @@ def publish(session_id: str | None, event: str, data: dict[str, Any]) -> None:
         current_app.extensions["events"].publish(str(session_id), event, data)
 
 
-def sse_stream(bus: LocalBus | RedisBus, session_id: str,
-               keepalive: float = 15.0) -> Iterator[str]:
-    """The text of an SSE response: events as they come, a comment while it is quiet."""
-    yield ": connected\n\n"
-    for item in bus.listen(session_id, keepalive):
-        if item is None:
-            yield ": keep-alive\n\n"
-            continue
-        event, data = item
-        yield f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+def sse_stream(subscription: Subscription, keepalive: float = 15.0) -> Iterator[str]:
+    """The text of an SSE response: events as they come, a comment while it is quiet.
+
+    The caller subscribes before the response starts, so nothing published after the
+    client connected is missed.
+    """
+    try:
+        yield ": connected\n\n"
+        while True:
+            item = subscription.next(keepalive)
+            if item is None:
+                yield ": keep-alive\n\n"
+                continue
+            event, data = item
+            yield f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    finally:
+        subscription.close()

@@ -101,5 +101,5 @@ def delete_message(message_id: str) -> Response:
      tag="sessions", errors=(404,))
 def stream(session_id: str) -> Response:
     session = sessions.get_owned(session_id, current_user_id())
-    bus = current_app.extensions["events"]
-    return streaming_response(events.sse_stream(bus, session.id), "text/event-stream")
+    subscription = current_app.extensions["events"].subscribe(session.id)
+    return streaming_response(events.sse_stream(subscription), "text/event-stream")

@@ -1,5 +1,7 @@
 from marshmallow import Schema, fields, validate
 
+from webapp.app.schemas import PageQuerySchema, page_of
+
 
 class SessionCreateSchema(Schema):
     role_id = fields.Integer(load_default=None, allow_none=True)
@@ -8,9 +10,7 @@ class SessionCreateSchema(Schema):
     title = fields.String(load_default="", validate=validate.Length(max=200))
 
 
-class SessionQuerySchema(Schema):
-    page = fields.Integer(load_default=1)
-    page_size = fields.Integer(load_default=10)
+class SessionQuerySchema(PageQuerySchema):
     role_id = fields.Integer(load_default=None)
 
 
@@ -39,24 +39,11 @@ class MessageSchema(Schema):
     metadata = fields.Dict()
 
 
-class MessageQuerySchema(Schema):
-    page = fields.Integer(load_default=1)
-    page_size = fields.Integer(load_default=10)
+class MessageQuerySchema(PageQuerySchema):
     voice_id = fields.String(load_default=None)
     type = fields.String(load_default=None, validate=validate.OneOf(("text", "voice")))
     role = fields.String(load_default=None, validate=validate.OneOf(("user", "assistant")))
 
 
-class PageSchema(Schema):
-    total = fields.Integer()
-    page = fields.Integer()
-    pages = fields.Integer()
-    has_more = fields.Boolean()
-
-
-class SessionPageSchema(PageSchema):
-    list = fields.List(fields.Nested(SessionSchema))
-
-
-class MessagePageSchema(PageSchema):
-    list = fields.List(fields.Nested(MessageSchema))
+SessionPageSchema = page_of(SessionSchema)
+MessagePageSchema = page_of(MessageSchema)

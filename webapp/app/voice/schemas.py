@@ -3,6 +3,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from webapp.app.schemas import PageQuerySchema, page_of
+
 GENDERS = ("male", "female", "unknown")
 PROVIDERS = ("local", "dashscope")
 
@@ -58,17 +60,10 @@ class VoiceSchema(Schema):
     created_at = fields.String()
 
 
-class VoicePageSchema(Schema):
-    total = fields.Integer()
-    list = fields.List(fields.Nested(VoiceSchema))
-    page = fields.Integer()
-    pages = fields.Integer()
-    has_more = fields.Boolean()
+VoicePageSchema = page_of(VoiceSchema)
 
 
-class VoiceListQuerySchema(Schema):
-    page = fields.Integer(load_default=1)
-    page_size = fields.Integer(load_default=10)
+class VoiceListQuerySchema(PageQuerySchema):
     gender = fields.String(load_default=None, validate=validate.OneOf(GENDERS))
     provider = fields.String(load_default=None, validate=validate.OneOf(PROVIDERS))
     search = fields.String(load_default=None, validate=validate.Length(max=100))
