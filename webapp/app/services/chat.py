@@ -79,6 +79,7 @@ class Turn:
     input_bytes: bytes | None = None
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    language: str | None = None
 
 
 def _bad(detail: str, code: str = "BAD_MESSAGE") -> ApiError:
@@ -141,17 +142,28 @@ def _recognise(turn: Turn, sink: TurnSink) -> str:
     assert turn.input_file is not None
     engine = current_app.extensions["providers"].stt()
     source = files.read(turn.input_file)
+    language = conversation_language(turn.session.id)
     started = time.perf_counter()
     if engine.cpu_bound:
-        result = run_blocking(engine.transcribe, source, None, {})
+        result = run_blocking(engine.transcribe, source, language, {})
     else:
-        result = engine.transcribe(source, None, {})
+        result = engine.transcribe(source, language, {})
     turn.timings["asr_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    turn.language = result.language
     text = result.text.strip()
     sink.asr_result(text)
     if not text:
         raise ApiError(400, "no_speech", "NO_SPEECH")
     return text
+
+
+def conversation_language(session_id: str) -> str | None:
+    """The language recognised in the session's last spoken message: a conversation keeps
+    its language, and naming it spares the recogniser a detection pass."""
+    meta = db.session.scalar(select(Message.meta).where(
+        Message.session_id == session_id, Message.role == "user", Message.type == "voice")
+        .order_by(Message.timestamp.desc(), Message.id.desc()).limit(1))
+    return (meta or {}).get("language")
 
 
 def persona_prompt(role: Role, summary: str) -> str:
@@ -230,7 +242,8 @@ def run_turn(request: TurnRequest, sink: TurnSink,
         user_text = _recognise(turn, sink)
         said = sessions.add_message(session, role="user", type="voice", transcription=user_text,
                                     audio=turn.input_file,
-                                    meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"]})
+                                    meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
+                                          "language": turn.language})
     user_message_id = said.id
     mode = request.response_type
     if mode == RESPONSE_RANDOM:
@@ -240,10 +253,12 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     message_id = new_uuid()
     out = _AudioOut(sink, request.audio_format, message_id)
     llm = current_app.extensions["providers"].llm()
+    prompt = prompt_messages(session, role, user_text)
+    session_id, role_id, role_name, voice_type = session.id, role.id, role.name, voice.voice_type
+    db.session.close()
     reply = stream_reply(
-        llm, prompt_messages(session, role, user_text),
-        engine if mode == RESPONSE_VOICE else None, options,
-        chat_options=ChatOptions(persona=role.name), on_text=sink.text_chunk,
+        llm, prompt, engine if mode == RESPONSE_VOICE else None, options,
+        chat_options=ChatOptions(persona=role_name), on_text=sink.text_chunk,
         on_audio=out, cancel=cancel, started=turn.started)
     out.finish()
     timings = {**turn.timings, **reply.timings}
@@ -254,9 +269,9 @@ def run_turn(request: TurnRequest, sink: TurnSink,
                                audio.pcm_duration(bytes(out.pcm), out.sample_rate),
                                kind="generated")
     text = reply.text
-    message = Message(id=message_id, session_id=session.id, owner_id=request.user_id,
+    message = Message(id=message_id, session_id=session_id, owner_id=request.user_id,
                       role="assistant", type="voice" if mode == RESPONSE_VOICE else "text",
-                      text=text, voice_id=voice.voice_type if mode == RESPONSE_VOICE else None,
+                      text=text, voice_id=voice_type if mode == RESPONSE_VOICE else None,
                       audio_file_id=audio_row.id if audio_row else None,
                       format=audio_row.format if audio_row else None,
                       duration=round(audio_row.duration, 3) if audio_row else None,
@@ -269,19 +284,19 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     if mode == RESPONSE_VOICE:
         sink.audio_end(audio_url, audio_row.duration if audio_row else 0.0,
                        "interrupted" if reply.interrupted else None)
-    payload = {"role_id": role.id, "message": audio_url if mode == RESPONSE_VOICE else text,
+    payload = {"role_id": role_id, "message": audio_url if mode == RESPONSE_VOICE else text,
                "type": "voice" if mode == RESPONSE_VOICE else "text",
-               "session_id": session.id, "message_id": message_id, "text": text,
+               "session_id": session_id, "message_id": message_id, "text": text,
                "user_message_id": user_message_id}
     if mode == RESPONSE_VOICE:
         payload["format"] = "mp3"
     sink.reply(payload)
-    log.info("turn %s session %s: %s", message_id, session.id, timings)
-    done = {"session_id": session.id, "message_id": message_id,
+    log.info("turn %s session %s: %s", message_id, session_id, timings)
+    done = {"session_id": session_id, "message_id": message_id,
             "user_message_id": user_message_id, "interrupted": reply.interrupted,
             "timings": timings}
     sink.complete(done)
-    jobs.background(_summary_task(), session.id)
+    jobs.background(_summary_task(), session_id)
     return done
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.app.api import ApiError
+from webapp.app.concurrency import run_blocking
 from webapp.app.extensions import db
 from webapp.app.models import User
 
@@ -17,7 +18,7 @@ def register(username: str, password: str) -> User:
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ApiError(409, "username_taken", "USERNAME_TAKEN")
     user = User(username=username)
-    user.set_password(password)
+    run_blocking(user.set_password, password)
     db.session.add(user)
     try:
         db.session.commit()
@@ -29,7 +30,7 @@ def register(username: str, password: str) -> User:
 
 def authenticate(username: str, password: str) -> User:
     user = db.session.scalar(select(User).where(User.username == username))
-    if user is None or not user.check_password(password):
+    if user is None or not run_blocking(user.check_password, password):
         raise ApiError(401, "bad_credentials", "BAD_CREDENTIALS")
     return user
 
