@@ -35,19 +35,19 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import av
 import numpy as np
 from aiohttp import web
+
+from tests.fakes.process import FakeProcess
 
 log = logging.getLogger("fake_dashscope")
 
@@ -1133,76 +1133,22 @@ def main(argv: list[str] | None = None) -> None:
 # Running it from tests
 
 
-class FakeDashScope:
+class FakeDashScope(FakeProcess):
     """A running fake server subprocess and the URLs to give the SDK."""
 
     def __init__(
         self, process: subprocess.Popen[bytes], port: int, api_key: str, log_path: Path
     ) -> None:
-        self.process = process
-        self.port = port
-        self.api_key = api_key
-        self.log_path = log_path
-        self.base_url = f"http://127.0.0.1:{port}"
+        super().__init__(process, port, api_key, log_path)
+        self.base_url = self.root_url
         self.http_url = f"{self.base_url}{HTTP_PREFIX}"
         self.ws_url = f"ws://127.0.0.1:{port}{WS_PATH}"
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with self._opener.open(request, timeout=10) as response:
-            return json.loads(response.read().decode("utf-8"))
 
     def control(
         self, mode: str, count: int | None = None, kinds: list[str] | None = None
     ) -> dict[str, Any]:
         """Make the next ``count`` model calls (of ``kinds``, default all) behave as ``mode``."""
         return self._call("POST", "/__control", {"mode": mode, "count": count, "kinds": kinds})
-
-    def stats(self) -> dict[str, Any]:
-        """Calls per kind, voices, last request bodies: what the SDK really sent."""
-        return self._call("GET", "/__stats")
-
-    def reset(self) -> None:
-        """Forget voices, counts and faults, so each test starts clean."""
-        self._call("POST", "/__reset", {})
-
-    def log_text(self) -> str:
-        """The server's stderr so far, for failure messages."""
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """Terminate the server (kill it if it lingers) and drop its log."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self.log_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_fake_dashscope(

@@ -27,14 +27,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.process import FakeProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_API_KEY = "test-key"
@@ -233,30 +233,14 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(serve(args.host, args.port, args.api_key, args.reply, args.chunk_delay))
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeProcess):
     """A running fake server subprocess: ``base_url`` and ``api_key`` to give a client."""
 
     def __init__(
         self, process: subprocess.Popen[bytes], port: int, api_key: str, log_path: Path
     ) -> None:
-        self.process = process
-        self.port = port
-        self.api_key = api_key
-        self.log_path = log_path
-        self.root_url = f"http://127.0.0.1:{port}"
+        super().__init__(process, port, api_key, log_path)
         self.base_url = f"{self.root_url}/v1"
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(
-            self.root_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with self._opener.open(request, timeout=10) as response:
-            return json.loads(response.read().decode("utf-8"))
 
     def fail_next(self, status: int, count: int = 1) -> None:
         """Make the next ``count`` chat calls answer with HTTP ``status``."""
@@ -265,41 +249,6 @@ class FakeOpenAI:
     def delay_next(self, seconds: float, count: int = 1) -> None:
         """Make the next ``count`` chat calls wait ``seconds`` before answering."""
         self._call("POST", "/__control", {"delay": seconds, "count": count})
-
-    def stats(self) -> dict[str, Any]:
-        return self._call("GET", "/__stats")
-
-    def reset(self) -> None:
-        self._call("POST", "/__reset", {})
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self.log_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_fake_openai(

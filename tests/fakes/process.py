@@ -1,0 +1,74 @@
+"""What every fake server subprocess has in common: its control endpoints and its end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+
+class FakeProcess:
+    """A fake server running as a subprocess on 127.0.0.1, controlled over HTTP."""
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, api_key: str, log_path: Path
+    ) -> None:
+        self.process = process
+        self.port = port
+        self.api_key = api_key
+        self.log_path = log_path
+        self.root_url = f"http://127.0.0.1:{port}"
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(
+            self.root_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with self._opener.open(request, timeout=10) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    def stats(self) -> dict[str, Any]:
+        """What the server saw: call counts and the last requests."""
+        return self._call("GET", "/__stats")
+
+    def reset(self) -> None:
+        """Forget counts and faults, so each test starts clean."""
+        self._call("POST", "/__reset", {})
+
+    def log_text(self) -> str:
+        """The server's output so far, for failure messages."""
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Terminate the server (kill it if it lingers) and drop its log."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.log_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
