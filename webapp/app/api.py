@@ -28,7 +28,7 @@ from sqlalchemy import Select, func
 from werkzeug.exceptions import HTTPException
 
 from webapp.app.extensions import db
-from webapp.app.i18n import translate
+from webapp.app.i18n import MESSAGES, translate
 from webapp.app.providers.base import ProviderError
 
 log = logging.getLogger(__name__)
@@ -153,18 +153,12 @@ def validation_error(exc: ValidationError) -> ApiError:
     lang = language()
     if detail in _MARSHMALLOW_DEFAULTS:
         text = translate(_MARSHMALLOW_DEFAULTS[detail], lang, field=field_name)
-    elif detail in _catalogue_keys():
+    elif detail in MESSAGES:
         text = translate(detail, lang, field=field_name)
     else:
         text = translate("field_invalid", lang, field=field_name) if not detail else detail
     return ApiError(400, "bad_request", "VALIDATION_ERROR", {"detail": text},
                     {"fields": messages})
-
-
-def _catalogue_keys() -> set[str]:
-    from webapp.app.i18n import MESSAGES
-
-    return set(MESSAGES)
 
 
 def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:

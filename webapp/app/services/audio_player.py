@@ -30,7 +30,6 @@ class WebSocketAudioPlayer:
         self.sample_rate = sample_rate
         self.message_id = message_id
         self.seq = 0
-        self.bytes_sent = 0
         self.started = False
         self.stopped = False
         self._pending = 0
@@ -74,7 +73,6 @@ class WebSocketAudioPlayer:
                                      "seq": self.seq, "message_id": self.message_id,
                                      "sent_at": time.time()})
         self.seq += 1
-        self.bytes_sent += len(audio_data)
 
     def stop(self, audio_url: str | None = None, duration: float | None = None,
              **extra: Any) -> None:

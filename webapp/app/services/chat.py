@@ -77,6 +77,7 @@ class Turn:
     session: Session
     input_file: File | None = None
     input_bytes: bytes | None = None
+    input_info: audio.AudioInfo | None = None
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     language: str | None = None
@@ -127,7 +128,7 @@ def prepare(request: TurnRequest) -> Turn:
             raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{limit:g}"})
         turn.input_file = row
     elif request.audio is not None:
-        files.inspect_upload(request.audio, max_seconds=limit)
+        turn.input_info = files.inspect_upload(request.audio, max_seconds=limit)
         turn.input_bytes = request.audio
     elif len(request.text or "") > 4000:
         raise _bad("message is longer than 4000 characters")
@@ -135,8 +136,8 @@ def prepare(request: TurnRequest) -> Turn:
 
 
 def _recognise(turn: Turn, sink: TurnSink) -> str:
-    if turn.input_bytes is not None:
-        info = run_blocking(audio.probe, turn.input_bytes)
+    if turn.input_bytes is not None and turn.input_info is not None:
+        info = turn.input_info
         turn.input_file = files.save(turn.request.user_id, turn.input_bytes, info.format,
                                      info.duration, kind="upload")
     assert turn.input_file is not None

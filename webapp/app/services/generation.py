@@ -69,13 +69,18 @@ def content_key(*parts: Any) -> str:
                           ).hexdigest()
 
 
-def render_entry(entry: GeneratedVoice, message_key: int, *, cached: bool,
-                 generation_time: float) -> dict[str, Any]:
+def _entry_fields(entry: GeneratedVoice, message_key: int) -> dict[str, Any]:
+    """The fields seed 002's generate and cache answers share."""
     row = db.session.get(File, entry.file_id)
     return {"voiceId": entry.id, "messageId": message_key,
             "audioUrl": files.audio_url(row) if row else None, "format": entry.format,
             "duration": round(entry.duration, 3), "fileSize": entry.file_size,
-            "emotionType": entry.emotion_type, "emotionIntensity": entry.emotion_intensity,
+            "emotionType": entry.emotion_type, "emotionIntensity": entry.emotion_intensity}
+
+
+def render_entry(entry: GeneratedVoice, message_key: int, *, cached: bool,
+                 generation_time: float) -> dict[str, Any]:
+    return {**_entry_fields(entry, message_key),
             "generationTime": round(generation_time, 3), "cached": cached}
 
 
@@ -194,9 +199,5 @@ def cached(owner_id: int, message_key: int) -> dict[str, Any]:
         raise ApiError(404, "voice_cache_not_found", "VOICE_CACHE_NOT_FOUND")
     entry.last_accessed_at = utcnow()
     db.session.commit()
-    row = db.session.get(File, entry.file_id)
-    return {"voiceId": entry.id, "messageId": message_key,
-            "audioUrl": files.audio_url(row) if row else None, "format": entry.format,
-            "duration": round(entry.duration, 3), "fileSize": entry.file_size,
-            "emotionType": entry.emotion_type, "emotionIntensity": entry.emotion_intensity,
-            "createdAt": epoch(entry.created_at), "lastAccessedAt": epoch(entry.last_accessed_at)}
+    return {**_entry_fields(entry, message_key), "createdAt": epoch(entry.created_at),
+            "lastAccessedAt": epoch(entry.last_accessed_at)}

@@ -14,7 +14,6 @@ from typing import Any
 
 from celery import Task
 from flask import current_app
-from sqlalchemy import select
 
 from webapp.app.api import ApiError
 from webapp.app.concurrency import spawn
@@ -115,11 +114,3 @@ def expire_if_overdue(job: Job) -> None:
         log.warning("job %s timed out", job.id)
         fail(job, TIMED_OUT.format(seconds=limit))
 
-
-def expire_overdue() -> int:
-    """Fail every overdue job (run by the periodic reaper and before listings)."""
-    overdue = db.session.scalars(select(Job).where(Job.status.in_(("pending", "running")),
-                                                   Job.deadline_at < utcnow())).all()
-    for job in overdue:
-        expire_if_overdue(job)
-    return len(overdue)
