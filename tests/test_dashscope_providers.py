@@ -6,7 +6,6 @@ shows what the engines sent, and its fault modes drive the error mapping.
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import sys
@@ -14,12 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.fakes.fake_dashscope import DEFAULT_ASR_TEXT, FakeDashScope, start_fake_dashscope
+from tests.fakes.file_server import serve_files
 from webapp.app import audio
 from webapp.app.providers import ProviderRegistry
 from webapp.app.providers.base import ChatOptions, ProviderError, SynthesisOptions
@@ -45,33 +45,11 @@ def speech_wav(seconds: float, rate: int = 16000) -> bytes:
     return audio.encode(audio.float_to_pcm(signal), rate, "wav")
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: ClassVar[dict[str, bytes]] = {}
-
-    def do_GET(self) -> None:
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "audio/wav")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture(scope="module")
 def files() -> Iterator[str]:
     """Audio at URLs, as the service's signed storage URLs would serve it to DashScope."""
-    _Files.files = {"/sample.wav": speech_wav(2.0), "/speech.wav": speech_wav(1.5)}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_files({"/sample.wav": speech_wav(2.0), "/speech.wav": speech_wav(1.5)}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ would against DashScope, so other tests can trust what the fake answers.
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import re
 import threading
 import wave
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import av
 import dashscope
@@ -34,6 +33,7 @@ from tests.fakes.fake_dashscope import (
     FakeDashScope,
     start_fake_dashscope,
 )
+from tests.fakes.file_server import serve_files
 
 TTS_MODEL = "cosyvoice-v2"
 VOICE = "longxiaochun_v2"
@@ -78,37 +78,12 @@ def run_bounded(call: Callable[[], Any], seconds: float = 15.0) -> tuple[Any, An
     return outcome.get("result"), outcome.get("error")
 
 
-class _FileHandler(http.server.BaseHTTPRequestHandler):
-    files: ClassVar[dict[str, bytes]] = {}
-
-    def do_GET(self) -> None:
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "audio/wav")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture(scope="module")
 def files() -> Iterator[str]:
     """A local server for the audio URLs DashScope would fetch."""
-    _FileHandler.files = {
-        "/voice.wav": make_wav(2.0),
-        "/not-audio.wav": b"this is not audio at all" * 100,
-    }
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FileHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_files({"/voice.wav": make_wav(2.0),
+                      "/not-audio.wav": b"this is not audio at all" * 100}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -25,15 +25,11 @@ import io
 import json
 import logging
 import math
-import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
 import zlib
@@ -47,11 +43,10 @@ import av
 import numpy as np
 from aiohttp import web
 
-from tests.fakes.process import FakeProcess
+from tests.fakes.process import FakeProcess, launch
 
 log = logging.getLogger("fake_dashscope")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HTTP_PREFIX = "/api/v1"
 WS_PATH = "/api-ws/v1/inference"
 DEFAULT_API_KEY = "test-key"
@@ -1161,45 +1156,10 @@ def start_fake_dashscope(
     would be green and stall with the app.
     """
     settings = FakeOptions(**options)
-    command = [
-        sys.executable,
-        "-m",
-        "tests.fakes.fake_dashscope",
-        "--port",
-        str(port),
-        *settings.to_args(),
-    ]
-    log_fd, log_name = tempfile.mkstemp(prefix="fake-dashscope-", suffix=".log")
-    log_path = Path(log_name)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with os.fdopen(log_fd, "wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env=env,
-        )
-    lines: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(_first_line(process)), daemon=True).start()
-    try:
-        line = lines.get(timeout=startup_timeout).decode("utf-8").strip()
-    except queue.Empty:
-        line = ""
-    ready = line.startswith("READY ")
-    server = FakeDashScope(
-        process, int(line.split()[1]) if ready else 0, settings.api_key, log_path
-    )
-    if not ready:
-        output = server.log_text()
-        server.stop()
-        raise RuntimeError(f"fake DashScope did not start (got {line!r}):\n{output}")
-    return server
-
-
-def _first_line(process: subprocess.Popen[bytes]) -> bytes:
-    return process.stdout.readline() if process.stdout is not None else b""
+    process, port, log_path = launch(
+        "tests.fakes.fake_dashscope", ["--port", str(port), *settings.to_args()],
+        startup_timeout)
+    return FakeDashScope(process, port, settings.api_key, log_path)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import queue
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,9 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.process import FakeProcess
+from tests.fakes.process import FakeProcess, launch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_API_KEY = "test-key"
 _ERRORS = {
     400: ("invalid_request_error", "bad_request", "Bad request"),
@@ -260,47 +254,11 @@ def start_fake_openai(
     startup_timeout: float = 30.0,
 ) -> FakeOpenAI:
     """Start the fake in a subprocess and wait until it listens."""
-    command = [
-        sys.executable,
-        "-m",
-        "tests.fakes.fake_openai",
-        "--port",
-        str(port),
-        "--api-key",
-        api_key,
-        "--chunk-delay",
-        str(chunk_delay),
-    ]
+    args = ["--port", str(port), "--api-key", api_key, "--chunk-delay", str(chunk_delay)]
     if reply is not None:
-        command += ["--reply", reply]
-    log_fd, log_name = tempfile.mkstemp(prefix="fake-openai-", suffix=".log")
-    log_path = Path(log_name)
-    with os.fdopen(log_fd, "wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    lines: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(_first_line(process)), daemon=True).start()
-    try:
-        line = lines.get(timeout=startup_timeout).decode("utf-8").strip()
-    except queue.Empty:
-        line = ""
-    ready = line.startswith("READY ")
-    server = FakeOpenAI(process, int(line.split()[1]) if ready else 0, api_key, log_path)
-    if not ready:
-        output = server.log_text()
-        server.stop()
-        raise RuntimeError(f"fake OpenAI server did not start (got {line!r}):\n{output}")
-    return server
-
-
-def _first_line(process: subprocess.Popen[bytes]) -> bytes:
-    return process.stdout.readline() if process.stdout is not None else b""
+        args += ["--reply", reply]
+    process, port, log_path = launch("tests.fakes.fake_openai", args, startup_timeout)
+    return FakeOpenAI(process, port, api_key, log_path)
 
 
 if __name__ == "__main__":

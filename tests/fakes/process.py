@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
 import subprocess
+import sys
+import tempfile
+import threading
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -72,3 +77,38 @@ class FakeProcess:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def launch(module: str, args: list[str], startup_timeout: float
+           ) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """Run ``python -m module args`` and wait for its ``READY <port>`` line.
+
+    Returns the process, its port and its log; a server that never gets ready is
+    stopped and reported with its log.
+    """
+    log_fd, log_name = tempfile.mkstemp(prefix=module.rsplit(".", 1)[-1] + "-", suffix=".log")
+    log_path = Path(log_name)
+    with os.fdopen(log_fd, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=log_file, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(_first_line(process)), daemon=True).start()
+    try:
+        line = lines.get(timeout=startup_timeout).decode("utf-8").strip()
+    except queue.Empty:
+        line = ""
+    if not line.startswith("READY "):
+        server = FakeProcess(process, 0, "", log_path)
+        output = server.log_text()
+        server.stop()
+        raise RuntimeError(f"{module} did not start (got {line!r}):\n{output}")
+    return process, int(line.split()[1]), log_path
+
+
+def _first_line(process: subprocess.Popen[bytes]) -> bytes:
+    return process.stdout.readline() if process.stdout is not None else b""
