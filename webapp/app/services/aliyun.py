@@ -25,7 +25,8 @@ from webapp.app.concurrency import spawn
 from webapp.app.providers import ProviderRegistry
 from webapp.app.providers.base import AudioChunk, ChatOptions, ProviderError, SynthesisOptions
 from webapp.app.services import urls
-from webapp.app.services.speech_pipeline import drain, stream_reply
+from webapp.app.services.speech_pipeline import stream_reply
+from webapp.app.services.synthesis import EncodedStream
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +122,9 @@ class AliyunAPIService:
         return self.registry.stt(self.stt_engine).transcribe(audio_url,
                                                              additional_params=params).text
 
-    def _encoded_chunks(self, text: str, voice_id: str | None, fmt: str = "mp3") -> Any:
-        tts = self.registry.tts(self.tts_engine)
-        options = SynthesisOptions(voice=voice_id)
-        encoder: audio.StreamEncoder | None = None
-        for chunk in drain(tts, tts.synthesize_stream(text, options)):
-            if encoder is None:
-                encoder = audio.StreamEncoder(fmt, chunk.sample_rate)
-            data = encoder.write(chunk.pcm)
-            if data:
-                yield data
-        if encoder is not None:
-            tail = encoder.close()
-            if tail:
-                yield tail
+    def _encoded_chunks(self, text: str, voice_id: str | None) -> EncodedStream:
+        return EncodedStream(self.registry.tts(self.tts_engine), text,
+                             SynthesisOptions(voice=voice_id), "mp3")
 
     def synthesize_speech(self, text: str, voice_id: str | None = None) -> str:
         """Synthesize ``text`` and return the URL of the stored MP3."""

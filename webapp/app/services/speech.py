@@ -17,7 +17,6 @@ from webapp.app.extensions import db
 from webapp.app.models import File, Message, Session
 from webapp.app.providers.base import SynthesisOptions
 from webapp.app.services import files, sessions, synthesis, voices
-from webapp.app.services.speech_pipeline import drain
 
 log = logging.getLogger(__name__)
 
@@ -92,31 +91,16 @@ def tts_stream(owner_id: int, request: TtsRequest) -> TtsStream:
 
     def generate() -> Iterator[bytes]:
         started = time.perf_counter()
-        encoder: audio.StreamEncoder | None = None
-        sent: list[bytes] = []
-        samples = 0
-        first_ms: float | None = None
+        stream = synthesis.EncodedStream(engine, request.text, options, request.format)
         completed = False
         try:
-            for chunk in drain(engine, engine.synthesize_stream(request.text, options)):
-                if encoder is None:
-                    encoder = audio.StreamEncoder(request.format, chunk.sample_rate)
-                    first_ms = round((time.perf_counter() - started) * 1000, 1)
-                samples += len(chunk.pcm) // 2
-                data = encoder.write(chunk.pcm)
-                if data:
-                    sent.append(data)
-                    yield data
-            if encoder is not None:
-                tail = encoder.close()
-                if tail:
-                    sent.append(tail)
-                    yield tail
+            yield from stream
             completed = True
         finally:
-            rate = encoder.sample_rate if encoder else 0
-            _finish_stream(owner_id, message_id, b"".join(sent), request.format, samples, rate,
-                           {"first_audio_ms": first_ms,
+            first = stream.first_audio_at
+            _finish_stream(owner_id, message_id, stream,
+                           {"first_audio_ms": round((first - started) * 1000, 1) if first
+                            else None,
                             "total_ms": round((time.perf_counter() - started) * 1000, 1),
                             "interrupted": not completed})
 
@@ -126,20 +110,18 @@ def tts_stream(owner_id: int, request: TtsRequest) -> TtsStream:
     return TtsStream(generate(), message_id, session_id, content_type)
 
 
-def _finish_stream(owner_id: int, message_id: str, data: bytes, fmt: str, samples: int,
-                   sample_rate: int, meta: dict[str, Any]) -> None:
-    """Store the streamed audio once it is whole (a WAV gets its true length)."""
+def _finish_stream(owner_id: int, message_id: str, stream: synthesis.EncodedStream,
+                   meta: dict[str, Any]) -> None:
+    """Store the streamed audio once it is whole."""
     message = db.session.get(Message, message_id)
     if message is None:
         return
-    duration = samples / sample_rate if sample_rate else 0.0
-    if data and fmt == "wav":
-        data = audio.wav_header(sample_rate, samples * 2) + data[44:]
+    data = stream.whole()
     if data and not meta["interrupted"]:
-        row = files.save(owner_id, data, fmt, duration, kind="generated")
+        row = files.save(owner_id, data, stream.format, stream.duration, kind="generated")
         message.audio_file_id = row.id
-        message.format = fmt
-        message.duration = round(duration, 3)
+        message.format = stream.format
+        message.duration = round(stream.duration, 3)
     message.meta = {**(message.meta or {}), **meta}
     db.session.commit()
 

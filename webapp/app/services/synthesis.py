@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from flask import current_app
@@ -46,6 +48,49 @@ def engine_for(voice: Voice, base: SynthesisOptions | None = None
     return engine, options
 
 
+class EncodedStream:
+    """An engine's speech for ``text``, encoded as ``fmt`` piece by piece as it is made.
+
+    Iterate it for the bytes to send; afterwards ``whole()`` is the file to store (a WAV
+    gets its true length) and ``samples`` / ``sample_rate`` measure it.
+    """
+
+    def __init__(self, engine: TextToSpeechInterface, text: str, options: SynthesisOptions,
+                 fmt: str) -> None:
+        self.engine, self.text, self.options, self.format = engine, text, options, fmt
+        self.parts: list[bytes] = []
+        self.samples = 0
+        self.sample_rate = 0
+        self.first_audio_at: float | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        encoder: audio.StreamEncoder | None = None
+        for chunk in drain(self.engine, self.engine.synthesize_stream(self.text, self.options)):
+            if encoder is None:
+                self.sample_rate = chunk.sample_rate
+                self.first_audio_at = time.perf_counter()
+                encoder = audio.StreamEncoder(self.format, chunk.sample_rate)
+            self.samples += len(chunk.pcm) // 2
+            yield from self._kept(encoder.write(chunk.pcm))
+        if encoder is not None:
+            yield from self._kept(encoder.close())
+
+    def _kept(self, data: bytes) -> Iterator[bytes]:
+        if data:
+            self.parts.append(data)
+            yield data
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+    def whole(self) -> bytes:
+        data = b"".join(self.parts)
+        if data and self.format == "wav":
+            data = audio.wav_header(self.sample_rate, self.samples * 2) + data[44:]
+        return data
+
+
 @dataclass
 class Rendered:
     data: bytes
@@ -58,20 +103,10 @@ def render(voice: Voice, text: str, fmt: str = "mp3",
            options: SynthesisOptions | None = None) -> Rendered:
     """Synthesize ``text`` with ``voice`` and encode it as ``fmt``."""
     engine, opts = engine_for(voice, options)
-    encoder: audio.StreamEncoder | None = None
-    parts: list[bytes] = []
-    samples = 0
-    rate = 0
-    for chunk in drain(engine, engine.synthesize_stream(text, opts)):
-        if encoder is None:
-            rate = chunk.sample_rate
-            encoder = audio.StreamEncoder(fmt, rate)
-        samples += len(chunk.pcm) // 2
-        parts.append(encoder.write(chunk.pcm))
-    if encoder is None or samples == 0:
+    stream = EncodedStream(engine, text, opts, fmt)
+    for _ in stream:
+        pass
+    if stream.samples == 0:
         raise ProviderError(voice.engine, "task_failed", "the engine produced no audio")
-    parts.append(encoder.close())
-    data = b"".join(parts)
-    if fmt == "wav":
-        data = audio.wav_header(rate, samples * 2) + data[44:]
-    return Rendered(data=data, format=fmt, duration=samples / rate, sample_rate=rate)
+    return Rendered(data=stream.whole(), format=fmt, duration=stream.duration,
+                    sample_rate=stream.sample_rate)
