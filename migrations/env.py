@@ -96,6 +96,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == 'sqlite':
+            # SQLite rebuilds tables to alter them (drop + rename); with foreign keys
+            # enforced, dropping a parent would cascade-delete its children's rows.
+            connection.exec_driver_sql('PRAGMA foreign_keys=OFF')
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -6,6 +6,10 @@ import uuid
 from datetime import UTC, datetime
 
 MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+# Integer ids must never be handed out twice: SQLite reuses the highest deleted rowid
+# unless the table is AUTOINCREMENT, and a reused user or role id would inherit what
+# still points at the deleted one (tokens, sessions, profiles).
+NEVER_REUSED_IDS = {**MYSQL_TABLE, "sqlite_autoincrement": True}
 
 
 def utcnow() -> datetime:

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.app.extensions import db
-from webapp.app.models.common import MYSQL_TABLE, utcnow
+from webapp.app.models.common import MYSQL_TABLE, NEVER_REUSED_IDS, utcnow
 
 
 def epoch(moment: datetime | None) -> int | None:
@@ -25,7 +25,7 @@ class GeneratedVoice(db.Model):
     __table_args__ = (UniqueConstraint("owner_id", "content_key", name="uq_generated_content"),
                       Index("ix_generated_owner_message", "owner_id", "message_key"),
                       Index("ix_generated_owner_accessed", "owner_id", "last_accessed_at"),
-                      MYSQL_TABLE)
+                      NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -7,12 +7,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.app.extensions import db
-from webapp.app.models.common import MYSQL_TABLE, iso, utcnow
+from webapp.app.models.common import NEVER_REUSED_IDS, iso, utcnow
 
 
 class User(db.Model):
     __tablename__ = "users"
-    __table_args__ = MYSQL_TABLE
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
