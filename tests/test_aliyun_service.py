@@ -54,3 +54,50 @@ def test_recognition_and_streamed_llm_with_tts(app_factory: Any, fake_dashscope:
                                             on_complete=completed.set)
         assert completed.is_set() and "".join(texts) == reply and len(chunks) >= 2
         assert audio.probe(b"".join(chunks)).duration > 1.0
+
+
+PLAIN_SCRIPT = """
+import json
+import threading
+
+from webapp.app.services import AliyunAPIService, FileWriterCallback
+
+service = AliyunAPIService()
+url = service.synthesize_speech("你好，这是脚本里的合成。", voice_id="longxiaochun_v2")
+written = []
+callback = FileWriterCallback(on_complete_callback=written.append)
+service.synthesize_speech_streaming("流式合成，写进文件。", callback=callback)
+done = threading.Event()
+later = {}
+service.synthesize_speech_async("异步合成。", on_complete=lambda u: (later.setdefault("url", u),
+                                                                     done.set()))
+assert done.wait(60)
+print("URLS " + json.dumps([url, written[0], later["url"]]))
+"""
+
+
+def test_works_from_a_plain_script_without_an_app_context(app_factory: Any, tmp_path: Any,
+                                                          fake_dashscope: Any) -> None:
+    """Seed 003 constructs the service in a script: no Flask app exists there, and the
+    settings come from the environment."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    settings = {"INSTANCE_DIR": str(tmp_path), "STORAGE_DIR": str(tmp_path / "storage"),
+                "TMP_DIR": str(tmp_path / "tmp"), "BASE_URL": "http://tingshuo.test",
+                "SECRET_KEY": "script-secret-0123456789", "PYTHONPATH": str(ROOT),
+                **dashscope_settings(fake_dashscope)}
+    run = subprocess.run([sys.executable, "-c", PLAIN_SCRIPT], env={**os.environ, **settings},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    line = next(x for x in run.stdout.splitlines() if x.startswith("URLS "))
+    import json
+
+    urls = json.loads(line.removeprefix("URLS "))
+    app = app_factory(STORAGE_DIR=tmp_path / "storage", SECRET_KEY=settings["SECRET_KEY"])
+    for url in urls:
+        assert url.startswith("http://tingshuo.test/api/tmp_audio/")
+        assert audio.probe(_fetch(app, url)).duration > 0.2

@@ -44,8 +44,22 @@ def test_upload_voice_recognises_every_accepted_format(client: FlaskClient,
     assert body["data"]["format"] == expected
     assert body["data"]["duration"] == pytest.approx(2.0, abs=0.15)
     assert body["message"] == "文件上传成功"
-    assert body["url"] == f"/uploads/{body['data']['name']}"
+    assert body["url"].startswith(f"/uploads/{body['data']['name']}?expires=")
     assert body["filename"] == "clip.dat"
+
+
+def test_upload_voice_url_is_fetchable_as_handed_out(client: FlaskClient,
+                                                     auth_headers: dict[str, str]) -> None:
+    data = tone(1.0, "wav")
+    body = _upload(client, auth_headers, data, "hello.wav").get_json()
+    anonymous = client.get(body["url"])
+    assert anonymous.status_code == 200 and anonymous.data == data
+    assert body["data"]["url"] == body["url"]
+    tampered = body["url"].replace("signature=", "signature=0")
+    assert client.get(tampered).status_code == 403
+    public = _upload(client, auth_headers, data, "open.wav", is_public="true").get_json()
+    assert public["url"] == f"/uploads/{public['data']['name']}"
+    assert client.get(public["url"]).status_code == 200
 
 
 def test_upload_voice_bytes_round_trip_for_owner(client: FlaskClient,

@@ -319,8 +319,39 @@ def test_plain_voice_chat_streams_chunks_with_a_final_one(user: User, server: Li
         assert error["type"] == "error" and error["is_final"] is True and error["data"]
         ws.send(json.dumps({"role_id": user.role_id, "voice_url": "https://example.com/a.mp3"}))
         assert json.loads(ws.recv())["type"] == "error"
+        for frame in ("{not json", "[1, 2]", json.dumps({"role_id": 99999, "voice_url": "x"})):
+            ws.send(frame)
+            error = json.loads(ws.recv())
+            assert set(error) == {"type", "data", "format", "is_final"}
+            assert error["type"] == "error" and error["format"] == "" and error["is_final"]
+            assert isinstance(error["data"], str) and error["data"]
     finally:
         ws.close()
+
+
+def test_a_private_role_is_talked_to_only_by_its_owner(server: LiveServer, user: User,
+                                                       spoken_question: bytes) -> None:
+    stranger = User(server.url)
+    intruder = Recorder(server.url, stranger.token)
+    ws = _ws(server, "/api/ws/chat", stranger.token)
+    voice_ws = _ws(server, "/api/ws/voice_chat", stranger.token)
+    try:
+        mark = len(intruder.events)
+        intruder.emit("join", {"role_id": user.role_id})
+        assert intruder.wait_for("error", 10, mark)["code"] == 404
+        ws.send(json.dumps({"role_id": user.role_id, "message": "hi", "type": "text"}))
+        assert json.loads(ws.recv())["code"] == 404
+        own = stranger.upload(spoken_question)
+        voice_ws.send(json.dumps({"role_id": user.role_id, "voice_url": own["url"]}))
+        assert json.loads(voice_ws.recv())["type"] == "error"
+        user.call("PUT", f"/api/role/{user.role_id}", json={"is_public": True})
+        assert intruder.join(user.role_id)["role_id"] == user.role_id
+        ws.send(json.dumps({"role_id": user.role_id, "message": "hi", "type": "text"}))
+        assert json.loads(ws.recv())["type"] == "text"
+    finally:
+        intruder.close()
+        ws.close()
+        voice_ws.close()
 
 
 def test_idle_connections_are_closed() -> None:

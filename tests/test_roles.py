@@ -57,13 +57,13 @@ def test_english_rule_message(client: FlaskClient, auth_headers: dict[str, str])
 def test_list_and_user_list_paginate(client: FlaskClient, make_user: Any) -> None:
     alice, bob = make_user(), make_user()
     for i in range(3):
-        _add(client, alice["headers"], name=f"角色{i}")
+        _add(client, alice["headers"], name=f"角色{i}", is_public=True)
     _add(client, bob["headers"], name="鲍勃的角色")
     everything = client.get("/api/role/list?page=1&page_size=2", headers=bob["headers"])
     data = everything.get_json()["data"]
     assert data["total"] == 4 and data["pages"] == 2 and data["has_more"] is True
     assert set(data["list"][0]) >= {"id", "name", "description", "gender", "age",
-                                    "voice_type", "created_at"}
+                                    "voice_type", "created_at", "is_public"}
     mine = client.get(f"/api/role/user/{alice['id']}?page_size=5",
                       headers=bob["headers"]).get_json()["data"]
     assert mine["total"] == 3 and mine["has_more"] is False
@@ -71,9 +71,58 @@ def test_list_and_user_list_paginate(client: FlaskClient, make_user: Any) -> Non
     assert client.get("/api/role/user/999999", headers=bob["headers"]).status_code == 404
 
 
+def test_private_roles_are_seen_only_by_their_owner(client: FlaskClient, make_user: Any) -> None:
+    alice, bob = make_user(), make_user()
+    private = _add(client, alice["headers"], name="私密角色").get_json()["data"]["role_id"]
+    public = _add(client, alice["headers"], name="公开角色",
+                  is_public=True).get_json()["data"]["role_id"]
+    assert client.get(f"/api/role/{private}", headers=alice["headers"]).get_json()[
+        "data"]["is_public"] is False
+
+    def names(path: str, who: dict[str, Any]) -> set[str]:
+        body = client.get(path, headers=who["headers"]).get_json()["data"]
+        assert body["total"] == len(body["list"])
+        return {role["name"] for role in body["list"]}
+
+    assert names("/api/role/list", bob) == {"公开角色"}
+    assert names("/api/role/list", alice) == {"私密角色", "公开角色"}
+    assert names(f"/api/role/user/{alice['id']}", bob) == {"公开角色"}
+    assert names(f"/api/role/user/{alice['id']}", alice) == {"私密角色", "公开角色"}
+    hidden = client.get(f"/api/role/{private}", headers=bob["headers"])
+    assert hidden.status_code == 404 and hidden.get_json()["error"]["code"] == "ROLE_NOT_FOUND"
+    assert client.get(f"/api/role/{public}", headers=bob["headers"]).status_code == 200
+    assert client.get(f"/api/voice/profiles/{private}",
+                      headers=bob["headers"]).status_code == 404
+    assert client.get(f"/api/voice/profiles/{public}", headers=bob["headers"]).status_code == 200
+    assert client.post("/api/sessions", headers=bob["headers"],
+                       json={"role_id": private}).status_code == 404
+    assert client.post("/api/sessions", headers=bob["headers"],
+                       json={"role_id": public}).status_code in (200, 201)
+    denied = client.put(f"/api/voice/profiles/{public}", headers=bob["headers"],
+                        json={"baseSpeed": 1.2})
+    assert denied.status_code == 403
+
+
+def test_owner_switches_visibility(client: FlaskClient, make_user: Any) -> None:
+    alice, bob = make_user(), make_user()
+    role_id = _add(client, alice["headers"]).get_json()["data"]["role_id"]
+    assert client.get(f"/api/role/{role_id}", headers=bob["headers"]).status_code == 404
+    client.put(f"/api/role/{role_id}", headers=alice["headers"], json={"is_public": True})
+    assert client.get(f"/api/role/{role_id}", headers=bob["headers"]).status_code == 200
+    assert client.get("/api/role/list", headers=bob["headers"]).get_json()["data"]["total"] == 1
+    client.put(f"/api/role/{role_id}", headers=alice["headers"], json={"age": 33})
+    role = client.get(f"/api/role/{role_id}", headers=alice["headers"]).get_json()["data"]
+    assert role["is_public"] is True and role["age"] == 33
+    client.put(f"/api/role/{role_id}", headers=alice["headers"], json={"is_public": False})
+    assert client.get(f"/api/role/{role_id}", headers=bob["headers"]).status_code == 404
+    assert client.get("/api/role/list", headers=bob["headers"]).get_json()["data"]["total"] == 0
+    bad = client.put(f"/api/role/{role_id}", headers=alice["headers"], json={"is_public": "maybe"})
+    assert bad.status_code == 400
+
+
 def test_only_the_owner_updates_and_deletes(client: FlaskClient, make_user: Any) -> None:
     owner, other = make_user(), make_user()
-    role_id = _add(client, owner["headers"]).get_json()["data"]["role_id"]
+    role_id = _add(client, owner["headers"], is_public=True).get_json()["data"]["role_id"]
     denied = client.put(f"/api/role/{role_id}", headers=other["headers"], json={"age": 40})
     assert denied.status_code == 403
     assert denied.get_json()["message"] == "角色不存在或您无权修改此角色"

@@ -158,7 +158,7 @@ def test_agent_profiles(client: FlaskClient, make_user: Any) -> None:
     owner, other = make_user(), make_user()
     role_id = client.post("/api/role/add", headers=owner["headers"], json={
         "name": "辩手甲", "description": "言辞犀利的正方一辩选手", "gender": "男", "age": 40,
-        "voice_type": "espeak:cmn"}).get_json()["data"]["role_id"]
+        "voice_type": "espeak:cmn", "is_public": True}).get_json()["data"]["role_id"]
     derived = client.get(f"/api/voice/profiles/{role_id}", headers=other["headers"]
                          ).get_json()["data"]
     assert derived == {"agentId": role_id, "agentType": "debater", "voiceName": "espeak:cmn",
@@ -197,6 +197,12 @@ def test_playback_state_machine(client: FlaskClient, auth_headers: dict[str, str
     playing = act(action="play").get_json()["data"]
     assert playing["status"] == "playing" and playing["currentMessageId"] == 101
     assert act(action="seek", position=30).get_json()["data"]["currentPosition"] == 30
+    jumped = act(action="seek", messageId=103).get_json()["data"]
+    assert jumped["currentMessageId"] == 103 and jumped["currentPosition"] == 0
+    assert jumped["status"] == "playing"
+    both = act(action="seek", messageId=102, position=4.5).get_json()["data"]
+    assert both["currentMessageId"] == 102 and both["currentPosition"] == 4.5
+    assert act(action="seek", messageId=101).get_json()["data"]["currentPosition"] == 0
     assert act(action="pause").get_json()["data"]["status"] == "paused"
     assert act(action="next").get_json()["data"]["currentMessageId"] == 102
     assert act(action="previous").get_json()["data"]["currentMessageId"] == 101

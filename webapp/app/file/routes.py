@@ -36,7 +36,7 @@ def _render(row: File, url: str) -> dict:
 def upload_voice() -> Response:
     data, name = _uploaded_bytes()
     row = files.store_upload(_user_id(), data, name, is_public=_form_bool("is_public"))
-    url = files.upload_path(row)
+    url = files.upload_url(row)
     return ok(_render(row, url), message="file_uploaded", filename=row.original_name or row.name,
               url=url)
 

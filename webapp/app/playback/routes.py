@@ -67,7 +67,7 @@ def put_settings() -> Response:
 @jwt_required()
 @doc("An agent's (role's) voice profile", tag="voice-emotion", errors=(404,))
 def get_profile(agent_id: int) -> Response:
-    return ok(preferences.profile(agent_id).to_dict())
+    return ok(preferences.profile(agent_id, current_user_id()).to_dict())
 
 
 @bp.put("/profiles/<int:agent_id>")

@@ -90,10 +90,11 @@ class AudioSink(_Quiet):
         self._send(b"", True)
 
 
-def _receive(ws: Server) -> dict[str, Any] | None:
+def _receive(ws: Server, voice: bool = False) -> dict[str, Any] | None:
     """The next message as a JSON object; None when the client went quiet for too long.
 
-    A malformed frame is answered with an error and the connection stays usable.
+    A malformed frame is answered with an error (in the socket's own error shape) and
+    the connection stays usable.
     """
     idle = current_app.config["CHAT_IDLE_SECONDS"]
     while True:
@@ -107,14 +108,17 @@ def _receive(ws: Server) -> dict[str, Any] | None:
         except (ValueError, TypeError):
             pass
         yield_error(ws, ApiError(400, "bad_request", "BAD_MESSAGE",
-                                 {"detail": "a message is a JSON object"}))
+                                 {"detail": "a message is a JSON object"}), voice)
 
 
 def yield_error(ws: Server, exc: Exception, voice: bool = False) -> None:
+    """``/api/ws/voice_chat`` answers every error as its audio frames are shaped (a final
+    frame of type ``error`` whose data is the message); ``/api/ws/chat`` as
+    ``{error, code}``."""
     error = as_error(exc, g.ws_lang)
     if voice:
         ws.send(json.dumps({"type": "error", "data": error["error"], "format": "",
-                            "is_final": True, "code": error["code"]}, ensure_ascii=False))
+                            "is_final": True}, ensure_ascii=False))
     else:
         ws.send(json.dumps({"error": error["error"], "code": error["code"]},
                            ensure_ascii=False))
@@ -162,7 +166,7 @@ def ws_chat(ws: Server) -> None:
 def ws_voice_chat(ws: Server) -> None:
     """Seed 001: ``{role_id, voice_url, format}`` → ``{type, data, format, is_final}``."""
     conversations: dict[int, str] = {}
-    while (message := _receive(ws)) is not None:
+    while (message := _receive(ws, voice=True)) is not None:
         try:
             role_id = int(message["role_id"])
             voice_url = message["voice_url"]

@@ -27,25 +27,26 @@ def add() -> Response:
 
 @bp.get("/list")
 @jwt_required()
-@doc("All roles, newest first", tag="roles", query=PageQuerySchema, response=RolePageSchema)
+@doc("Every role I may use (mine and the public ones), newest first", tag="roles",
+     query=PageQuerySchema, response=RolePageSchema)
 def list_roles() -> Response:
-    return ok(roles.page_all(*paginate_args()))
+    return ok(roles.page_usable(current_user_id(), *paginate_args()))
 
 
 @bp.get("/user/<int:user_id>")
 @jwt_required()
-@doc("A user's roles", tag="roles", query=PageQuerySchema, response=RolePageSchema,
-     errors=(404,))
+@doc("A user's roles (another user's public ones only)", tag="roles", query=PageQuerySchema,
+     response=RolePageSchema, errors=(404,))
 def user_roles(user_id: int) -> Response:
     users.get(user_id)
-    return ok(roles.page_of_user(user_id, *paginate_args()))
+    return ok(roles.page_of_user(user_id, current_user_id(), *paginate_args()))
 
 
 @bp.get("/<int:role_id>")
 @jwt_required()
-@doc("One role", tag="roles", response=RoleOutSchema, errors=(404,))
+@doc("One role (mine, or a public one)", tag="roles", response=RoleOutSchema, errors=(404,))
 def get_role(role_id: int) -> Response:
-    return ok(roles.get(role_id).to_dict())
+    return ok(roles.usable(role_id, current_user_id()).to_dict())
 
 
 @bp.put("/<int:role_id>")

@@ -50,6 +50,7 @@ class RoleSchema(Schema):
     gender = fields.String(required=True, validate=_gender)
     age = StrictInteger(required=True, validate=_age)
     voice_type = fields.String(required=True, validate=_voice_type)
+    is_public = fields.Boolean(load_default=False)
 
 
 class RoleCreatedSchema(Schema):
@@ -64,6 +65,7 @@ class RoleOutSchema(Schema):
     age = fields.Integer()
     voice_type = fields.String()
     user_id = fields.Integer()
+    is_public = fields.Boolean()
     created_at = fields.String()
 
 

@@ -13,12 +13,14 @@ import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dashscope.audio.tts_v2 import ResultCallback
-from flask import current_app
+from flask import Flask, current_app, has_app_context
 
 from webapp.app import audio
 from webapp.app.concurrency import spawn
@@ -31,6 +33,42 @@ from webapp.app.services.synthesis import EncodedStream
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = "tmp/"
+F = TypeVar("F", bound=Callable[..., Any])
+_standalone: list[Flask] = []
+
+
+def _app() -> Flask:
+    """The current application; in a plain script (no application context) one built
+    once from the environment, so ``DASHSCOPE_API_KEY``, ``TMP_DIR`` and ``BASE_URL``
+    are read as they are everywhere else."""
+    if has_app_context():
+        return current_app._get_current_object()
+    if not _standalone:
+        from webapp.app import create_app
+
+        _standalone.append(create_app())
+    return _standalone[0]
+
+
+@contextmanager
+def _context(app: Flask) -> Iterator[None]:
+    """``app``'s context, unless one is already active (a route, a task, a test)."""
+    if has_app_context():
+        yield
+        return
+    with app.app_context():
+        yield
+
+
+def _in_app(method: F) -> F:
+    """Runs a method of the service inside its application's context."""
+
+    @wraps(method)
+    def call(self: AliyunAPIService, *args: Any, **kwargs: Any) -> Any:
+        with _context(self.app):
+            return method(self, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
 
 
 def tmp_path(name: str) -> str:
@@ -56,7 +94,7 @@ class FileWriterCallback(ResultCallback):
         self.on_error_callback = on_error_callback
         self.format = fmt
         self.url: str | None = None
-        self._app = current_app._get_current_object()
+        self._app = _app()
         tmp_dir = Path(self._app.config["TMP_DIR"])
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=f".{fmt}")
@@ -104,7 +142,7 @@ class AliyunAPIService:
     def __init__(self, api_key: str | None = None, *, tts_engine: str = "dashscope",
                  stt_engine: str = "qwen-audio", llm_engine: str = "qwen",
                  tts_model: str | None = None) -> None:
-        self.app = current_app._get_current_object()
+        self.app = _app()
         settings = dict(self.app.config)
         if api_key:
             settings["DASHSCOPE_API_KEY"] = api_key
@@ -114,6 +152,7 @@ class AliyunAPIService:
         self.registry = ProviderRegistry(settings)
         self.tts_engine, self.stt_engine, self.llm_engine = tts_engine, stt_engine, llm_engine
 
+    @_in_app
     def recognize_audio(self, audio_url: str, prompt: str | None = None) -> str:
         """Speech in the audio at ``audio_url`` as text (Qwen-Audio fetches the URL)."""
         if audio_url.startswith("/"):
@@ -126,6 +165,7 @@ class AliyunAPIService:
         return EncodedStream(self.registry.tts(self.tts_engine), text,
                              SynthesisOptions(voice=voice_id), "mp3")
 
+    @_in_app
     def synthesize_speech(self, text: str, voice_id: str | None = None) -> str:
         """Synthesize ``text`` and return the URL of the stored MP3."""
         data = b"".join(self._encoded_chunks(text, voice_id))
@@ -151,6 +191,7 @@ class AliyunAPIService:
 
         return spawn(run)
 
+    @_in_app
     def synthesize_speech_streaming(self, text: str, voice_id: str | None = None,
                                     callback: ResultCallback | None = None) -> None:
         """Synthesize, handing MP3 pieces to ``callback.on_data`` as they are made."""
@@ -167,6 +208,7 @@ class AliyunAPIService:
         finally:
             callback.on_close()
 
+    @_in_app
     def stream_llm_with_tts(
         self, prompt: str, system_prompt: str | None = None, voice_id: str | None = None,
         llm_model: str = "qwen-turbo", tts_model: str = "cosyvoice-v2",

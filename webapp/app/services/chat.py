@@ -28,7 +28,7 @@ from webapp.app.extensions import db
 from webapp.app.models import File, Message, Role, Session, Voice, VoiceProfile
 from webapp.app.models.common import new_uuid
 from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions
-from webapp.app.services import files, jobs, memory, sessions, synthesis, voices
+from webapp.app.services import files, jobs, memory, roles, sessions, synthesis, voices
 from webapp.app.services.speech_pipeline import stream_reply
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,7 @@ def decode_audio(data: str) -> bytes:
 def open_session(user_id: int, role_id: int, session_id: str | None = None
                  ) -> tuple[Role, Session]:
     """The role and the user's session with it (a new one when none is named)."""
-    role = db.session.get(Role, role_id)
-    if role is None:
-        raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
+    role = roles.usable(role_id, user_id)
     if session_id:
         session = sessions.get_owned(session_id, user_id)
         if session.role_id not in (None, role.id):

@@ -147,6 +147,13 @@ def upload_path(row: File) -> str:
     return f"/uploads/{row.name}"
 
 
+def upload_url(row: File) -> str:
+    """The relative ``/uploads/<name>`` URL an upload answers with: fetchable as handed
+    out, by anyone who holds it (signed and expiring unless the file is public)."""
+    path = upload_path(row)
+    return path if row.is_public else urls.signed_path(path)
+
+
 def download_path(row: File) -> str:
     return f"/api/temfile/download/{row.id}"
 

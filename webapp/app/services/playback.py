@@ -97,9 +97,14 @@ def act(row: PlaybackSession, action: str, position: float | None = None,
         row.status = "stopped"
         row.current_position = 0.0
     elif action == "seek":
-        if position is None or position < 0:
-            raise _invalid("seek needs a position ≥ 0 (seconds)")
-        row.current_position = float(position)
+        # A seek names a place in the current message (position), another message (from
+        # its start), or both; a seek that names neither has nowhere to go.
+        if position is None and message_id is None:
+            raise _invalid("seek needs a position ≥ 0 (seconds), a messageId, or both")
+        if position is not None:
+            if position < 0:
+                raise _invalid("seek needs a position ≥ 0 (seconds)")
+            row.current_position = float(position)
         emitted = {"playing": "voice_playing", "paused": "voice_paused"}.get(row.status)
     elif action in ("next", "previous"):
         if row.status == "playing":

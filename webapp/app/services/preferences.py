@@ -44,16 +44,17 @@ def update_settings(user_id: int, changes: dict[str, Any]) -> VoiceSettings:
     return row
 
 
-def _role(agent_id: int) -> Role:
+def _role(agent_id: int, user_id: int) -> Role:
+    """The role behind a profile, if the user may read it (own or public)."""
     role = db.session.get(Role, agent_id)
-    if role is None:
+    if role is None or not (role.is_public or role.owner_id == user_id):
         raise ApiError(404, "voice_profile_not_found", "VOICE_PROFILE_NOT_FOUND")
     return role
 
 
-def profile(agent_id: int) -> VoiceProfile:
+def profile(agent_id: int, user_id: int) -> VoiceProfile:
     """A role's stored profile, or the one its voice implies."""
-    role = _role(agent_id)
+    role = _role(agent_id, user_id)
     row = db.session.get(VoiceProfile, agent_id)
     if row is None:
         voice = db.session.scalar(select(Voice).where(Voice.voice_type == role.voice_type))
@@ -65,10 +66,10 @@ def profile(agent_id: int) -> VoiceProfile:
 
 
 def update_profile(agent_id: int, owner_id: int, changes: dict[str, Any]) -> VoiceProfile:
-    role = _role(agent_id)
+    role = _role(agent_id, owner_id)
     if role.owner_id != owner_id:
         raise ApiError(403, "role_update_denied", "FORBIDDEN")
-    row = profile(agent_id)
+    row = profile(agent_id, owner_id)
     if "voiceName" in changes:
         changes["voiceName"] = voices.resolve_usable(changes["voiceName"], owner_id,
                                                      "INVALID_VOICE_PARAMETER").voice_type

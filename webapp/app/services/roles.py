@@ -1,30 +1,35 @@
-"""Seed 001's roles: characters with a voice; every user reads them, only the owner
-changes or deletes one."""
+"""Seed 001's roles: characters with a voice. A role is private to its owner unless
+made public; a public role is read and talked to by every signed-in user, and only its
+owner changes or deletes it. A role someone may not use answers as if it did not exist."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from webapp.app.api import ApiError, paginate
 from webapp.app.extensions import db
 from webapp.app.models import Role
 from webapp.app.services import voices
 
+_NEWEST_FIRST = (Role.created_at.desc(), Role.id.desc())
+
 
 def create(owner_id: int, fields: dict[str, Any]) -> Role:
     voice = voices.resolve_usable(fields["voice_type"], owner_id)
     role = Role(owner_id=owner_id, name=fields["name"], description=fields["description"],
-                gender=fields["gender"], age=fields["age"], voice_type=voice.voice_type)
+                gender=fields["gender"], age=fields["age"], voice_type=voice.voice_type,
+                is_public=fields.get("is_public", False))
     db.session.add(role)
     db.session.commit()
     return role
 
 
-def get(role_id: int) -> Role:
+def usable(role_id: int, user_id: int) -> Role:
+    """A role the user may read and talk to: their own or a public one."""
     role = db.session.get(Role, role_id)
-    if role is None:
+    if role is None or not (role.is_public or role.owner_id == user_id):
         raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
     return role
 
@@ -52,12 +57,20 @@ def delete(role_id: int, user_id: int) -> None:
     db.session.commit()
 
 
-def page_all(page_no: int, page_size: int) -> dict[str, Any]:
-    query = select(Role).order_by(Role.created_at.desc(), Role.id.desc())
-    return paginate(query, page_no, page_size, Role.to_dict, count=("roles", "all"))
+def page_usable(user_id: int, page_no: int, page_size: int) -> dict[str, Any]:
+    """Every role the user may use: their own and the public ones, newest first."""
+    query = (select(Role).where(or_(Role.owner_id == user_id, Role.is_public.is_(True)))
+             .order_by(*_NEWEST_FIRST))
+    return paginate(query, page_no, page_size, Role.to_dict, count=("roles", f"usable:{user_id}"))
 
 
-def page_of_user(user_id: int, page_no: int, page_size: int) -> dict[str, Any]:
-    query = (select(Role).where(Role.owner_id == user_id)
-             .order_by(Role.created_at.desc(), Role.id.desc()))
-    return paginate(query, page_no, page_size, Role.to_dict, count=("roles", f"user:{user_id}"))
+def page_of_user(owner_id: int, viewer_id: int, page_no: int, page_size: int
+                 ) -> dict[str, Any]:
+    """A user's roles: all of them to that user, the public ones to everyone else."""
+    query = select(Role).where(Role.owner_id == owner_id)
+    scope = "all"
+    if viewer_id != owner_id:
+        query = query.where(Role.is_public.is_(True))
+        scope = "public"
+    return paginate(query.order_by(*_NEWEST_FIRST), page_no, page_size, Role.to_dict,
+                    count=("roles", f"user:{owner_id}:{scope}"))

@@ -10,15 +10,15 @@ from sqlalchemy import select
 
 from webapp.app.api import ApiError, paginate
 from webapp.app.extensions import db
-from webapp.app.models import File, Message, Role, Session
+from webapp.app.models import File, Message, Session
 from webapp.app.models.common import utcnow
-from webapp.app.services import files
+from webapp.app.services import files, roles
 
 
 def create(owner_id: int, role_id: int | None = None, voice_id: str | None = None,
            title: str = "") -> Session:
-    if role_id is not None and db.session.get(Role, role_id) is None:
-        raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
+    if role_id is not None:
+        roles.usable(role_id, owner_id)
     session = Session(owner_id=owner_id, role_id=role_id, voice_id=voice_id, title=title[:200])
     db.session.add(session)
     db.session.commit()

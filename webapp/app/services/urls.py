@@ -19,12 +19,18 @@ def absolute(path: str) -> str:
     return current_app.config["BASE_URL"] + path
 
 
-def signed(path: str, seconds: int | None = None) -> str:
-    """``BASE_URL + path?expires=…&signature=…``, valid for ``seconds``."""
+def signed_path(path: str, seconds: int | None = None) -> str:
+    """``path?expires=…&signature=…``, valid for ``seconds``: a relative URL that works
+    for whoever holds it, on whichever address the client reached the service."""
     seconds = seconds or current_app.config["SIGNED_URL_SECONDS"]
     expires = int(time.time()) + seconds
     query = urlencode({"expires": expires, "signature": _signature(path, expires)})
-    return f"{absolute(path)}?{query}"
+    return f"{path}?{query}"
+
+
+def signed(path: str, seconds: int | None = None) -> str:
+    """``BASE_URL + path?expires=…&signature=…``, valid for ``seconds``."""
+    return absolute(signed_path(path, seconds))
 
 
 def verify(path: str, expires: str | None, signature: str | None) -> bool:
