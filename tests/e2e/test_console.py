@@ -187,12 +187,16 @@ def test_roles_create_edit_list_and_delete(open_page: Any, server: str, username
     expect(item).to_contain_text("Joe")  # the voice's name, not its id
     item.get_by_role("button", name="编辑").click()
     expect(page.locator("#role-form-title")).to_have_text("编辑角色：Ada")
+    assert ada["is_public"] is False
+    expect(page.locator("#role-public")).not_to_be_checked()
     page.fill("#role-age", "31")
     page.fill("#role-name", "Ada Lovelace")
+    page.check("#role-public")
     page.click("#role-submit")
     expect(page.locator("#roles-list .role-name", has_text="Ada Lovelace")).to_be_visible()
+    expect(page.locator("#roles-list .role-item", has_text="Ada Lovelace")).to_contain_text("公开")
     stored = rest(page, server, "GET", f"/api/role/{ada['id']}").json()["data"]
-    assert stored["name"] == "Ada Lovelace" and stored["age"] == 31
+    assert stored["name"] == "Ada Lovelace" and stored["age"] == 31 and stored["is_public"]
 
     page.click("#roles-scope-all")
     expect(page.locator("#roles-list .role-item", has_text="Ada Lovelace")).to_be_visible()

@@ -1,5 +1,5 @@
-// Roles: create and edit AI characters (name, persona, gender, age, voice), list mine and
-// everyone's, delete mine, and start talking to any of them.
+// Roles: create and edit AI characters (name, persona, gender, age, voice, public or
+// private), list mine and every role I may use, delete mine, and start talking to any of them.
 
 import { api } from "./api.js";
 import { categoryName, onLangChange, t } from "./i18n.js";
@@ -59,6 +59,7 @@ function formValues() {
     gender: $("#role-gender").value,
     age: Number.parseInt($("#role-age").value, 10),
     voice_type: $("#role-voice").value,
+    is_public: $("#role-public").checked,
   };
 }
 
@@ -113,6 +114,7 @@ async function startEdit(role) {
   $("#role-description").value = role.description;
   $("#role-gender").value = role.gender;
   $("#role-age").value = role.age;
+  $("#role-public").checked = Boolean(role.is_public);
   await fillVoiceSelect($("#role-voice"), role.voice_type);
   labelForm();
   $("#role-cancel").hidden = false;
@@ -142,7 +144,8 @@ function roleItem(role) {
     h("div", { class: "avatar", "aria-hidden": "true" }, (role.name || "?").slice(0, 1)),
     h("div", { class: "item-body" },
       h("div", { class: "item-title" }, h("strong", { class: "role-name", text: role.name }),
-        mine ? h("span", { class: "badge mine", text: t("roles.mineBadge") }) : null),
+        mine ? h("span", { class: "badge mine", text: t("roles.mineBadge") }) : null,
+        role.is_public ? h("span", { class: "badge public", text: t("roles.publicBadge") }) : null),
       h("div", { class: "muted small", text: facts }),
       h("p", { class: "small clamp", text: role.description })),
     h("div", { class: "actions" },
