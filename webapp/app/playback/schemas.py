@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
+from webapp.app.schemas import MAX_INT64, BoundedInteger, SpokenText
 from webapp.app.services.emotion import EMOTIONS
 
 PROVIDERS = ("doubao", "aliyun", "tencent", "local", "dashscope")
@@ -15,8 +16,8 @@ class VoiceProfileInSchema(Schema):
 
 
 class GenerateSchema(Schema):
-    messageId = fields.Integer(required=True, strict=True)
-    text = fields.String(required=True, validate=validate.Length(1, 5000))
+    messageId = BoundedInteger(required=True, strict=True)
+    text = SpokenText(required=True)
     emotionType = fields.String(load_default="neutral", validate=validate.OneOf(EMOTIONS))
     emotionIntensity = fields.Float(load_default=None, allow_none=True,
                                     validate=validate.Range(0.0, 1.0))
@@ -61,12 +62,24 @@ class ProfileSchema(Schema):
 
 
 class PlaylistItem(fields.Field):
-    """Message keys: numbers as in seed 002, or this service's message ids (strings)."""
+    """Message keys: numbers as in seed 002 (64-bit, like every integer here), or this
+    service's message ids (strings)."""
+
+    default_error_messages = {"invalid": "playlist_item_invalid", "null": "playlist_item_invalid"}
 
     def _deserialize(self, value: object, attr: object, data: object, **kwargs: object) -> object:
-        if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.make_error("invalid")
+        if isinstance(value, int) and not 0 <= value <= MAX_INT64:
+            raise self.make_error("invalid")
+        if isinstance(value, str) and not 1 <= len(value) <= 64:
             raise self.make_error("invalid")
         return value
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(metadata={"oneOf": [
+            {"type": "integer", "minimum": 0, "maximum": MAX_INT64},
+            {"type": "string", "minLength": 1, "maxLength": 64}]}, **kwargs)
 
 
 class PlaybackCreateSchema(Schema):

@@ -1,17 +1,17 @@
 from marshmallow import Schema, fields, validate
 
-from webapp.app.schemas import PageQuerySchema, page_of
+from webapp.app.schemas import Id, PageQuerySchema, page_of
 
 
 class SessionCreateSchema(Schema):
-    role_id = fields.Integer(load_default=None, allow_none=True)
+    role_id = Id(load_default=None, allow_none=True)
     voice_id = fields.String(load_default=None, allow_none=True,
                              validate=validate.Length(max=160))
     title = fields.String(load_default="", validate=validate.Length(max=200))
 
 
 class SessionQuerySchema(PageQuerySchema):
-    role_id = fields.Integer(load_default=None)
+    role_id = Id(load_default=None)
 
 
 class SessionSchema(Schema):

@@ -1,10 +1,11 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from webapp.app.audio import OUTPUT_FORMATS
+from webapp.app.schemas import SpokenText
 
 
 class TtsSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(1, 5000, error="text_rule"))
+    text = SpokenText(required=True)
     voice_id = fields.String(load_default=None, validate=validate.Length(max=160))
     voice_type = fields.String(load_default=None, validate=validate.Length(max=160))
     session_id = fields.String(load_default=None, validate=validate.Length(max=36))

@@ -90,11 +90,9 @@ class CreateVoiceSchema(Schema):
     language = fields.String(load_default=None, validate=validate.Length(max=16))
 
 
-class GetVoicesSchema(Schema):
+class GetVoicesSchema(PageQuerySchema):
     """Seed 004's ``/api/voice/get_voices`` body."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=10, validate=validate.Range(1, 100))
     gender = fields.String(load_default="all", validate=validate.OneOf(("all", "male", "female")))
     created_by_current_user = fields.Boolean(load_default=False)
 
