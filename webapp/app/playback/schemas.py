@@ -40,6 +40,50 @@ class GenerateResultSchema(Schema):
     cached = fields.Boolean()
 
 
+class CachedVoiceSchema(Schema):
+    """``GET /api/voice/cache/<messageId>``."""
+
+    voiceId = fields.Integer()
+    messageId = fields.Integer()
+    audioUrl = fields.String(allow_none=True)
+    format = fields.String()
+    duration = fields.Float()
+    fileSize = fields.Integer()
+    emotionType = fields.String()
+    emotionIntensity = fields.Float()
+    createdAt = fields.Integer(allow_none=True)
+    lastAccessedAt = fields.Integer(allow_none=True)
+
+
+class SettingsOutSchema(Schema):
+    userId = fields.String()
+    autoPlay = fields.Boolean()
+    defaultVolume = fields.Float()
+    playbackSpeed = fields.Float()
+    voiceEnabled = fields.Boolean()
+    backgroundPlay = fields.Boolean()
+    autoAdvance = fields.Boolean()
+    preferredProvider = fields.String()
+    updatedAt = fields.Integer(allow_none=True)
+
+
+class ProfileOutSchema(Schema):
+    agentId = fields.Integer()
+    agentType = fields.String()
+    voiceName = fields.String()
+    voiceGender = fields.String(allow_none=True)
+    voiceAge = fields.String(allow_none=True)
+    basePitch = fields.Float()
+    baseSpeed = fields.Float()
+    baseVolume = fields.Float()
+    ttsProvider = fields.String(allow_none=True)
+
+
+class PlaybackDeletedSchema(Schema):
+    sessionId = fields.String()
+    deleted = fields.Boolean()
+
+
 class SettingsSchema(Schema):
     autoPlay = fields.Boolean()
     defaultVolume = fields.Float(validate=validate.Range(0.0, 1.0))
@@ -107,4 +151,5 @@ class PlaybackSchema(Schema):
     currentPosition = fields.Float()
     repeatMode = fields.String()
     shuffle = fields.Boolean()
-    updatedAt = fields.Integer()
+    createdAt = fields.Integer(allow_none=True)
+    updatedAt = fields.Integer(allow_none=True)

@@ -64,6 +64,7 @@ class RoleOutSchema(Schema):
     age = fields.Integer()
     voice_type = fields.String()
     user_id = fields.Integer()
+    is_public = fields.Boolean()
     created_at = fields.String()
 
 

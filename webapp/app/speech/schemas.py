@@ -40,9 +40,17 @@ class SttFormSchema(Schema):
     prompt = fields.String(load_default=None, validate=validate.Length(max=500))
 
 
+class SegmentSchema(Schema):
+    start = fields.Float()
+    end = fields.Float()
+    text = fields.String()
+
+
 class SttResultSchema(Schema):
     message_id = fields.String()
     session_id = fields.String()
     transcription = fields.String()
     language = fields.String(allow_none=True)
     duration = fields.Float()
+    segments = fields.List(fields.Nested(SegmentSchema))
+    audio_url = fields.String(metadata={"description": "the recognised audio (signed URL)"})
