@@ -86,3 +86,29 @@ def test_tokens_in_urls_are_redacted_from_the_access_log(server: LiveServer) -> 
     assert "/api/ws/chat?token=[redacted]" in log
     assert user.token not in log
     assert user.token.split(".")[2] not in log
+
+
+def test_hostile_chat_input_gets_a_400_error_event(server: LiveServer) -> None:
+    """A lone surrogate or an id beyond 64 bits is the client's mistake on the sockets too."""
+    user = User(server.url)
+    talker = Recorder(server.url, user.token)
+    try:
+        cases = [("chat_message", {"role_id": user.role_id, "message": "a\ud800b", "type": "text"}),
+                 ("chat_message", {"role_id": 2**70, "message": "hi", "type": "text"}),
+                 ("join", {"role_id": user.role_id, "session_id": "\udc00"}),
+                 ("join", {"role_id": user.role_id, "session_id": {"x": 1}})]
+        for event, payload in cases:
+            mark = len(talker.events)
+            talker.emit(event, payload)
+            error = talker.wait_for("error", 20, mark)
+            assert error["code"] in (400, 404), (event, payload, error)
+        ws = websocket.create_connection(
+            f"{server.url.replace('http://', 'ws://')}/api/ws/chat?token={user.token}",
+            timeout=20)
+        ws.send(json.dumps({"role_id": user.role_id, "message": "a\ud800b", "type": "text"}))
+        assert json.loads(ws.recv())["code"] == 400
+        ws.close()
+    finally:
+        talker.close()
+    sessions = user.call("GET", "/api/sessions")["data"]
+    assert sessions["total"] == 0

@@ -104,6 +104,9 @@ def open_session(user_id: int, role_id: int, session_id: str | None = None
     role = db.session.get(Role, role_id) if 1 <= role_id <= MAX_INT64 else None
     if role is None:
         raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
+    if session_id is not None and (not isinstance(session_id, str)
+                                   or find_lone_surrogate(session_id) is not None):
+        raise _bad("session_id must be a session id (a string)")
     if session_id:
         session = sessions.get_owned(session_id, user_id)
         if session.role_id not in (None, role.id):
