@@ -54,7 +54,7 @@ class Contract:
             raise ContractViolation(f"{where}: status not documented "
                                     f"(documented: {sorted(operation['responses'])})")
         content = documented.get("content", {})
-        if mimetype not in content and not any(
+        if content and mimetype not in content and not any(
                 kind.endswith("/*") and mimetype.startswith(kind[:-1]) for kind in content):
             raise ContractViolation(f"{where}: answered {mimetype}, documented "
                                     f"{sorted(content)}")
