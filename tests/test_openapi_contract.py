@@ -4,6 +4,7 @@ a bounded schemathesis run generated from it finds no server error."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -101,7 +102,9 @@ def no_server_error(ctx: Any, response: Any, case: Any) -> None:
 
 CHECKS = [no_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
-EXAMPLES = 6  # per operation and per mode: ~45 operations, about a minute per database
+# Examples per operation and per mode: with ~45 operations, about a minute per database.
+# FUZZ_EXAMPLES=200 makes a deeper run by hand.
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 
 
 @pytest.mark.timeout(300)
