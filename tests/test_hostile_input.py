@@ -61,6 +61,8 @@ def test_put_and_delete_with_huge_ids_are_404(client: FlaskClient,
                                               auth_headers: dict[str, str]) -> None:
     _is_error(client.put(f"/api/role/{HUGE}", headers=auth_headers, json={"age": 3}), 404)
     _is_error(client.delete(f"/api/role/{TWO_TO_64}", headers=auth_headers), 404)
+    _is_error(client.delete(f"/api/role/{2**63}", headers=auth_headers), 404)
+    _is_error(client.put(f"/api/role/{2**63}", headers=auth_headers, json={"age": 3}), 404)
     _is_error(client.put(f"/api/voice/profiles/{HUGE}", headers=auth_headers,
                          json={"baseSpeed": 1.0}), 404)
 

@@ -12,6 +12,7 @@ import unicodedata
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter, Map
 
 MAX_INT64 = 2**63 - 1
@@ -20,14 +21,18 @@ MAX_PAGE = MAX_INT64 // 100
 
 
 class IdConverter(IntegerConverter):
-    """``<int:…>`` in every route: a non-negative integer that fits 64 bits; a longer one
-    cannot name a row, so it does not match (404, as for a missing row)."""
-
-    regex = r"\d{1,19}"
+    """``<int:…>`` in every route: a non-negative integer that fits 64 bits. A larger one
+    names no row: 404, as for a missing row, whatever the method (a plain mismatch would
+    let werkzeug answer 405 when the same path has rules for other methods)."""
 
     def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = 0,
                  max: int | None = MAX_INT64, signed: bool = False) -> None:
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+    def to_python(self, value: str) -> int:
+        if len(value) > len(str(self.max)) or int(value) > self.max:
+            raise NotFound()
+        return super().to_python(value)
 
 
 class BoundedInteger(fields.Integer):
