@@ -7,7 +7,9 @@ S3, Redis broker and Socket.IO message queue, DashScope), switched on per settin
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,8 +18,8 @@ from dotenv import load_dotenv
 ROOT = Path(__file__).resolve().parent
 load_dotenv(ROOT / ".env")
 
-DEFAULT_SECRET = "dev-secret-change-me-0123456789abcdef"
-DEFAULT_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
+SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET_KEY")
+SECRETS_FILE = "secrets.json"
 
 
 def _env(name: str, default: str = "") -> str:
@@ -50,14 +52,45 @@ def _database_url(instance: Path) -> str:
     return url
 
 
+def instance_secrets(instance: Path) -> dict[str, str]:
+    """This install's own secrets, in ``INSTANCE_DIR/secrets.json`` (mode 0600), made on
+    first use. Processes starting together (web, worker) agree: the file appears whole
+    or not at all (written aside, then hard-linked into place), and the first one wins."""
+    path = instance / SECRETS_FILE
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        fresh = {name: secrets.token_urlsafe(48) for name in SECRET_NAMES}
+        aside = instance / f".{SECRETS_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(fresh, out)
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        finally:
+            aside.unlink()
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"cannot read the instance secrets in {path}: {exc}") from exc
+    if not all(isinstance(kept.get(name), str) and len(kept[name]) >= 16
+               for name in SECRET_NAMES):
+        raise RuntimeError(f"{path} lacks SECRET_KEY or JWT_SECRET_KEY; delete it to make new "
+                           "ones (every issued token then stops working)")
+    return kept
+
+
 class Config:
     """Every setting the service reads; the README documents each one."""
 
     def __init__(self) -> None:
         self.APP_ENV = _env("APP_ENV", "development")
         self.INSTANCE_DIR = Path(_env("INSTANCE_DIR", str(ROOT / "instance")))
-        self.SECRET_KEY = _env("SECRET_KEY", DEFAULT_SECRET)
-        self.JWT_SECRET_KEY = _env("JWT_SECRET_KEY", DEFAULT_JWT_SECRET)
+        # Empty unless set: ``check`` refuses that in production and otherwise gives the
+        # install secrets of its own, kept in the instance folder.
+        self.SECRET_KEY = _env("SECRET_KEY")
+        self.JWT_SECRET_KEY = _env("JWT_SECRET_KEY")
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int("JWT_ACCESS_SECONDS", 3600))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int("JWT_REFRESH_SECONDS", 30 * 86400))
         self.JWT_TOKEN_LOCATION = ["headers", "query_string"]
@@ -152,12 +185,19 @@ class Config:
         return self.APP_ENV == "production"
 
     def check(self) -> None:
-        """Refuse to run production on the secrets that ship with the code."""
+        """Production runs only on secrets it was given; the embedded default makes its own
+        on first start (so no two installs sign tokens alike) and reuses them after."""
         if self.is_production:
-            if self.SECRET_KEY == DEFAULT_SECRET or self.JWT_SECRET_KEY == DEFAULT_JWT_SECRET:
+            if not self.SECRET_KEY or not self.JWT_SECRET_KEY or any(
+                    getattr(self, name).startswith("change-me") for name in SECRET_NAMES):
                 raise RuntimeError("production needs SECRET_KEY and JWT_SECRET_KEY set")
             if len(self.SECRET_KEY) < 16 or len(self.JWT_SECRET_KEY) < 16:
                 raise RuntimeError("SECRET_KEY and JWT_SECRET_KEY must be at least 16 characters")
+            return
+        if not self.SECRET_KEY or not self.JWT_SECRET_KEY:
+            kept = instance_secrets(Path(self.INSTANCE_DIR))
+            self.SECRET_KEY = self.SECRET_KEY or kept["SECRET_KEY"]
+            self.JWT_SECRET_KEY = self.JWT_SECRET_KEY or kept["JWT_SECRET_KEY"]
 
     def as_mapping(self) -> dict:
         return {k: getattr(self, k) for k in dir(self) if k.isupper()}

@@ -12,6 +12,7 @@ if os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet") == "eventlet":
     eventlet.monkey_patch()
 
 from webapp.app import create_app, warm_up_in_background
+from webapp.app.access_log import access_logger
 from webapp.app.extensions import socketio
 
 app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
@@ -19,4 +20,5 @@ if app.config["WARM_UP"]:
     warm_up_in_background(app)
 
 if __name__ == "__main__":
-    socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], log_output=True)
+    socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], log_output=True,
+                 log=access_logger())

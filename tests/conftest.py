@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, text
 
+from tests.contract import ContractClient
 from webapp.app import audio, create_app
 from webapp.app.extensions import db
 
@@ -117,6 +118,7 @@ def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Fla
                     "TESTING": True}
         settings.update(overrides)
         app = create_app(settings)
+        app.test_client_class = ContractClient
         apps.append(app)
         return app
 

@@ -11,9 +11,11 @@ from flask import Flask, Response
 
 from config import Config
 from webapp.app import extensions
+from webapp.app.access_log import redact_root_handlers
 from webapp.app.api import ApiError, error_response, register_errorhandlers
 from webapp.app.extensions import db, jwt, limiter, migrate, socketio
 from webapp.app.realtime import register_sockets
+from webapp.app.schemas import IdConverter
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -23,10 +25,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         setattr(config, key, value)
     config.check()
     app = Flask(__name__, instance_path=str(config.INSTANCE_DIR))
+    app.url_map.converters["int"] = IdConverter
     app.config.update(config.as_mapping())
     app.json.ensure_ascii = False
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_root_handlers()
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -95,7 +99,9 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_jwt_errors() -> None:
-    """JWT failures in the same envelope as everything else."""
+    """JWT failures in the same envelope as everything else; a token counts only while
+    its user exists (a forged or a deleted user's ``sub`` is a 401, not a 500)."""
+    from webapp.app.auth.identity import existing_user
 
     def _error(key: str) -> Response:
         return error_response(ApiError(401, key, "UNAUTHORIZED"))
@@ -106,6 +112,8 @@ def register_jwt_errors() -> None:
     jwt.revoked_token_loader(lambda _header, _payload: _error("token_revoked"))
     jwt.needs_fresh_token_loader(lambda _header, _payload: _error("token_invalid"))
     jwt.token_verification_failed_loader(lambda _header, _payload: _error("token_invalid"))
+    jwt.user_lookup_loader(lambda _header, payload: existing_user(payload))
+    jwt.user_lookup_error_loader(lambda _header, _payload: _error("token_user_gone"))
 
 
 def _default_async_mode() -> str:

@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 from webapp.app.extensions import db
 from webapp.app.i18n import MESSAGES, translate
 from webapp.app.providers.base import ProviderError
+from webapp.app.schemas import PageQuerySchema, find_lone_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ def provider_error(exc: ProviderError) -> ApiError:
     if exc.kind == "not_configured":
         return ApiError(status, "provider_not_configured", code, {"provider": exc.provider},
                         {"provider": exc.provider})
-    return ApiError(status, "provider_failed", code, {"detail": exc.message},
-                    {"provider": exc.provider, "kind": exc.kind})
+    return ApiError(status, "bad_request" if status == 400 else "provider_failed", code,
+                    {"detail": exc.message}, {"provider": exc.provider, "kind": exc.kind})
 
 
 def language() -> str:
@@ -178,23 +179,34 @@ def parse(schema: Any, data: Any = None, partial: bool = False) -> dict[str, Any
             data = request.form.to_dict()
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_json", "VALIDATION_ERROR")
+    refuse_lone_surrogates(data)
     try:
         return schema.load(data, partial=partial)
     except ValidationError as exc:
         raise validation_error(exc) from exc
 
 
+def refuse_lone_surrogates(data: Any) -> None:
+    """JSON may spell a lone surrogate (``"\\ud800"``), which is no character: no database
+    stores it and no engine speaks it, so the request is refused before it gets there."""
+    where = find_lone_surrogate(data)
+    if where is not None:
+        raise ApiError(400, "bad_request", "VALIDATION_ERROR",
+                       {"detail": translate("lone_surrogate", language(), field=where)},
+                       {"fields": {where: ["lone_surrogate"]}})
+
+
 def paginate_args(source: Any = None) -> tuple[int, int]:
     """``page`` (≥1, default 1) and ``page_size`` (1–100, default 10) from query or body."""
     source = source if source is not None else request.args
+    given = {name: source.get(name) for name in ("page", "page_size")
+             if source.get(name) not in (None, "")}
     try:
-        page = int(source.get("page", 1) or 1)
-        size = int(source.get("page_size", 10) or 10)
-    except (TypeError, ValueError) as exc:
-        raise ApiError(400, "page_invalid", "VALIDATION_ERROR") from exc
-    if page < 1 or size < 1 or size > 100:
-        raise ApiError(400, "page_invalid", "VALIDATION_ERROR")
-    return page, size
+        args = PageQuerySchema().load(given)
+    except ValidationError as exc:
+        raise ApiError(400, "page_invalid", "VALIDATION_ERROR",
+                       details={"fields": exc.normalized_messages()}) from exc
+    return args["page"], args["page_size"]
 
 
 def paginate(query: Select, page: int, page_size: int, render: Any,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template
 from flask_jwt_extended import jwt_required
+from marshmallow import Schema, fields
 
 from webapp.app.api import ok
 from webapp.app.openapi import build_spec, doc
@@ -12,15 +13,30 @@ from webapp.app.services import health
 bp = Blueprint("system", __name__)
 
 
+class HealthSchema(Schema):
+    status = fields.String()
+    host = fields.String()
+    database = fields.String()
+    storage = fields.String()
+    jobs = fields.String(metadata={"enum": ["in-process", "celery"]})
+    engines_warm = fields.Boolean()
+    elapsed_ms = fields.Float()
+
+
+ENGINES = {"type": "object", "description": "engines by kind (tts, stt, llm)",
+           "additionalProperties": {"type": "array", "items": {"type": "object"}}}
+
+
 @bp.get("/api/health")
-@doc("Liveness: database and storage reachable", tag="system", auth=False)
+@doc("Liveness: database and storage reachable", tag="system", auth=False,
+     response=HealthSchema)
 def health_check() -> Response:
     return ok(health.report())
 
 
 @bp.get("/api/providers")
 @jwt_required()
-@doc("Engines: which are configured and what each can do", tag="system")
+@doc("Engines: which are configured and what each can do", tag="system", response=ENGINES)
 def providers() -> Response:
     return ok(current_app.extensions["providers"].describe())
 

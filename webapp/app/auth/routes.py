@@ -1,8 +1,9 @@
 from flask import Response, current_app
-from flask_jwt_extended import get_jwt_identity, jwt_required
+from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok, parse
 from webapp.app.auth import bp
+from webapp.app.auth.identity import current_user_id
 from webapp.app.auth.schemas import CredentialsSchema, TokensSchema, UserSchema
 from webapp.app.extensions import limiter
 from webapp.app.openapi import doc
@@ -32,7 +33,7 @@ def login() -> Response:
 @jwt_required(refresh=True)
 @doc("A new access token from a refresh token", tag="auth", response=TokensSchema)
 def refresh() -> Response:
-    user = users.current(int(get_jwt_identity()))
+    user = users.current(current_user_id())
     return ok(users.tokens(user, with_refresh=False))
 
 
@@ -40,4 +41,4 @@ def refresh() -> Response:
 @jwt_required()
 @doc("The signed-in user", tag="auth", response=UserSchema)
 def me() -> Response:
-    return ok(users.current(int(get_jwt_identity())).to_dict())
+    return ok(users.current(current_user_id()).to_dict())

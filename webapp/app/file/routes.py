@@ -10,7 +10,7 @@ from webapp.app.file import bp
 from webapp.app.file.schemas import FilePageSchema, FileSchema, PageQuerySchema, UploadFormSchema
 from webapp.app.file.serving import send_object
 from webapp.app.models import File
-from webapp.app.openapi import doc
+from webapp.app.openapi import AUDIO, NOTHING, doc
 from webapp.app.services import files, urls
 
 
@@ -63,7 +63,7 @@ def temfile_list() -> Response:
 
 @bp.delete("/api/temfile/<file_id>")
 @jwt_required()
-@doc("Delete my file", tag="files", errors=(403, 404))
+@doc("Delete my file", tag="files", errors=(403, 404), response=NOTHING)
 def temfile_delete(file_id: str) -> Response:
     files.delete(files.get_owned(file_id, _user_id()))
     return ok(None, message="file_deleted")
@@ -85,7 +85,7 @@ def _serve(row: File, path: str) -> Response:
 
 @bp.get("/api/temfile/download/<file_id>")
 @doc("Download a file: public, mine, or by signed URL", tag="files", auth=False,
-     errors=(403, 404))
+     errors=(403, 404), media=AUDIO, stored=True)
 def temfile_download(file_id: str) -> Response:
     row = files.get(file_id)
     return _serve(row, files.download_path(row))
@@ -93,7 +93,7 @@ def temfile_download(file_id: str) -> Response:
 
 @bp.get("/uploads/<name>")
 @doc("Uploaded or generated audio: public, mine, or by signed URL", tag="files", auth=False,
-     errors=(403, 404))
+     errors=(403, 404), media=AUDIO, stored=True)
 def uploads(name: str) -> Response:
     row = files.by_name(name)
     return _serve(row, files.upload_path(row))
@@ -101,7 +101,7 @@ def uploads(name: str) -> Response:
 
 @bp.get("/api/tmp_audio/<name>")
 @doc("Generated audio handed out by URL (signed, expiring)", tag="files", auth=False,
-     errors=(403, 404))
+     errors=(403, 404), media=AUDIO, stored=True)
 def tmp_audio(name: str) -> Response:
     path = f"/api/tmp_audio/{name}"
     if not urls.verify(path, request.args.get("expires"), request.args.get("signature")):

@@ -11,12 +11,16 @@ from webapp.app.auth.identity import current_user_id
 from webapp.app.openapi import doc
 from webapp.app.playback import bp
 from webapp.app.playback.schemas import (
+    CachedVoiceSchema,
     GenerateResultSchema,
     GenerateSchema,
     PlaybackCreateSchema,
+    PlaybackDeletedSchema,
     PlaybackSchema,
     PlaybackUpdateSchema,
+    ProfileOutSchema,
     ProfileSchema,
+    SettingsOutSchema,
     SettingsSchema,
 )
 from webapp.app.services import generation, playback, preferences
@@ -43,21 +47,23 @@ def generate() -> Response:
 
 @bp.get("/cache/<int:message_id>")
 @jwt_required()
-@doc("The cached voice of a message key", tag="voice-emotion", errors=(404,))
+@doc("The cached voice of a message key", tag="voice-emotion", errors=(404,),
+     response=CachedVoiceSchema)
 def cache(message_id: int) -> Response:
     return ok(generation.cached(current_user_id(), message_id))
 
 
 @bp.get("/settings")
 @jwt_required()
-@doc("My voice settings", tag="voice-emotion")
+@doc("My voice settings", tag="voice-emotion", response=SettingsOutSchema)
 def get_settings() -> Response:
     return ok(preferences.settings(current_user_id()).to_dict())
 
 
 @bp.put("/settings")
 @jwt_required()
-@doc("Update my voice settings", tag="voice-emotion", body=SettingsSchema)
+@doc("Update my voice settings", tag="voice-emotion", body=SettingsSchema,
+     response=SettingsOutSchema)
 def put_settings() -> Response:
     row = preferences.update_settings(current_user_id(), _parse(SettingsSchema(), partial=True))
     return ok(row.to_dict())
@@ -65,7 +71,8 @@ def put_settings() -> Response:
 
 @bp.get("/profiles/<int:agent_id>")
 @jwt_required()
-@doc("An agent's (role's) voice profile", tag="voice-emotion", errors=(404,))
+@doc("An agent's (role's) voice profile", tag="voice-emotion", errors=(404,),
+     response=ProfileOutSchema)
 def get_profile(agent_id: int) -> Response:
     return ok(preferences.profile(agent_id, current_user_id()).to_dict())
 
@@ -73,7 +80,7 @@ def get_profile(agent_id: int) -> Response:
 @bp.put("/profiles/<int:agent_id>")
 @jwt_required()
 @doc("Update my agent's voice profile", tag="voice-emotion", body=ProfileSchema,
-     errors=(403, 404))
+     errors=(403, 404), response=ProfileOutSchema)
 def put_profile(agent_id: int) -> Response:
     changes = _parse(ProfileSchema(), partial=True)
     return ok(preferences.update_profile(agent_id, current_user_id(), changes).to_dict())
@@ -109,6 +116,7 @@ def update_playback(session_id: str) -> Response:
 
 @bp.delete("/playback/session/<session_id>")
 @jwt_required()
-@doc("Delete a playback session", tag="playback", errors=(404,))
+@doc("Delete a playback session", tag="playback", errors=(404,),
+     response=PlaybackDeletedSchema)
 def delete_playback(session_id: str) -> Response:
     return ok(playback.delete(playback.get_owned(session_id, current_user_id())))

@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
+from webapp.app.schemas import MAX_INT64, BoundedInteger, SpokenText
 from webapp.app.services.emotion import EMOTIONS
 
 PROVIDERS = ("doubao", "aliyun", "tencent", "local", "dashscope")
@@ -15,8 +16,8 @@ class VoiceProfileInSchema(Schema):
 
 
 class GenerateSchema(Schema):
-    messageId = fields.Integer(required=True, strict=True)
-    text = fields.String(required=True, validate=validate.Length(1, 5000))
+    messageId = BoundedInteger(required=True, strict=True)
+    text = SpokenText(required=True)
     emotionType = fields.String(load_default="neutral", validate=validate.OneOf(EMOTIONS))
     emotionIntensity = fields.Float(load_default=None, allow_none=True,
                                     validate=validate.Range(0.0, 1.0))
@@ -37,6 +38,50 @@ class GenerateResultSchema(Schema):
     emotionIntensity = fields.Float()
     generationTime = fields.Float()
     cached = fields.Boolean()
+
+
+class CachedVoiceSchema(Schema):
+    """``GET /api/voice/cache/<messageId>``."""
+
+    voiceId = fields.Integer()
+    messageId = fields.Integer()
+    audioUrl = fields.String(allow_none=True)
+    format = fields.String()
+    duration = fields.Float()
+    fileSize = fields.Integer()
+    emotionType = fields.String()
+    emotionIntensity = fields.Float()
+    createdAt = fields.Integer(allow_none=True)
+    lastAccessedAt = fields.Integer(allow_none=True)
+
+
+class SettingsOutSchema(Schema):
+    userId = fields.String()
+    autoPlay = fields.Boolean()
+    defaultVolume = fields.Float()
+    playbackSpeed = fields.Float()
+    voiceEnabled = fields.Boolean()
+    backgroundPlay = fields.Boolean()
+    autoAdvance = fields.Boolean()
+    preferredProvider = fields.String()
+    updatedAt = fields.Integer(allow_none=True)
+
+
+class ProfileOutSchema(Schema):
+    agentId = fields.Integer()
+    agentType = fields.String()
+    voiceName = fields.String()
+    voiceGender = fields.String(allow_none=True)
+    voiceAge = fields.String(allow_none=True)
+    basePitch = fields.Float()
+    baseSpeed = fields.Float()
+    baseVolume = fields.Float()
+    ttsProvider = fields.String(allow_none=True)
+
+
+class PlaybackDeletedSchema(Schema):
+    sessionId = fields.String()
+    deleted = fields.Boolean()
 
 
 class SettingsSchema(Schema):
@@ -61,12 +106,24 @@ class ProfileSchema(Schema):
 
 
 class PlaylistItem(fields.Field):
-    """Message keys: numbers as in seed 002, or this service's message ids (strings)."""
+    """Message keys: numbers as in seed 002 (64-bit, like every integer here), or this
+    service's message ids (strings)."""
+
+    default_error_messages = {"invalid": "playlist_item_invalid", "null": "playlist_item_invalid"}
 
     def _deserialize(self, value: object, attr: object, data: object, **kwargs: object) -> object:
-        if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.make_error("invalid")
+        if isinstance(value, int) and not 0 <= value <= MAX_INT64:
+            raise self.make_error("invalid")
+        if isinstance(value, str) and not 1 <= len(value) <= 64:
             raise self.make_error("invalid")
         return value
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(metadata={"oneOf": [
+            {"type": "integer", "minimum": 0, "maximum": MAX_INT64},
+            {"type": "string", "minLength": 1, "maxLength": 64}]}, **kwargs)
 
 
 class PlaybackCreateSchema(Schema):
@@ -94,4 +151,5 @@ class PlaybackSchema(Schema):
     currentPosition = fields.Float()
     repeatMode = fields.String()
     shuffle = fields.Boolean()
-    updatedAt = fields.Integer()
+    createdAt = fields.Integer(allow_none=True)
+    updatedAt = fields.Integer(allow_none=True)

@@ -10,8 +10,7 @@ from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
 
-from webapp.app.extensions import db
-from webapp.app.models import User
+from webapp.app.auth.identity import existing_user
 
 
 def token_from(auth: Any = None) -> str | None:
@@ -33,8 +32,8 @@ def user_from_token(token: str | None) -> int | None:
         return None
     if claims.get("type") != "access":
         return None
-    user_id = int(claims["sub"])
-    return user_id if db.session.get(User, user_id) is not None else None
+    user = existing_user(claims)
+    return user.id if user is not None else None
 
 
 def language() -> str:

@@ -28,6 +28,7 @@ from webapp.app.extensions import db
 from webapp.app.models import File, Message, Role, Session, Voice, VoiceProfile
 from webapp.app.models.common import new_uuid
 from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions
+from webapp.app.schemas import find_lone_surrogate
 from webapp.app.services import files, jobs, memory, roles, sessions, synthesis, voices
 from webapp.app.services.speech_pipeline import stream_reply
 
@@ -101,6 +102,9 @@ def open_session(user_id: int, role_id: int, session_id: str | None = None
                  ) -> tuple[Role, Session]:
     """The role and the user's session with it (a new one when none is named)."""
     role = roles.usable(role_id, user_id)
+    if session_id is not None and (not isinstance(session_id, str)
+                                   or find_lone_surrogate(session_id) is not None):
+        raise _bad("session_id must be a session id (a string)")
     if session_id:
         session = sessions.get_owned(session_id, user_id)
         if session.role_id not in (None, role.id):
@@ -117,6 +121,8 @@ def prepare(request: TurnRequest) -> Turn:
         raise _bad("audio_format must be mp3 or pcm")
     if not (request.text or "").strip() and request.audio is None and not request.voice_url:
         raise _bad("message is empty")
+    if find_lone_surrogate([request.text, request.voice_url, request.session_id]) is not None:
+        raise _bad("the message contains a lone UTF-16 surrogate, which is not a character")
     role, session = open_session(request.user_id, request.role_id, request.session_id)
     turn = Turn(request=request, role=role, session=session)
     limit = current_app.config["MAX_CHAT_AUDIO_SECONDS"]

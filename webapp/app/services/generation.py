@@ -143,14 +143,35 @@ def generate(owner_id: int, args: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(507, "cache_full", "CACHE_SIZE_LIMIT_EXCEEDED",
                        details={"fileSize": len(rendered.data), "limit": limit})
     row = files.save(owner_id, rendered.data, "mp3", rendered.duration, kind="generated")
+    try:
+        entry, replaced = _store_entry(owner_id, key, message_key, row, rendered, {
+            "emotion_type": emotion_type, "emotion_intensity": intensity,
+            "provider": provider, "voice_type": voice.voice_type, "generation_time": elapsed})
+    except Exception:
+        # The audio is kept only under a cache entry: without one it would be an orphan.
+        db.session.rollback()
+        files.delete(row)
+        raise
+    if replaced is not None:
+        files.delete(replaced)
+    evict(owner_id, limit, keep=entry.id)
+    out = render_entry(entry, message_key, cached=False, generation_time=elapsed)
+    events.publish(stream, "voice_ready", {"messageId": message_key, "audioUrl": out["audioUrl"],
+                                           "duration": out["duration"]})
+    return out
+
+
+def _store_entry(owner_id: int, key: str, message_key: int, row: File,
+                 rendered: synthesis.Rendered, described: dict[str, Any]
+                 ) -> tuple[GeneratedVoice, File | None]:
+    """Point the cache entry for ``key`` (new or regenerated) at ``row``; returns the
+    entry and the file it pointed at before, if any."""
     entry = db.session.scalar(select(GeneratedVoice).where(
         GeneratedVoice.owner_id == owner_id, GeneratedVoice.content_key == key))
     replaced = db.session.get(File, entry.file_id) if entry is not None else None
     fields = {"file_id": row.id, "format": "mp3", "duration": rendered.duration,
-              "file_size": len(rendered.data), "emotion_type": emotion_type,
-              "emotion_intensity": intensity, "provider": provider,
-              "voice_type": voice.voice_type, "generation_time": elapsed,
-              "message_key": message_key, "last_accessed_at": utcnow()}
+              "file_size": len(rendered.data), "message_key": message_key,
+              "last_accessed_at": utcnow(), **described}
     if entry is None:
         entry = GeneratedVoice(owner_id=owner_id, content_key=key, **fields)
         db.session.add(entry)
@@ -160,13 +181,7 @@ def generate(owner_id: int, args: dict[str, Any]) -> dict[str, Any]:
     db.session.flush()
     _remember_key(owner_id, message_key, entry)
     db.session.commit()
-    if replaced is not None:
-        files.delete(replaced)
-    evict(owner_id, limit, keep=entry.id)
-    out = render_entry(entry, message_key, cached=False, generation_time=elapsed)
-    events.publish(stream, "voice_ready", {"messageId": message_key, "audioUrl": out["audioUrl"],
-                                           "duration": out["duration"]})
-    return out
+    return entry, replaced
 
 
 def evict(owner_id: int, limit: int, keep: int | None = None) -> int:

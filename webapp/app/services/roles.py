@@ -11,6 +11,7 @@ from sqlalchemy import or_, select
 from webapp.app.api import ApiError, paginate
 from webapp.app.extensions import db
 from webapp.app.models import Role
+from webapp.app.schemas import MAX_INT64
 from webapp.app.services import voices
 
 _NEWEST_FIRST = (Role.created_at.desc(), Role.id.desc())
@@ -28,7 +29,7 @@ def create(owner_id: int, fields: dict[str, Any]) -> Role:
 
 def usable(role_id: int, user_id: int) -> Role:
     """A role the user may read and talk to: their own or a public one."""
-    role = db.session.get(Role, role_id)
+    role = db.session.get(Role, role_id) if 1 <= role_id <= MAX_INT64 else None
     if role is None or not (role.is_public or role.owner_id == user_id):
         raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
     return role

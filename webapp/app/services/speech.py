@@ -15,7 +15,7 @@ from webapp.app.api import ApiError
 from webapp.app.concurrency import run_blocking
 from webapp.app.extensions import db
 from webapp.app.models import File, Message, Session
-from webapp.app.providers.base import SynthesisOptions
+from webapp.app.providers.base import ProviderError, SynthesisOptions
 from webapp.app.services import files, sessions, synthesis, voices
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,13 @@ def _message_out(message: Message, session: Session, row: File | None) -> dict[s
 
 
 def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
+    """Synthesize and store; a new session is made only once there is audio to put in it."""
     voice = _voice(owner_id, request.voice)
-    session = sessions.get_or_create(owner_id, request.session_id, voice_id=voice.voice_type)
+    named = sessions.get_owned(request.session_id, owner_id) if request.session_id else None
     started = time.perf_counter()
     rendered = synthesis.render(voice, request.text, request.format, request.options())
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    session = named or sessions.create(owner_id, voice_id=voice.voice_type)
     row = files.save(owner_id, rendered.data, request.format, rendered.duration,
                      kind="generated")
     message = sessions.add_message(
@@ -80,26 +82,34 @@ class TtsStream:
 
 
 def tts_stream(owner_id: int, request: TtsRequest) -> TtsStream:
+    """The first audio is made before the session and message are: a request that fails
+    is answered with an error status and leaves nothing behind."""
     voice = _voice(owner_id, request.voice)
-    session = sessions.get_or_create(owner_id, request.session_id, voice_id=voice.voice_type)
+    named = sessions.get_owned(request.session_id, owner_id) if request.session_id else None
+    engine, options = synthesis.engine_for(voice, request.options())
+    started = time.perf_counter()
+    stream = synthesis.EncodedStream(engine, request.text, options, request.format)
+    pieces = iter(stream)
+    first = next(pieces, None)
+    if first is None:
+        raise ProviderError(voice.engine, "bad_input", synthesis.SILENT_TEXT)
+    session = named or sessions.create(owner_id, voice_id=voice.voice_type)
     message = sessions.add_message(session, role="assistant", type="voice", text=request.text,
                                    voice_id=voice.voice_type,
                                    meta={"kind": "synthesized", "engine": voice.engine,
                                          "streamed": True})
-    engine, options = synthesis.engine_for(voice, request.options())
     message_id, session_id = message.id, session.id
 
     def generate() -> Iterator[bytes]:
-        started = time.perf_counter()
-        stream = synthesis.EncodedStream(engine, request.text, options, request.format)
         completed = False
         try:
-            yield from stream
+            yield first
+            yield from pieces
             completed = True
         finally:
-            first = stream.first_audio_at
+            first_at = stream.first_audio_at
             _finish_stream(owner_id, message_id, stream,
-                           {"first_audio_ms": round((first - started) * 1000, 1) if first
+                           {"first_audio_ms": round((first_at - started) * 1000, 1) if first_at
                             else None,
                             "total_ms": round((time.perf_counter() - started) * 1000, 1),
                             "interrupted": not completed})

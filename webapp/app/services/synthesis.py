@@ -21,6 +21,10 @@ SAMPLE_TEXT = {"zh": "你好，欢迎使用听说。这是我的声音。",
                "it": "Ciao, questa è la mia voce.", "pt": "Olá, esta é a minha voz."}
 
 
+# An engine that says nothing for a text was given nothing it can say: the caller's mistake.
+SILENT_TEXT = "the text has nothing the engine can speak"
+
+
 def is_chinese(language: str | None) -> bool:
     return (language or "").lower().split("-")[0] in {"zh", "cmn", "yue", "hak", "nan"}
 
@@ -107,6 +111,6 @@ def render(voice: Voice, text: str, fmt: str = "mp3",
     for _ in stream:
         pass
     if stream.samples == 0:
-        raise ProviderError(voice.engine, "task_failed", "the engine produced no audio")
+        raise ProviderError(voice.engine, "bad_input", SILENT_TEXT)
     return Rendered(data=stream.whole(), format=fmt, duration=stream.duration,
                     sample_rate=stream.sample_rate)

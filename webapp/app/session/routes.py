@@ -5,10 +5,11 @@ from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok, paginate_args, parse, streaming_response
 from webapp.app.auth.identity import current_user_id
-from webapp.app.openapi import doc
+from webapp.app.openapi import EVENTS, NOTHING, doc
 from webapp.app.services import events, sessions
 from webapp.app.session import bp
 from webapp.app.session.schemas import (
+    DeletedCountSchema,
     MessagePageSchema,
     MessageQuerySchema,
     MessageSchema,
@@ -54,7 +55,8 @@ def end_session(session_id: str) -> Response:
 
 @bp.delete("/sessions/<session_id>")
 @jwt_required()
-@doc("Delete a session, its messages and their audio", tag="sessions", errors=(404,))
+@doc("Delete a session, its messages and their audio", tag="sessions", errors=(404,),
+     response=NOTHING)
 def delete_session(session_id: str) -> Response:
     sessions.delete(sessions.get_owned(session_id, current_user_id()))
     return ok(None, message="deleted")
@@ -74,7 +76,8 @@ def list_messages(session_id: str) -> Response:
 
 @bp.delete("/sessions/<session_id>/messages")
 @jwt_required()
-@doc("Delete every message of a session and their audio", tag="messages", errors=(404,))
+@doc("Delete every message of a session and their audio", tag="messages", errors=(404,),
+     response=DeletedCountSchema)
 def delete_messages(session_id: str) -> Response:
     count = sessions.delete_messages(sessions.get_owned(session_id, current_user_id()))
     return ok({"deleted": count}, message="deleted")
@@ -89,7 +92,7 @@ def get_message(message_id: str) -> Response:
 
 @bp.delete("/messages/<message_id>")
 @jwt_required()
-@doc("Delete a message and its audio", tag="messages", errors=(404,))
+@doc("Delete a message and its audio", tag="messages", errors=(404,), response=NOTHING)
 def delete_message(message_id: str) -> Response:
     sessions.delete_message(sessions.get_message(message_id, current_user_id()))
     return ok(None, message="deleted")
@@ -98,7 +101,7 @@ def delete_message(message_id: str) -> Response:
 @bp.get("/sessions/<session_id>/stream")
 @jwt_required()
 @doc("Server-sent voice events of a session (seed 002); EventSource may pass ?token=",
-     tag="sessions", errors=(404,))
+     tag="sessions", errors=(404,), media=EVENTS)
 def stream(session_id: str) -> Response:
     session = sessions.get_owned(session_id, current_user_id())
     subscription = current_app.extensions["events"].subscribe(session.id)

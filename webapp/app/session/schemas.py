@@ -1,17 +1,17 @@
 from marshmallow import Schema, fields, validate
 
-from webapp.app.schemas import PageQuerySchema, page_of
+from webapp.app.schemas import Id, PageQuerySchema, page_of
 
 
 class SessionCreateSchema(Schema):
-    role_id = fields.Integer(load_default=None, allow_none=True)
+    role_id = Id(load_default=None, allow_none=True)
     voice_id = fields.String(load_default=None, allow_none=True,
                              validate=validate.Length(max=160))
     title = fields.String(load_default="", validate=validate.Length(max=200))
 
 
 class SessionQuerySchema(PageQuerySchema):
-    role_id = fields.Integer(load_default=None)
+    role_id = Id(load_default=None)
 
 
 class SessionSchema(Schema):
@@ -20,8 +20,11 @@ class SessionSchema(Schema):
     voice_id = fields.String(allow_none=True)
     title = fields.String()
     status = fields.String()
+    summary = fields.String(allow_none=True,
+                            metadata={"description": "rolling summary of the conversation"})
     start_time = fields.String()
     end_time = fields.String(allow_none=True)
+    updated_at = fields.String(allow_none=True)
 
 
 class MessageSchema(Schema):
@@ -43,6 +46,10 @@ class MessageQuerySchema(PageQuerySchema):
     voice_id = fields.String(load_default=None)
     type = fields.String(load_default=None, validate=validate.OneOf(("text", "voice")))
     role = fields.String(load_default=None, validate=validate.OneOf(("user", "assistant")))
+
+
+class DeletedCountSchema(Schema):
+    deleted = fields.Integer()
 
 
 SessionPageSchema = page_of(SessionSchema)

@@ -5,7 +5,7 @@ from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok, parse, streaming_response
 from webapp.app.auth.identity import current_user_id
-from webapp.app.openapi import doc
+from webapp.app.openapi import AUDIO, doc
 from webapp.app.services import speech
 from webapp.app.speech import bp
 from webapp.app.speech.schemas import SttFormSchema, SttResultSchema, TtsResultSchema, TtsSchema
@@ -29,7 +29,7 @@ def tts() -> Response:
 @bp.post("/tts/stream")
 @jwt_required()
 @doc("Synthesize text as a chunked audio stream (stored once complete)", tag="speech",
-     body=TtsSchema, errors=(404, 502, 503))
+     body=TtsSchema, errors=(404, 502, 503), media=AUDIO)
 def tts_stream() -> Response:
     result = speech.tts_stream(current_user_id(), _tts_request())
     return streaming_response(result.chunks, result.content_type,

@@ -1,10 +1,11 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from webapp.app.audio import OUTPUT_FORMATS
+from webapp.app.schemas import SpokenText
 
 
 class TtsSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(1, 5000, error="text_rule"))
+    text = SpokenText(required=True)
     voice_id = fields.String(load_default=None, validate=validate.Length(max=160))
     voice_type = fields.String(load_default=None, validate=validate.Length(max=160))
     session_id = fields.String(load_default=None, validate=validate.Length(max=36))
@@ -39,9 +40,17 @@ class SttFormSchema(Schema):
     prompt = fields.String(load_default=None, validate=validate.Length(max=500))
 
 
+class SegmentSchema(Schema):
+    start = fields.Float()
+    end = fields.Float()
+    text = fields.String()
+
+
 class SttResultSchema(Schema):
     message_id = fields.String()
     session_id = fields.String()
     transcription = fields.String()
     language = fields.String(allow_none=True)
     duration = fields.Float()
+    segments = fields.List(fields.Nested(SegmentSchema))
+    audio_url = fields.String(metadata={"description": "the recognised audio (signed URL)"})

@@ -7,7 +7,7 @@ from webapp.app.api import ok, paginate_args, parse
 from webapp.app.auth.identity import current_user_id as _user_id
 from webapp.app.auth.identity import optional_user_id
 from webapp.app.file.serving import send_object
-from webapp.app.openapi import doc
+from webapp.app.openapi import AUDIO, doc
 from webapp.app.services import jobs, voices
 from webapp.app.voice import bp
 from webapp.app.voice.schemas import (
@@ -31,14 +31,14 @@ def _accepted(voice: object, job: object) -> Response:
 
 @bp.get("/api/voiceTypes")
 @doc("Voice types for roles (seed 001): built-in, public, and with a token your own",
-     tag="voices", response=VoiceTypeSchema, auth=False)
+     tag="voices", response=VoiceTypeSchema(many=True), auth=False)
 def voice_types() -> Response:
     return ok(voices.voice_types(optional_user_id()))
 
 
 @bp.get("/api/voiceTypes/<path:voice_type>/sample")
 @doc("A built-in voice's sample (made once, then stored)", tag="voices", auth=False,
-     errors=(404,))
+     errors=(404,), media=AUDIO, stored=True)
 def voice_type_sample(voice_type: str) -> Response:
     key, content_type = voices.builtin_sample(voice_type)
     return send_object(key, content_type, f"{voice_type.replace(':', '_')}.mp3")
@@ -103,7 +103,7 @@ def delete_voice(voice_id: str) -> Response:
 
 @bp.get("/api/voices/<voice_id>/preview")
 @jwt_required()
-@doc("Listen to a voice's preview", tag="voices", errors=(404, 409))
+@doc("Listen to a voice's preview", tag="voices", errors=(404, 409), media=AUDIO, stored=True)
 def preview_voice(voice_id: str) -> Response:
     return send_object(*voices.preview_object(voices.get_visible(voice_id, _user_id())))
 

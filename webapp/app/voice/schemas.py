@@ -40,6 +40,17 @@ class VoiceAcceptedSchema(Schema):
     status = fields.String()
 
 
+class VoiceModelSchema(Schema):
+    """Seed 000's VoiceModel: what an engine needs to speak with the voice."""
+
+    model_id = fields.String()
+    voice_id = fields.String()
+    model_file_path = fields.String(allow_none=True)
+    training_file_id = fields.String(allow_none=True)
+    metadata = fields.Dict()
+    local_training = fields.Boolean()
+
+
 class VoiceSchema(Schema):
     voice_id = fields.String()
     voice_type = fields.String()
@@ -50,14 +61,23 @@ class VoiceSchema(Schema):
     category = fields.String()
     language = fields.String(allow_none=True)
     provider = fields.String()
+    engine = fields.String()
+    provider_voice_id = fields.String(allow_none=True)
     status = fields.String()
     error = fields.String(allow_none=True)
     is_public = fields.Boolean()
     builtin = fields.Boolean()
+    owner_id = fields.Integer(allow_none=True)
     preview_url = fields.String(allow_none=True)
     sample_url = fields.String()
+    model = fields.Nested(VoiceModelSchema, allow_none=True)
+    voice_name = fields.String(metadata={"description": "seed 004's name for name"})
+    voice_gender = fields.String(metadata={"description": "seed 004's name for gender"})
+    voice_description = fields.String(metadata={"description": "seed 004's name for "
+                                                              "description"})
     job_id = fields.String(allow_none=True)
     created_at = fields.String()
+    updated_at = fields.String(allow_none=True)
 
 
 VoicePageSchema = page_of(VoiceSchema)
@@ -90,11 +110,9 @@ class CreateVoiceSchema(Schema):
     language = fields.String(load_default=None, validate=validate.Length(max=16))
 
 
-class GetVoicesSchema(Schema):
+class GetVoicesSchema(PageQuerySchema):
     """Seed 004's ``/api/voice/get_voices`` body."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=10, validate=validate.Range(1, 100))
     gender = fields.String(load_default="all", validate=validate.OneOf(("all", "male", "female")))
     created_by_current_user = fields.Boolean(load_default=False)
 
@@ -117,5 +135,9 @@ class JobSchema(Schema):
     status = fields.String(metadata={"enum": ["pending", "running", "succeeded", "failed"]})
     result = fields.Dict(allow_none=True)
     error = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    target_id = fields.String(allow_none=True, metadata={"description": "e.g. the voice"})
     created_at = fields.String()
-    updated_at = fields.String()
+    updated_at = fields.String(allow_none=True)
+    started_at = fields.String(allow_none=True)
+    finished_at = fields.String(allow_none=True)
