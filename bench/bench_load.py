@@ -30,7 +30,6 @@ from typing import Any
 
 import requests
 
-from bench.server import register
 from bench.stats import summary
 
 SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", 60))
@@ -99,9 +98,16 @@ def sample_wav(text: str) -> bytes:
     return encode(spoken.pcm, spoken.sample_rate, "wav")
 
 
-def participant(url: str) -> tuple[dict[str, str], int]:
+Who = tuple[dict[str, str], int]
+
+
+def participant(url: str) -> Who:
     """A new user with a role of its own: auth headers and the role id."""
-    data = register(url, "load_" + uuid.uuid4().hex[:12])
+    name, password = "load_" + uuid.uuid4().hex[:12], "bench-password"
+    requests.post(f"{url}/api/auth/register", json={"username": name, "password": password},
+                  timeout=TIMEOUT).raise_for_status()
+    data = requests.post(f"{url}/api/auth/login", json={"username": name, "password": password},
+                         timeout=TIMEOUT).json()["data"]
     headers = {"Authorization": f"Bearer {data['access_token']}"}
     response = requests.post(f"{url}/api/role/add", json={**ROLE, "voice_type": VOICE},
                              headers=headers, timeout=TIMEOUT)
@@ -109,8 +115,8 @@ def participant(url: str) -> tuple[dict[str, str], int]:
     return headers, response.json()["data"]["role_id"]
 
 
-def cloner(url: str, tally: Tally, stop: float, wav: bytes) -> None:
-    headers, _ = participant(url)
+def cloner(url: str, who: Who, tally: Tally, stop: float, wav: bytes) -> None:
+    headers, _ = who
     while time.time() < stop:
         response = tally.call("clone", "POST", f"{url}/api/voices", headers=headers,
                               data={"name": "load voice", "provider": "local",
@@ -132,11 +138,11 @@ def cloner(url: str, tally: Tally, stop: float, wav: bytes) -> None:
             time.sleep(0.5)
 
 
-def talker(url: str, tally: Tally, stop: float) -> None:
+def talker(url: str, who: Who, tally: Tally, stop: float) -> None:
     """Text turns over Socket.IO; a disconnect this client did not ask for is a drop."""
     import socketio
 
-    headers, role_id = participant(url)
+    headers, role_id = who
     token = headers["Authorization"].removeprefix("Bearer ")
     client = socketio.Client(reconnection=False)
     joined, done = threading.Event(), threading.Event()
@@ -188,22 +194,22 @@ def talker(url: str, tally: Tally, stop: float) -> None:
             client.disconnect()
 
 
-def uploader(url: str, tally: Tally, stop: float, wav: bytes) -> None:
-    headers, _ = participant(url)
+def uploader(url: str, who: Who, tally: Tally, stop: float, wav: bytes) -> None:
+    headers, _ = who
     while time.time() < stop:
         tally.call("upload", "POST", f"{url}/api/temfile/upload", headers=headers,
                    files={"file": ("clip.wav", wav, "audio/wav")})
 
 
-def speaker(url: str, tally: Tally, stop: float) -> None:
-    headers, _ = participant(url)
+def speaker(url: str, who: Who, tally: Tally, stop: float) -> None:
+    headers, _ = who
     while time.time() < stop:
         tally.call("tts", "POST", f"{url}/api/tts", headers=headers,
                    json={"text": CHAT_TEXT, "voice_type": VOICE, "format": "mp3"})
 
 
-def reader(url: str, tally: Tally, stop: float) -> None:
-    headers, role_id = participant(url)
+def reader(url: str, who: Who, tally: Tally, stop: float) -> None:
+    headers, role_id = who
     paths = ("/api/voices", "/api/role/list", "/api/sessions", "/api/temfile/list",
              "/api/auth/me", f"/api/role/{role_id}", "/api/voiceTypes")
     turn = 0
@@ -212,7 +218,7 @@ def reader(url: str, tally: Tally, stop: float) -> None:
         turn += 1
 
 
-def prober(url: str, tally: Tally, stop: float) -> None:
+def prober(url: str, _who: Who | None, tally: Tally, stop: float) -> None:
     """Every probe's time counts, a failed or timed-out one included (it is what a load
     balancer's health check would have waited)."""
     while time.time() < stop:
@@ -225,21 +231,24 @@ def prober(url: str, tally: Tally, stop: float) -> None:
 
 
 def run(url: str, wav: bytes) -> Tally:
-    tally = Tally()
-    stop = time.time() + SECONDS
+    """Every client's user and role is made first; then the clock starts for all at once."""
     work: list[tuple[Callable[..., None], tuple[Any, ...], int]] = [
         (cloner, (wav,), CLIENTS["cloners"]), (talker, (), CLIENTS["talkers"]),
         (uploader, (wav,), CLIENTS["uploaders"]), (speaker, (), CLIENTS["speakers"]),
-        (reader, (), CLIENTS["readers"]), (prober, (), 1)]
+        (reader, (), CLIENTS["readers"])]
+    clients = [(fn, extra, participant(url)) for fn, extra, count in work for _ in range(count)]
+    clients.append((prober, (), None))
+    tally = Tally()
+    stop = time.time() + SECONDS
     threads = []
-    for fn, extra, count in work:
-        for _ in range(count):
-            def body(fn: Callable[..., None] = fn, extra: tuple[Any, ...] = extra) -> None:
-                try:
-                    fn(url, tally, stop, *extra)
-                except Exception as exc:  # noqa: BLE001 - a client that dies is counted
-                    tally.error(f"{fn.__name__} died: {exc.__class__.__name__}: {exc}")
-            threads.append(threading.Thread(target=body, daemon=True))
+    for fn, extra, who in clients:
+        def body(fn: Callable[..., None] = fn, extra: tuple[Any, ...] = extra,
+                 who: Who | None = who) -> None:
+            try:
+                fn(url, who, tally, stop, *extra)
+            except Exception as exc:  # noqa: BLE001 - a client that dies is counted
+                tally.error(f"{fn.__name__} died: {exc.__class__.__name__}: {exc}")
+        threads.append(threading.Thread(target=body, daemon=True))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -258,6 +267,7 @@ def report(tally: Tally, log: Path) -> dict[str, Any]:
             "errors": dict(tally.errors.most_common()), "health": health,
             "dropped_socketio": tally.dropped, "turns_completed": tally.turns,
             "clones": dict(tally.clones),
+            "machine_load_average": [round(x, 1) for x in os.getloadavg()],
             "server_log": {"database is locked": text.count("database is locked"),
                            "tracebacks": text.count("Traceback")}}
 
@@ -276,6 +286,7 @@ def print_table(row: dict[str, Any]) -> None:
     print(f"{'Socket.IO turns completed':40} {row['turns_completed']:>8}")
     print(f"{'clone jobs':40} {json.dumps(row['clones'])}")
     print(f"{'server log':40} {json.dumps(row['server_log'])}")
+    print(f"{'machine load average (1, 5, 15 min)':40} {row['machine_load_average']}")
     print("errors by kind:" + ("" if row["errors"] else " none"))
     for kind, count in row["errors"].items():
         print(f"  {count:>6}  {kind[:110]}")
