@@ -230,6 +230,17 @@ def prober(url: str, _who: Who | None, tally: Tally, stop: float) -> None:
         time.sleep(max(0.0, PROBE_INTERVAL - elapsed))
 
 
+def quiet_health(url: str, probes: int = 30) -> dict[str, float]:
+    """``/api/health`` with nothing else going on: what this machine gives at best."""
+    latencies = []
+    for _ in range(probes):
+        started = time.perf_counter()
+        requests.get(f"{url}/api/health", timeout=TIMEOUT).raise_for_status()
+        latencies.append((time.perf_counter() - started) * 1000)
+        time.sleep(PROBE_INTERVAL)
+    return summary(latencies)
+
+
 def run(url: str, wav: bytes) -> Tally:
     """Every client's user and role is made first; then the clock starts for all at once."""
     work: list[tuple[Callable[..., None], tuple[Any, ...], int]] = [
@@ -259,12 +270,13 @@ def run(url: str, wav: bytes) -> Tally:
     return tally
 
 
-def report(tally: Tally, log: Path) -> dict[str, Any]:
+def report(tally: Tally, log: Path, quiet: dict[str, float]) -> dict[str, Any]:
     text = log.read_text(errors="replace") if log.exists() else ""
     health = summary(tally.health_ms) if tally.health_ms else {}
     return {"seconds": SECONDS, "clients": CLIENTS, "requests": dict(tally.requests),
             "requests_total": sum(tally.requests.values()), "server_errors": tally.server_errors,
             "errors": dict(tally.errors.most_common()), "health": health,
+            "health_quiet": quiet,
             "dropped_socketio": tally.dropped, "turns_completed": tally.turns,
             "clones": dict(tally.clones),
             "machine_load_average": [round(x, 1) for x in os.getloadavg()],
@@ -282,6 +294,9 @@ def print_table(row: dict[str, Any]) -> None:
     print(f"{'/api/health median':40} {health.get('median_ms', float('nan')):>6.1f}ms")
     print(f"{'/api/health p95':40} {health.get('p95_ms', float('nan')):>6.1f}ms   target < 200 ms")
     print(f"{'/api/health max':40} {health.get('max_ms', float('nan')):>6.1f}ms")
+    quiet = row["health_quiet"]
+    print(f"{'/api/health before the load, median/p95':40} {quiet['median_ms']:>6.1f}ms "
+          f"/ {quiet['p95_ms']:.1f}ms")
     print(f"{'dropped Socket.IO connections':40} {row['dropped_socketio']:>8}")
     print(f"{'Socket.IO turns completed':40} {row['turns_completed']:>8}")
     print(f"{'clone jobs':40} {json.dumps(row['clones'])}")
@@ -299,10 +314,11 @@ def main() -> None:
     wav = sample_wav(SAMPLE_TEXT)
     server = start_server(work, 0.0, VOICE)
     try:
+        quiet = quiet_health(server.url)
         tally = run(server.url, wav)
     finally:
         server.stop()
-    row = report(tally, server.log)
+    row = report(tally, server.log, quiet)
     print_table(row)
     print(f"server log: {server.log}")
     print(json.dumps({"bench": "load", "targets": TARGETS, **row}, ensure_ascii=False))
