@@ -98,6 +98,7 @@ class Config:
 
         self.SQLALCHEMY_DATABASE_URI = _database_url(self.INSTANCE_DIR)
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_recycle": 1800}
+        self.DB_WAIT_CHECK = _env("DB_WAIT_CHECK", "log")
         self.HOST = _env("HOST", "127.0.0.1")
         self.PORT = _int("PORT", 5000)
         self.BASE_URL = _env("BASE_URL", f"http://{self.HOST}:{self.PORT}").rstrip("/")

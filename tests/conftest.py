@@ -29,6 +29,8 @@ REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
 MYSQL_URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parent.parent
+# Every app, web process and worker a test starts refuses to wait while holding writes.
+os.environ["DB_WAIT_CHECK"] = "raise"
 
 
 def service_missing(what: str, reason: object) -> None:

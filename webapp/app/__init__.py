@@ -40,12 +40,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    from webapp.app import database
     from webapp.app.providers import ProviderRegistry
     from webapp.app.services.counts import CountCache
     from webapp.app.services.events import build_bus
     from webapp.app.storage import build_storage
 
+    database.prepare(app)
     db.init_app(app)
+    database.install(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../../migrations"),
                      render_as_batch=True)
     jwt.init_app(app)

@@ -3,6 +3,11 @@
 CPU-bound work (inference, transcoding) must leave the eventlet hub: ``run_blocking``
 and ``iterate_blocking`` hand it to eventlet's OS thread pool when the process is
 monkey-patched and call it directly otherwise (Celery workers, scripts, tests).
+
+Every wait (those two, ``sleep``, and network calls that announce themselves with
+``before_wait``) first runs the registered wait guards. The database layer registers one
+that refuses to wait while its session holds uncommitted writes: a write lock held
+across a wait stops every other writer (on SQLite, the whole database) for as long.
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _DONE = object()
+_wait_guards: list[Callable[[str], None]] = []
+
+
+def add_wait_guard(guard: Callable[[str], None]) -> None:
+    """Have ``guard(what)`` run before every wait; it raises to refuse the wait."""
+    if guard not in _wait_guards:
+        _wait_guards.append(guard)
+
+
+def before_wait(what: str) -> None:
+    """Announce a wait (thread-pool work, a sleep, a network call) to the wait guards."""
+    for guard in _wait_guards:
+        guard(what)
 
 
 def is_green() -> bool:
@@ -29,6 +47,7 @@ def is_green() -> bool:
 
 def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn`` off the event loop when there is one; results and errors come back."""
+    before_wait(_name(fn))
     if is_green():
         from eventlet import tpool
 
@@ -38,6 +57,7 @@ def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def iterate_blocking(iterable: Iterable[T]) -> Iterator[T]:
     """Drain a CPU-bound iterator one item per hop to the thread pool, yielding green."""
+    before_wait(_name(iterable))
     iterator = iter(iterable)
     if not is_green():
         yield from iterator
@@ -54,6 +74,10 @@ def iterate_blocking(iterable: Iterable[T]) -> Iterator[T]:
         close = getattr(iterator, "close", None)
         if close is not None:
             tpool.execute(close)
+
+
+def _name(work: Any) -> str:
+    return getattr(work, "__qualname__", None) or work.__class__.__qualname__
 
 
 def real_lock() -> threading.Lock:
@@ -78,14 +102,26 @@ def real_queue() -> Any:
 
 def sleep(seconds: float) -> None:
     """Yield to other green threads (or the OS) for ``seconds``."""
-    if is_green():
-        import eventlet
+    before_wait("sleep")
+    pause(seconds)
 
-        eventlet.sleep(seconds)
-    else:
+
+def pause(seconds: float) -> None:
+    """``sleep`` without the wait guards, for the database layer's own retries. On a real
+    thread of a green process it sleeps that thread only (a green sleep there would fail)."""
+    if not is_green():
         import time
 
         time.sleep(seconds)
+        return
+    from eventlet import patcher
+
+    if in_os_thread():
+        patcher.original("time").sleep(seconds)
+        return
+    import eventlet
+
+    eventlet.sleep(seconds)
 
 
 def spawn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

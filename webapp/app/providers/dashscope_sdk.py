@@ -31,7 +31,7 @@ from dashscope.common.error import (
     RequestFailure,
 )
 
-from webapp.app.concurrency import real_lock
+from webapp.app.concurrency import before_wait, real_lock
 from webapp.app.providers.base import ProviderError
 
 T = TypeVar("T")
@@ -212,3 +212,9 @@ def require_key(provider: str, settings: DashScopeSettings) -> None:
     """Refuse to call DashScope without a key (the SDK would fall back to files in ~)."""
     if not settings.configured:
         raise ProviderError(provider, "not_configured", "set DASHSCOPE_API_KEY to use DashScope")
+
+
+def about_to_call(provider: str, settings: DashScopeSettings) -> None:
+    """Every DashScope call starts here: it needs a key, and it is a network wait."""
+    require_key(provider, settings)
+    before_wait(f"DashScope ({provider})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,12 @@ def local_engine_for(language: str | None) -> str:
 
 
 def run(job_id: str) -> dict[str, Any] | None:
-    """The body of the cloning task. ProviderErrors that may pass are re-raised for retry."""
+    """The body of the cloning task. ProviderErrors that may pass are re-raised for retry.
+
+    Every wait here (reading samples, the thread pool, DashScope, storage) starts with
+    nothing uncommitted: what a step learns is written and committed right after it, so
+    other writers never wait for this job (on SQLite they would wait for the whole job).
+    """
     job = jobs.start(job_id)
     if job is None:
         return None
@@ -71,24 +77,24 @@ def run(job_id: str) -> dict[str, Any] | None:
     if voice is None:
         jobs.fail(job, "the voice was deleted before it was made")
         return None
-    made: list[File] = []
-    enrolled: str | None = None
+    attempt = _Attempt()
     try:
-        model = voice.model or VoiceModel(voice=voice, model_metadata={})
-        sample_ids = list((model.model_metadata or {}).get("sample_file_ids", []))
+        sample_ids = _sample_ids(voice)
         samples = [files.read(files.get(fid)) for fid in sample_ids]
         wav, seconds = run_blocking(normalise, samples)
         training = files.save(voice.owner_id, wav, "wav", seconds, kind="sample")
-        made.append(training)
-        model.training_file_id = training.id
+        attempt.made.append(training)
+        _model(voice).training_file_id = training.id
+        db.session.commit()
         if voice.provider == "dashscope":
-            enrolled = _enroll(voice, model, training)
+            _enroll(voice, training, attempt)
         else:
-            _derive_locally(voice, model, wav)
+            _derive_locally(voice, wav)
         rendered = synthesis.render(voice, synthesis.sample_text(voice), "mp3")
         preview = files.save(voice.owner_id, rendered.data, "mp3", rendered.duration,
                              kind="preview")
-        made.append(preview)
+        attempt.made.append(preview)
+        model = _model(voice)
         voice.preview_file_id = preview.id
         voice.status = "ready"
         voice.error = None
@@ -101,20 +107,39 @@ def run(job_id: str) -> dict[str, Any] | None:
         jobs.succeed(job, result)
         return result
     except ProviderError as exc:
-        _undo(voice, made, enrolled)
+        _undo(voice, attempt)
         if exc.transient and job.attempts < 3:
             db.session.commit()
             raise
         jobs.fail(job, f"{exc.provider}: {exc.message}")
     except (SampleRejected, audio.AudioError, ApiError) as exc:
-        _undo(voice, made, enrolled)
+        _undo(voice, attempt)
         jobs.fail(job, _reason(exc))
     except Exception as exc:
         log.exception("cloning voice %s failed", voice.id)
-        _undo(voice, made, enrolled)
+        _undo(voice, attempt)
         jobs.fail(job, f"internal error: {exc.__class__.__name__}")
         raise
     return None
+
+
+@dataclass
+class _Attempt:
+    """What one attempt made outside the voice row, so a failure can remove it."""
+
+    made: list[File] = field(default_factory=list)
+    enrolled: str | None = None
+
+
+def _model(voice: Voice) -> VoiceModel:
+    if voice.model is None:
+        voice.model = VoiceModel(model_metadata={})
+    return voice.model
+
+
+def _sample_ids(voice: Voice) -> list[str]:
+    metadata = voice.model.model_metadata if voice.model is not None else None
+    return list((metadata or {}).get("sample_file_ids", []))
 
 
 def _reason(exc: Exception) -> str:
@@ -123,10 +148,11 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _enroll(voice: Voice, model: VoiceModel, training: File) -> str:
+def _enroll(voice: Voice, training: File, attempt: _Attempt) -> None:
     engine = current_app.extensions["providers"].tts("dashscope")
     url = files.download_url(training, seconds=3600)
     info = engine.add_voice(voice.name, url, voice.labels, voice.description)
+    attempt.enrolled = info.voice_id
     voice.provider_voice_id = info.voice_id
     db.session.commit()
     deadline = time.monotonic() + READY_WAIT_SECONDS
@@ -136,42 +162,46 @@ def _enroll(voice: Voice, model: VoiceModel, training: File) -> str:
         sleep(1.0)
     if status != "ready":
         raise ProviderError("dashscope", "task_failed", f"voice enrollment ended as {status}")
+    model = _model(voice)
     model.local_training = False
     model.model_metadata = {**info.metadata, "approximation": False}
-    return info.voice_id
+    db.session.commit()
 
 
-def _derive_locally(voice: Voice, model: VoiceModel, wav: bytes) -> None:
+def _derive_locally(voice: Voice, wav: bytes) -> None:
     engine_name = local_engine_for(voice.language)
     engine = current_app.extensions["providers"].tts(engine_name)
     labels = {**(voice.labels or {}), "language": voice.language or "cmn"}
     info = run_blocking(engine.add_voice, voice.name, wav, labels, voice.description)
+    model = _model(voice)
     voice.engine = engine_name
     voice.provider_voice_id = info.voice_id
     model.local_training = True
     model.model_file_path = info.metadata.get("model_file_path")
     model.model_metadata = {**info.metadata, "engine": engine_name}
+    db.session.commit()
 
 
-def _undo(voice: Voice, made: list[File], enrolled: str | None) -> None:
+def _undo(voice: Voice, attempt: _Attempt) -> None:
     """Remove what this attempt made: stored audio and a provider-side voice."""
     db.session.rollback()
-    if enrolled:
+    if attempt.enrolled:
         try:
-            current_app.extensions["providers"].tts("dashscope").delete_voice(enrolled)
+            current_app.extensions["providers"].tts("dashscope").delete_voice(attempt.enrolled)
         except ProviderError as exc:
-            log.warning("could not delete enrolled voice %s: %s", enrolled, exc)
-    for row in made:
+            log.warning("could not delete enrolled voice %s: %s", attempt.enrolled, exc)
+    for row in attempt.made:
         existing = db.session.get(File, row.id)
         if existing is not None:
             files.delete(existing)
     voice = db.session.get(Voice, voice.id)
     if voice is not None:
         voice.preview_file_id = None
+        if attempt.enrolled and voice.provider_voice_id == attempt.enrolled:
+            voice.provider_voice_id = None
         if voice.model is not None:
             voice.model.training_file_id = None
         db.session.commit()
-
 
 
 def delete_raw_uploads(file_ids: list[str]) -> None:

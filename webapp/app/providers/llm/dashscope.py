@@ -19,9 +19,9 @@ from webapp.app.providers.base import ChatModelInterface, ChatOptions, ProviderE
 from webapp.app.providers.dashscope_sdk import (
     SDK_ERRORS,
     DashScopeSettings,
+    about_to_call,
     provider_error,
     raise_for_status,
-    require_key,
 )
 
 DEFAULT_MODEL = "qwen-turbo"
@@ -41,7 +41,7 @@ class QwenChatModel(ChatModelInterface):
 
     def stream_chat(self, messages: list[dict[str, str]], options: ChatOptions) -> Iterator[str]:
         """Yield the reply's text deltas as DashScope sends them."""
-        require_key(self.name, self.settings)
+        about_to_call(self.name, self.settings)
         if not messages:
             raise ProviderError(self.name, "bad_input", "no messages to answer")
         if options.persona and not any(m.get("role") == "system" for m in messages):

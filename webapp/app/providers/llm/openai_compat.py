@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from webapp.app.concurrency import before_wait
 from webapp.app.providers.base import ChatModelInterface, ChatOptions, ProviderError
 
 
@@ -82,6 +83,7 @@ class OpenAICompatibleChatModel(ChatModelInterface):
         import openai
 
         client = self._get_client()
+        before_wait(f"LLM endpoint {self.base_url}")
         if options.persona and not any(m.get("role") == "system" for m in messages):
             messages = [{"role": "system", "content": options.persona}, *messages]
         try:

@@ -37,9 +37,9 @@ from webapp.app.providers.dashscope_sdk import (
     SDK_ERRORS,
     TIMEOUT_HINT,
     DashScopeSettings,
+    about_to_call,
     provider_error,
     raise_for_status,
-    require_key,
 )
 
 SAMPLE_RATE = 16000
@@ -96,7 +96,7 @@ class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
         if isinstance(audio_file, str):
             raise ProviderError(self.name, "bad_input",
                                 "Paraformer takes audio bytes, not a URL or path")
-        require_key(self.name, self.settings)
+        about_to_call(self.name, self.settings)
         try:
             pcm = run_blocking(audio.decode_pcm, bytes(audio_file), SAMPLE_RATE)
         except AudioError as exc:
@@ -190,7 +190,7 @@ class QwenAudioSpeechToText(ThirdPartyAPISpeechToText):
         if not isinstance(audio_file, str) or not _is_url(audio_file):
             raise ProviderError(self.name, "bad_input",
                                 "Qwen-Audio fetches audio itself: pass an http(s) URL")
-        require_key(self.name, self.settings)
+        about_to_call(self.name, self.settings)
         prompt = str((additional_params or {}).get("prompt") or DEFAULT_PROMPT)
         messages = [{"role": "user", "content": [{"audio": audio_file}, {"text": prompt}]}]
         try:

@@ -42,10 +42,10 @@ from webapp.app.providers.dashscope_sdk import (
     TIMEOUT_HINT,
     DashScopeSettings,
     FailFastSession,
+    about_to_call,
     build_with_settings,
     failure_from_event,
     provider_error,
-    require_key,
 )
 
 DEFAULT_MODEL = "cosyvoice-v2"
@@ -211,7 +211,7 @@ class CosyVoiceTextToSpeech(ThirdPartyAPITextToSpeech):
         """Yield 16-bit PCM as CosyVoice sends it; closing the generator cancels the task."""
         if not text.strip():
             return
-        require_key(self.name, self.settings)
+        about_to_call(self.name, self.settings)
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         synthesizer = build_with_settings(self.settings, lambda: SpeechSynthesizer(
             model=self.model, voice=options.voice or self.default_voice, format=self.audio_format,
@@ -254,7 +254,7 @@ class CosyVoiceTextToSpeech(ThirdPartyAPITextToSpeech):
         ]
 
     def _enrollment(self) -> VoiceEnrollmentService:
-        require_key(self.name, self.settings)
+        about_to_call(self.name, self.settings)
         with self._session_lock:
             if self._session is None:
                 self._session = FailFastSession()
