@@ -196,17 +196,15 @@ def test_generate_with_nothing_to_say_is_400(app: Flask, client: FlaskClient,
 
 
 def test_an_engine_that_says_nothing_is_the_callers_mistake(
-        app: Flask, client: FlaskClient, auth_headers: dict[str, str]) -> None:
-    """Text that passes the schema but that the engine turns into no audio at all."""
+        app: Flask, user: dict[str, Any]) -> None:
+    """Text that reaches an engine (past the schema) and comes out as no audio at all."""
     from webapp.app.providers.base import ProviderError
-    from webapp.app.services import synthesis
+    from webapp.app.services import synthesis, voices
 
     with app.test_request_context():
-        from webapp.app.services import voices
-
-        voice = voices.default_voice()
+        voice = voices.resolve_usable("piper:en_US-joe-medium", user["id"])
         with pytest.raises(ProviderError) as caught:
-            synthesis.render(voice, "\u0002", "mp3")
+            synthesis.render(voice, "", "mp3")
     assert caught.value.kind == "bad_input"
     assert _rows(app, Session) == 0
 
