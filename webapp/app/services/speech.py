@@ -54,10 +54,12 @@ def _message_out(message: Message, session: Session, row: File | None) -> dict[s
 
 def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
     voice = _voice(owner_id, request.voice)
-    session = sessions.get_or_create(owner_id, request.session_id, voice_id=voice.voice_type)
+    existing = sessions.get_owned(request.session_id, owner_id) if request.session_id else None
     started = time.perf_counter()
     rendered = synthesis.render(voice, request.text, request.format, request.options())
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    # A new session is made only once there is audio: text the engine refuses leaves none.
+    session = existing or sessions.create(owner_id, voice_id=voice.voice_type)
     row = files.save(owner_id, rendered.data, request.format, rendered.duration,
                      kind="generated")
     message = sessions.add_message(
