@@ -65,10 +65,11 @@ def acoustic_model_content(path: Path, fold_dropout: bool = True,
     inference, exported as ``FlexRandomUniform`` ops that need full TensorFlow. Kept
     (rewritten to the built-in ``RANDOM_UNIFORM``), every run speaks a little
     differently; folded to its expectation (the embedding itself, the dropout ops
-    removed) the same text always gives the same audio. Folding is the default: Whisper
-    reads both back about equally well (``bench/bench_mandarin.py`` prints both; the
-    kept variant varies from run to run by more than the two differ), and repeatable
-    audio is what caches and tests rely on. ``ZHTTS_KEEP_DROPOUT=true`` keeps it.
+    removed) the same text always gives the same audio. Folding is the default. Whisper
+    read the kept variant back slightly better (``bench/bench_mandarin.py``: CER 0.036
+    and 0.049 in two passes against 0.058 folded, a few characters in about 300), but
+    repeatable audio is what the voice cache and the tests rely on, and the difference
+    is within what one sentence more or less changes. ``ZHTTS_KEEP_DROPOUT=true`` keeps it.
     ``shifts`` overrides the calibrated level shifts (see ``_shift_by_ratio``).
     """
     import flatbuffers
