@@ -19,6 +19,6 @@ def current_caller() -> Caller:
     if scheme.lower() == "bearer" and token and (api_keys.looks_like_key(token)
                                                  or token.count(".") != 2):
         key = api_keys.authenticate(token)
-        return Caller(key.owner_id, key)
+        return Caller.with_key(key)
     verify_jwt_in_request()
     return Caller(current_user_id())

@@ -116,12 +116,15 @@ def _ensure_usage_row(key_id: str, month: str) -> None:
     db.session.execute(statement)
 
 
-def charge(key: ApiKey, *, characters: int = 0, audio_seconds: float = 0.0) -> Charge:
+def charge(key_id: str, *, characters: int = 0, audio_seconds: float = 0.0) -> Charge:
     """Count a request against the key's month, or refuse it (429) if it would go over.
 
     The check and the addition are one statement: two requests racing for the last of a
     quota cannot both get it.
     """
+    key = db.session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        raise ApiError(401, "api_key_invalid", "INVALID_API_KEY")
     month = current_month()
     _ensure_usage_row(key.id, month)
     statement = update(ApiKeyUsage).where(ApiKeyUsage.key_id == key.id,
@@ -155,8 +158,11 @@ def refund(spent: Charge | None) -> None:
     db.session.commit()
 
 
-def session_of(key: ApiKey) -> Session:
+def session_of(key_id: str) -> Session:
     """The session a key's calls are kept in: made on first use, again if deleted."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise ApiError(401, "api_key_invalid", "INVALID_API_KEY")
     db.session.refresh(key)
     session = db.session.get(Session, key.session_id) if key.session_id else None
     if session is not None:
@@ -169,6 +175,6 @@ def session_of(key: ApiKey) -> Session:
     if claimed.rowcount != 1:
         # Another request gave the key its session first: use that one.
         db.session.rollback()
-        return session_of(key)
+        return session_of(key_id)
     db.session.commit()
     return session

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from webapp.app.api import ApiError
 from webapp.app.extensions import db
-from webapp.app.models import ApiKey, Voice
+from webapp.app.models import ApiKey, File, Voice
 from webapp.app.providers.base import Segment, Transcription
 from webapp.app.providers.registry import ENGINES
 from webapp.app.services import api_keys, files, sessions, speech, transcripts, voices
@@ -53,17 +53,25 @@ INSTRUCTION_INTENSITY = 0.7
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling ``/v1``: a user, and the key they came with (None for a JWT)."""
+    """Who is calling ``/v1``: a user, the key they came with (None for a JWT) and
+    whether that key keeps history. Plain values: streams outlive the request's rows."""
 
     user_id: int
-    key: ApiKey | None = None
+    key_id: str | None = None
+    history: bool = True
 
-    @property
-    def history(self) -> bool:
-        return self.key.history if self.key is not None else True
+    @classmethod
+    def with_key(cls, key: ApiKey) -> Caller:
+        return cls(key.owner_id, key.id, key.history)
 
     def session_id(self) -> str | None:
-        return api_keys.session_of(self.key).id if self.key is not None and self.history else None
+        """The key's session; None (a new session per call) for a JWT."""
+        if self.key_id is None or not self.history:
+            return None
+        return api_keys.session_of(self.key_id).id
+
+    def charge(self, **amounts: Any) -> api_keys.Charge | None:
+        return api_keys.charge(self.key_id, **amounts) if self.key_id is not None else None
 
 
 def _configured(kind: str, name: str) -> bool:
@@ -155,8 +163,7 @@ def synthesize(caller: Caller, request: SpeechRequest) -> AudioOut:
         raise ApiError(400, "input_empty", "INVALID_INPUT", details={"param": "input"})
     voice = resolve_voice(caller, request.voice, request.model)
     mood = mood_of(request.instructions)
-    spent = (api_keys.charge(caller.key, characters=len(request.input))
-             if caller.key is not None else None)
+    spent = caller.charge(characters=len(request.input))
     try:
         tts_request = speech.TtsRequest(
             text=text, voice=voice.voice_type, session_id=caller.session_id(),
@@ -228,8 +235,7 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
         raise ApiError(400, "bad_request", "NOT_SUPPORTED",
                        {"detail": "qwen-audio reads stored files only"}, {"param": "model"})
     info = files.inspect_upload(data)
-    spent = (api_keys.charge(caller.key, audio_seconds=round(info.duration, 3))
-             if caller.key is not None else None)
+    spent = caller.charge(audio_seconds=round(info.duration, 3))
     row = None
     try:
         if caller.history:
@@ -242,7 +248,7 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
         language = None if task == "translate" and not request.language else request.language
         if request.stream:
             return TranscriptOut("text/event-stream", chunks=_transcript_events(
-                caller, engine, data, language, params, row, spent))
+                caller, engine, data, language, params, row.id if row else None, spent))
         result, elapsed_ms = speech.recognise(engine, data, language, params)
     except Exception:
         api_keys.refund(spent)
@@ -267,9 +273,14 @@ def _keep(caller: Caller, engine: Any, result: Transcription, elapsed_ms: float,
 
 
 def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str | None,
-                       params: dict[str, Any], row: Any, spent: Any) -> Iterator[bytes]:
-    """``transcript.text.delta`` per segment as the engine finds it, then ``done``."""
+                       params: dict[str, Any], row_id: str | None, spent: Any
+                       ) -> Iterator[bytes]:
+    """``transcript.text.delta`` per segment as the engine finds it, then ``done``.
+
+    It runs after the route has returned, so rows are looked up again here.
+    """
     started = time.perf_counter()
+    row = db.session.get(File, row_id) if row_id else None
     segments: list[Segment] = []
     try:
         for segment in drain(engine, engine.transcribe_segments(data, language, params)):
