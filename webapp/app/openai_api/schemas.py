@@ -25,10 +25,12 @@ class SpeechSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    model = fields.String(required=True, validate=validate.Length(1, 100))
+    model = fields.String(required=True, validate=validate.Length(1, 100),
+                          metadata={"example": "tts-1"})
     input = fields.String(required=True, validate=validate.Length(
-        1, MAX_INPUT_CHARACTERS, error=f"input is limited to {MAX_INPUT_CHARACTERS} characters"))
-    voice = VoiceField(required=True, metadata={"type": "string"})
+        1, MAX_INPUT_CHARACTERS, error=f"input is limited to {MAX_INPUT_CHARACTERS} characters"),
+        metadata={"example": "Hello there."})
+    voice = VoiceField(required=True, metadata={"type": "string", "example": "alloy"})
     response_format = fields.String(load_default="mp3", validate=validate.OneOf(OUTPUT_FORMATS))
     speed = fields.Float(load_default=1.0, validate=validate.Range(0.25, 4.0))
     instructions = fields.String(load_default=None, allow_none=True,
@@ -41,7 +43,8 @@ class TranscriptionSchema(Schema):
         unknown = EXCLUDE
 
     file = fields.Raw(metadata={"type": "string", "format": "binary"}, load_only=True)
-    model = fields.String(load_default="whisper-1", validate=validate.Length(1, 100))
+    model = fields.String(load_default="whisper-1", validate=validate.Length(1, 100),
+                          metadata={"example": "whisper-1"})
     language = fields.String(load_default=None, allow_none=True,
                              validate=validate.Length(max=16))
     prompt = fields.String(load_default=None, allow_none=True,
