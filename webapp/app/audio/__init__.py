@@ -200,7 +200,10 @@ class StreamEncoder:
         sample_format = "s16"
         if fmt in self._CODECS:
             container_name, codec = self._CODECS[fmt]
-            options = {"write_xing": "0"} if fmt == "mp3" else {}
+            # No Xing header: it would be rewritten at the end. Ogg pages are cut every
+            # 100 ms instead of every second, so Opus leaves as it is made.
+            options = {"mp3": {"write_xing": "0"}, "opus": {"page_duration": "100000"}
+                       }.get(fmt, {})
             self._container = av.open(
                 self._sink, mode="w", format=container_name, options=options
             )

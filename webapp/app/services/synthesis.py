@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from flask import current_app
 
 from webapp.app import audio
+from webapp.app.concurrency import run_blocking
 from webapp.app.models import Voice
 from webapp.app.providers.base import ProviderError, SynthesisOptions, TextToSpeechInterface
 from webapp.app.services.speech_pipeline import drain
@@ -75,9 +76,10 @@ class EncodedStream:
                 encoder = self._encoder = audio.StreamEncoder(
                     self.format, chunk.sample_rate, output_rate=self.output_rate)
             self.samples += len(chunk.pcm) // 2
-            yield from self._kept(encoder.write(chunk.pcm))
+            # Encoding (MP3, Opus, AAC, FLAC, resampling) is CPU work: off the event loop.
+            yield from self._kept(run_blocking(encoder.write, chunk.pcm))
         if encoder is not None:
-            yield from self._kept(encoder.close())
+            yield from self._kept(run_blocking(encoder.close))
 
     def _kept(self, data: bytes) -> Iterator[bytes]:
         if data:
