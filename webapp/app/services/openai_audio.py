@@ -248,7 +248,8 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
         language = None if task == "translate" and not request.language else request.language
         if request.stream:
             return TranscriptOut("text/event-stream", chunks=_transcript_events(
-                caller, engine, data, language, params, row.id if row else None, spent))
+                caller, engine, data, language, params, info.duration,
+                row.id if row else None, spent))
         result, elapsed_ms = speech.recognise(engine, data, language, params)
     except Exception:
         api_keys.refund(spent)
@@ -273,8 +274,8 @@ def _keep(caller: Caller, engine: Any, result: Transcription, elapsed_ms: float,
 
 
 def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str | None,
-                       params: dict[str, Any], row_id: str | None, spent: Any
-                       ) -> Iterator[bytes]:
+                       params: dict[str, Any], duration: float, row_id: str | None,
+                       spent: api_keys.Charge | None) -> Iterator[bytes]:
     """``transcript.text.delta`` per segment as the engine finds it, then ``done``.
 
     It runs after the route has returned, so rows are looked up again here.
@@ -295,7 +296,7 @@ def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str |
     result = Transcription(
         text="".join(s.text if i == 0 or _unspaced(s.text) else " " + s.text
                      for i, s in enumerate(segments)),
-        language=language, duration=row.duration if row else 0.0, segments=segments)
+        language=language, duration=round(duration, 3), segments=segments)
     _keep(caller, engine, result, round((time.perf_counter() - started) * 1000, 1), row,
           params["task"])
     yield _event({"type": "transcript.text.done", "text": result.text})
