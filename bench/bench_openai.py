@@ -5,8 +5,9 @@ this process (same text, same voice), and ``/v1/audio/transcriptions`` against
 faster-whisper called directly on the same file with the same settings. The server is
 ``wsgi.py`` under eventlet (embedded mode, SQLite, history kept: every call is stored
 as a message with its audio, as by default). Each figure is the median of ``ROUNDS``
-calls after one warm-up; ratios are API / direct, target ≤ 1.10. The machine's load
-average is printed because other work on it moves every figure.
+calls after one warm-up; the direct and API calls take turns within each round, so
+both see the same load on a shared machine. Ratios are API / direct, target ≤ 1.10.
+The load average is printed because other work on the machine moves every figure.
 
 Run: ``python -m bench openai``.
 """
@@ -40,10 +41,16 @@ CLIP_TEXT = ("Every morning I walk to the station and buy a cup of coffee. The t
 TARGET = 1.10
 
 
-def _median_pair(run: Callable[[], tuple[float, float]]) -> tuple[float, float]:
-    run()
-    pairs = [run() for _ in range(ROUNDS)]
-    return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
+def interleaved(runs: dict[str, Callable[[], tuple[float, ...]]]) -> dict[str, list[float]]:
+    """Medians of each run's figures, the runs taking turns round by round."""
+    for run in runs.values():
+        run()
+    samples: dict[str, list[tuple[float, ...]]] = {name: [] for name in runs}
+    for _ in range(ROUNDS):
+        for name, run in runs.items():
+            samples[name].append(run())
+    return {name: [statistics.median(column) for column in zip(*rows, strict=True)]
+            for name, rows in samples.items()}
 
 
 def direct_speech(engine: PiperTextToSpeech) -> tuple[float, float]:
@@ -55,8 +62,9 @@ def direct_speech(engine: PiperTextToSpeech) -> tuple[float, float]:
     return (first - started) * 1000, (time.perf_counter() - started) * 1000
 
 
-def api_speech(url: str, key: str, fmt: str) -> tuple[float, float]:
-    """First body byte and last, in ms, of a streamed ``/v1/audio/speech``."""
+def api_speech(url: str, key: str, token: str, fmt: str) -> tuple[float, float, float]:
+    """First body byte and last, in ms, of a streamed ``/v1/audio/speech``, and the
+    server's own first-audio time for it (from the stored message)."""
     started = time.perf_counter()
     first = None
     with requests.post(f"{url}/v1/audio/speech", headers={"Authorization": f"Bearer {key}"},
@@ -65,7 +73,12 @@ def api_speech(url: str, key: str, fmt: str) -> tuple[float, float]:
         response.raise_for_status()
         for _chunk in response.iter_content(chunk_size=None):
             first = first or time.perf_counter()
-    return (first - started) * 1000, (time.perf_counter() - started) * 1000
+        message_id = response.headers["X-Message-Id"]
+    ended = time.perf_counter()
+    message = requests.get(f"{url}/api/messages/{message_id}",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    server_first = message["data"]["metadata"].get("first_audio_ms") or 0.0
+    return (first - started) * 1000, (ended - started) * 1000, server_first
 
 
 def direct_whisper(model: Any, path: Path, beam_size: int) -> float:
@@ -108,18 +121,27 @@ def main() -> None:
             time.sleep(0.5)
         key = requests.post(f"{server.url}/api/keys", headers=headers,
                             json={"name": "bench"}, timeout=10).json()["data"]["key"]
-        direct_first, direct_total = _median_pair(lambda: direct_speech(piper))
+        model = whisper._loaded()
+        speech = interleaved({
+            "direct": lambda: direct_speech(piper),
+            "wav": lambda: api_speech(server.url, key, user["access_token"], "wav"),
+            "mp3": lambda: api_speech(server.url, key, user["access_token"], "mp3"),
+        })
+        direct_first, direct_total = speech["direct"]
         figures.update(direct_first_ms=direct_first, direct_total_ms=direct_total)
         for fmt in ("wav", "mp3"):
-            first, total = _median_pair(lambda fmt=fmt: api_speech(server.url, key, fmt))
+            first, total, server_first = speech[fmt]
             figures.update({f"api_{fmt}_first_ms": first, f"api_{fmt}_total_ms": total,
+                            f"api_{fmt}_server_first_audio_ms": server_first,
                             f"ttfb_ratio_{fmt}": first / direct_first,
                             f"total_ratio_{fmt}": total / direct_total})
-        model = whisper._loaded()
-        direct = _median_pair(lambda: (direct_whisper(model, clip_path, whisper.beam_size),) * 2)
-        api = _median_pair(lambda: (api_transcription(server.url, key, clip),) * 2)
-        figures.update(whisper_direct_ms=direct[0], api_transcription_ms=api[0],
-                       transcription_ratio=api[0] / direct[0])
+        heard = interleaved({
+            "direct": lambda: (direct_whisper(model, clip_path, whisper.beam_size),),
+            "api": lambda: (api_transcription(server.url, key, clip),),
+        })
+        figures.update(whisper_direct_ms=heard["direct"][0],
+                       api_transcription_ms=heard["api"][0],
+                       transcription_ratio=heard["api"][0] / heard["direct"][0])
     load_after = os.getloadavg()
     print(f"rounds {ROUNDS} (medians), load average before {load_before[0]:.2f} "
           f"{load_before[1]:.2f} {load_before[2]:.2f}, after {load_after[0]:.2f} "

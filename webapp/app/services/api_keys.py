@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,6 +26,7 @@ from webapp.app.models.common import utcnow
 
 KEY_PREFIX = "tsk-"
 _SHOWN_PREFIX = 11  # "tsk-" and seven characters: enough to tell keys apart in a list
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def looks_like_key(token: str) -> bool:
@@ -90,9 +92,11 @@ def authenticate(secret: str) -> ApiKey:
     key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(secret)))
     if key is None or key.revoked_at is not None:
         raise ApiError(401, "api_key_invalid", "INVALID_API_KEY")
-    db.session.execute(update(ApiKey).where(ApiKey.id == key.id)
-                       .values(last_used_at=utcnow()))
-    db.session.commit()
+    now = utcnow()
+    # "Last used" to the minute is enough: most requests then write nothing here.
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        db.session.commit()
     return key
 
 
