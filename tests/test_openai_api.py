@@ -248,3 +248,35 @@ def test_key_quota_and_revocation(server: LiveServer, account: Account) -> None:
 def test_models_list(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
     assert {"tts-1", "tts-1-hd", "gpt-4o-mini-tts", "whisper-1", "piper"} <= ids
+
+
+def test_concurrent_calls_share_the_quota_exactly(server: LiveServer, account: Account,
+                                                  speech_file: tuple[bytes, float]) -> None:
+    """Six speech requests at once against a quota for three, beside a transcription:
+    exactly three are spoken, the rest refused, and the count is exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    text = "Three at a time."
+    limited = account.new_key(monthly_characters=3 * len(text))
+    sdk = openai.OpenAI(api_key=limited["key"], base_url=f"{server.url}/v1", max_retries=0,
+                        timeout=120)
+    other = openai.OpenAI(api_key=account.key, base_url=f"{server.url}/v1", max_retries=0,
+                          timeout=120)
+
+    def speak(_: int) -> str:
+        try:
+            data = sdk.audio.speech.create(model="tts-1", voice="alloy", input=text,
+                                           response_format="wav").content
+        except openai.RateLimitError:
+            return "refused"
+        return "spoken" if decoded_seconds(data)[2] > 0.5 else "empty"
+
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        heard = pool.submit(other.audio.transcriptions.create, model="whisper-1",
+                            file=_file(speech_file))
+        outcomes = sorted(pool.map(speak, range(6)))
+        assert "voice library" in heard.result().text.lower()
+    assert outcomes == ["refused"] * 3 + ["spoken"] * 3
+    keys = requests.get(f"{server.url}/api/keys", headers=account.jwt_headers, timeout=10)
+    usage = next(k for k in keys.json()["data"]["list"] if k["key_id"] == limited["key_id"])
+    assert usage["usage"]["characters"] == 3 * len(text)
