@@ -287,6 +287,10 @@ def test_paraformer_returns_the_transcript_with_segments(
     assert result.segments and result.segments[0].start == 0.0
     assert result.segments[-1].end == pytest.approx(result.duration, abs=0.01)
     assert "".join(s.text for s in result.segments) == result.text
+    for segment in result.segments:  # Paraformer's word times come through as words
+        assert segment.words and all(w.word in segment.text for w in segment.words)
+        assert all(segment.start <= w.start <= w.end <= segment.end for w in segment.words)
+        assert [w.start for w in segment.words] == sorted(w.start for w in segment.words)
     parameters = fake.stats()["last_request"]["asr"]["payload"]["parameters"]
     assert (parameters["format"], parameters["sample_rate"]) == ("pcm", 16000)
     assert parameters["language_hints"] == ["zh"]

@@ -10,8 +10,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import requests
+import srt
+import webvtt
 
 try:
     from playwright.sync_api import expect
@@ -459,6 +462,25 @@ def test_playground_tts_and_stt(open_page: Any, username: str, speech_wav: Path,
     expect(page.locator("#stt-transcript")).to_contain_text(re.compile("morning", re.I))
     expect(page.locator("#stt-segments li").first).to_contain_text(re.compile(r"0\.00–\d+\.\d\d s"))
     assert page.locator("#stt-segments li").count() >= 2
+    # Every word is shown with its time, in order, within the audio.
+    heard = page.evaluate("window.__console.playground.lastStt")
+    starts = [float(s) for s in page.eval_on_selector_all(
+        "#stt-segments .word", "words => words.map(w => w.dataset.start)")]
+    assert len(starts) >= 15 and starts == sorted(starts)
+    assert 0 <= starts[0] and starts[-1] <= heard["duration"]
+    words_shown = page.eval_on_selector_all("#stt-segments .word .word-text",
+                                            "words => words.map(w => w.textContent)")
+    assert {w.strip(".,").lower() for w in words_shown} & SPOKEN_WORDS
+    # The transcript downloads as subtitles that the subtitle libraries read.
+    with page.expect_download() as srt_download:
+        page.click("#stt-download-srt")
+    cues = list(srt.parse(Path(srt_download.value.path()).read_text()))
+    assert srt_download.value.suggested_filename == "transcript.srt"
+    assert cues and cues[-1].end.total_seconds() <= heard["duration"]
+    with page.expect_download() as vtt_download:
+        page.click("#stt-download-vtt")
+    captions = webvtt.read(vtt_download.value.path()).captions
+    assert [c.text for c in captions] == [c.content for c in cues]
     screenshot(page, "playground", full_page=True)
 
     # ...and of a recording from the microphone.
@@ -512,7 +534,47 @@ def test_language_follows_the_browser_and_switches(open_page: Any, server: str,
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
 
 
-@pytest.mark.parametrize("screen", ["voices", "roles", "talk", "playground"])
+def test_keys_create_use_and_revoke(open_page: Any, server: str, username: str,
+                                    screenshot: Any) -> None:
+    page = open_page()
+    sign_up(page, username)
+    go(page, "keys")
+    expect(page.locator("#keys-empty")).to_be_visible()
+    page.fill("#key-name", "Open WebUI")
+    page.fill("#key-characters", "200")
+    page.click("#key-submit")
+    expect(page.locator("#key-created")).to_be_visible()
+    secret = page.locator("#key-secret").text_content()
+    assert secret.startswith("tsk-")
+    curl = page.locator("#key-curl").text_content()
+    python = page.locator("#key-python").text_content()
+    assert f"{server}/v1/audio/speech" in curl and secret in curl
+    assert f'base_url="{server}/v1"' in python and secret in python
+    expect(page.locator("#keys-list .key-item")).to_have_count(1)
+    expect(page.locator("#keys-list .key-prefix")).to_have_text(secret[:11] + "…")
+    screenshot(page, "keys")
+
+    # The key works with OpenAI's own client, and its use shows in the list.
+    client = openai.OpenAI(api_key=secret, base_url=f"{server}/v1", max_retries=0)
+    text = "Hello from a key."
+    spoken = client.audio.speech.create(model="tts-1", voice="alloy", input=text)
+    assert len(spoken.content) > 1000
+    page.click("#keys-refresh")
+    expect(page.locator("#keys-list .key-usage")).to_contain_text(f"{len(text)} / 200")
+
+    # Leaving the screen forgets the secret; revoking shuts the key out.
+    go(page, "voices")
+    go(page, "keys")
+    expect(page.locator("#key-created")).to_be_hidden()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#keys-list .key-revoke")
+    expect(page.locator("#keys-empty")).to_be_visible()
+    with pytest.raises(openai.AuthenticationError):
+        client.audio.speech.create(model="tts-1", voice="alloy", input="Hello again.")
+    assert rest(page, server, "GET", "/api/keys").json()["data"]["list"] == []
+
+
+@pytest.mark.parametrize("screen", ["voices", "roles", "talk", "playground", "keys"])
 def test_phone_sized_screens_fit(open_page: Any, username: str, screen: str,
                                  screenshot: Any) -> None:
     page = open_page(viewport={"width": 390, "height": 844})

@@ -89,6 +89,8 @@ def register_blueprints(app: Flask) -> None:
     from webapp.app.auth import bp as auth_bp
     from webapp.app.console import bp as console_bp
     from webapp.app.file import bp as file_bp
+    from webapp.app.keys import bp as keys_bp
+    from webapp.app.openai_api import bp as openai_bp
     from webapp.app.playback import bp as playback_bp
     from webapp.app.role import bp as role_bp
     from webapp.app.session import bp as session_bp
@@ -97,7 +99,7 @@ def register_blueprints(app: Flask) -> None:
     from webapp.app.voice import bp as voice_bp
 
     for blueprint in (auth_bp, file_bp, system_bp, voice_bp, role_bp, session_bp, speech_bp,
-                      playback_bp, console_bp):
+                      playback_bp, keys_bp, openai_bp, console_bp):
         app.register_blueprint(blueprint)
 
 

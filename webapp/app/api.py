@@ -96,11 +96,18 @@ def provider_error(exc: ProviderError) -> ApiError:
                     {"detail": exc.message}, {"provider": exc.provider, "kind": exc.kind})
 
 
+def is_openai_path() -> bool:
+    """True inside ``/v1``, where OpenAI's clients expect OpenAI's shapes."""
+    return has_request_context() and (request.path == "/v1" or request.path.startswith("/v1/"))
+
+
 def language() -> str:
-    """``en`` when the client prefers English, else Chinese."""
+    """``en`` when the client prefers English, else Chinese (English by default on
+    ``/v1``, whose clients are written against OpenAI's English messages)."""
     if not has_request_context():
         return "zh"
-    best = request.accept_languages.best_match(["zh", "en"], default="zh")
+    default = "en" if is_openai_path() else "zh"
+    best = request.accept_languages.best_match(["zh", "en"], default=default)
     return "en" if best == "en" else "zh"
 
 
@@ -135,8 +142,29 @@ def error_body(err: ApiError) -> dict[str, Any]:
             "meta": _meta()}
 
 
+OPENAI_ERROR_TYPES = {401: "authentication_error", 403: "permission_error",
+                      404: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def openai_error_body(err: ApiError) -> dict[str, Any]:
+    """OpenAI's error shape, which its SDKs turn into typed exceptions."""
+    details = err.details or {}
+    fields = details.get("fields")
+    param = details.get("param") or (next(iter(fields)) if isinstance(fields, dict) and fields
+                                     else None)
+    if err.code == "QUOTA_EXCEEDED":
+        kind = "insufficient_quota"
+    elif err.status >= 500:
+        kind = "server_error"
+    else:
+        kind = OPENAI_ERROR_TYPES.get(err.status, "invalid_request_error")
+    return {"error": {"message": translate(err.key, language(), **err.params), "type": kind,
+                      "param": param, "code": (err.code or "error").lower()}}
+
+
 def error_response(err: ApiError) -> Response:
-    response = jsonify(error_body(err))
+    """Every failure, rendered: the envelope, or OpenAI's shape under ``/v1``."""
+    response = jsonify(openai_error_body(err) if is_openai_path() else error_body(err))
     response.status_code = err.status
     return response
 

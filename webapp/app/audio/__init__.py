@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 ACCEPTED_FORMATS = ("mp3", "wav", "ogg", "aac", "m4a", "flac", "webm")
-OUTPUT_FORMATS = ("mp3", "wav", "opus", "pcm")
+OUTPUT_FORMATS = ("mp3", "wav", "opus", "pcm", "aac", "flac")
 CONTENT_TYPES = {
     "mp3": "audio/mpeg",
     "wav": "audio/wav",
@@ -177,35 +177,60 @@ class StreamEncoder:
 
     Concatenating everything ``write`` and ``close`` return yields a valid file, so a
     client can play the stream as it arrives and the server can store the whole.
+    ``output_rate`` resamples (continuously, across pieces) to a rate a client expects,
+    e.g. the 24 kHz of OpenAI's raw PCM.
     """
 
-    _CODECS = {"mp3": ("mp3", "libmp3lame"), "opus": ("ogg", "libopus")}
+    # Every container here can be written front to back: nothing is patched afterwards.
+    _CODECS = {"mp3": ("mp3", "libmp3lame"), "opus": ("ogg", "libopus"),
+               "aac": ("adts", "aac"), "flac": ("flac", "flac")}
 
-    def __init__(self, fmt: str, sample_rate: int, bitrate: int = 64000) -> None:
+    def __init__(self, fmt: str, sample_rate: int, bitrate: int = 64000,
+                 output_rate: int | None = None) -> None:
         if fmt not in OUTPUT_FORMATS:
             raise AudioError(f"unsupported output format {fmt}")
         self.format = fmt
-        self.sample_rate = sample_rate
+        self.input_rate = sample_rate
+        self.sample_rate = 48000 if fmt == "opus" else (output_rate or sample_rate)
         self._header_sent = False
         self._sink = _Sink()
         self._container = None
         self._stream = None
         self._pts = 0
+        sample_format = "s16"
         if fmt in self._CODECS:
             container_name, codec = self._CODECS[fmt]
-            rate = 48000 if fmt == "opus" else sample_rate
-            options = {"write_xing": "0"} if fmt == "mp3" else {}
+            # No Xing header: it would be rewritten at the end. Ogg pages are cut every
+            # 100 ms instead of every second, so Opus leaves as it is made.
+            options = {"mp3": {"write_xing": "0"}, "opus": {"page_duration": "100000"}
+                       }.get(fmt, {})
             self._container = av.open(
                 self._sink, mode="w", format=container_name, options=options
             )
-            self._stream = self._container.add_stream(codec, rate=rate, layout="mono")
-            self._stream.bit_rate = bitrate
-            self._resampler = av.AudioResampler(
-                format=self._stream.codec_context.format.name, layout="mono", rate=rate
-            )
+            self._stream = self._container.add_stream(codec, rate=self.sample_rate,
+                                                      layout="mono")
+            if fmt != "flac":
+                self._stream.bit_rate = bitrate
+            sample_format = self._stream.codec_context.format.name
+        self._resampler = (
+            av.AudioResampler(format=sample_format, layout="mono", rate=self.sample_rate)
+            if self._container is not None or self.sample_rate != sample_rate else None
+        )
+
+    def _frame(self, pcm: bytes) -> av.AudioFrame:
+        frame = av.AudioFrame.from_ndarray(
+            np.frombuffer(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = self.input_rate
+        return frame
+
+    def _resampled_pcm(self, frame: av.AudioFrame | None) -> bytes:
+        assert self._resampler is not None
+        return b"".join(f.to_ndarray().tobytes() for f in self._resampler.resample(frame))
 
     def _encode_frames(self, frame: av.AudioFrame | None) -> None:
         assert self._container is not None and self._stream is not None
+        assert self._resampler is not None
         for converted in self._resampler.resample(frame):
             converted.pts = self._pts
             converted.time_base = Fraction(1, converted.sample_rate)
@@ -213,28 +238,31 @@ class StreamEncoder:
             for packet in self._stream.encode(converted):
                 self._container.mux(packet)
 
-    def write(self, pcm: bytes) -> bytes:
-        if self.format == "pcm":
+    def _raw(self, pcm: bytes) -> bytes:
+        """PCM at the output rate (WAV and raw PCM carry it as is)."""
+        if self._resampler is None or not pcm:
             return pcm
-        if self.format == "wav":
-            head = b"" if self._header_sent else wav_header(self.sample_rate)
-            self._header_sent = True
-            return head + pcm
+        return self._resampled_pcm(self._frame(pcm))
+
+    def write(self, pcm: bytes) -> bytes:
+        if self.format in ("pcm", "wav"):
+            data = self._raw(pcm)
+            if self.format == "wav" and not self._header_sent:
+                self._header_sent = True
+                return wav_header(self.sample_rate) + data
+            return data
         if not pcm:
             return b""
-        frame = av.AudioFrame.from_ndarray(
-            np.frombuffer(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
-        )
-        frame.sample_rate = self.sample_rate
-        self._encode_frames(frame)
+        self._encode_frames(self._frame(pcm))
         return self._sink.take()
 
     def close(self) -> bytes:
         if self._container is None:
+            tail = self._resampled_pcm(None) if self._resampler is not None else b""
             if self.format == "wav" and not self._header_sent:
                 self._header_sent = True
-                return wav_header(self.sample_rate, 0)
-            return b""
+                return wav_header(self.sample_rate, len(tail)) + tail
+            return tail
         self._encode_frames(None)
         for packet in self._stream.encode(None):
             self._container.mux(packet)

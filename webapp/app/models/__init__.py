@@ -1,5 +1,6 @@
 """SQLAlchemy 2.0 typed models, one module per aggregate."""
 
+from webapp.app.models.api_key import ApiKey, ApiKeyUsage
 from webapp.app.models.conversation import Message, Session
 from webapp.app.models.file import File
 from webapp.app.models.job import Job
@@ -8,5 +9,6 @@ from webapp.app.models.role import Role
 from webapp.app.models.user import User
 from webapp.app.models.voice import Voice, VoiceModel
 
-__all__ = ["File", "GeneratedVoice", "Job", "Message", "PlaybackSession", "Role", "Session",
-           "User", "Voice", "VoiceModel", "VoiceProfile", "VoiceSettings"]
+__all__ = ["ApiKey", "ApiKeyUsage", "File", "GeneratedVoice", "Job", "Message",
+           "PlaybackSession", "Role", "Session", "User", "Voice", "VoiceModel", "VoiceProfile",
+           "VoiceSettings"]

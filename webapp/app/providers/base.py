@@ -64,10 +64,37 @@ class AudioChunk:
 
 
 @dataclass
+class Word:
+    """One recognised word and when it was spoken (seconds from the start)."""
+
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
+@dataclass
 class Segment:
+    """A stretch of recognised speech; ``words`` is filled when word times were asked
+    for and the engine gives them. The scores are Whisper's (zero from other engines)."""
+
     start: float
     end: float
     text: str
+    words: list[Word] = field(default_factory=list)
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    temperature: float = 0.0
+    tokens: list[int] = field(default_factory=list)
+    seek: int = 0
+
+    def brief(self) -> dict[str, Any]:
+        """Times, text and words: what a message keeps and a client shows."""
+        out: dict[str, Any] = {"start": self.start, "end": self.end, "text": self.text}
+        if self.words:
+            out["words"] = [asdict(w) for w in self.words]
+        return out
 
 
 @dataclass
@@ -229,7 +256,20 @@ class SpeechToTextInterface(AudioRecordingBase, ABC):
         self, audio_file: bytes | str, language: str | None = None,
         additional_params: dict[str, Any] | None = None,
     ) -> Transcription:
-        """Recognise speech in audio bytes (any accepted format) or at a URL."""
+        """Recognise speech in audio bytes (any accepted format) or at a URL.
+
+        ``additional_params`` may ask for ``word_timestamps`` (engines that have them
+        fill ``Segment.words``), ``task="translate"`` (to English, where the engine can),
+        ``prompt`` and ``temperature``.
+        """
+
+    def transcribe_segments(
+        self, audio_file: bytes | str, language: str | None = None,
+        additional_params: dict[str, Any] | None = None,
+    ) -> Iterator[Segment]:
+        """The segments as the engine finds them; engines that cannot stream give them
+        all at once when recognition ends."""
+        yield from self.transcribe(audio_file, language, additional_params).segments
 
     def _store(self) -> TranscriptionStore:
         if self.transcription_store is None:

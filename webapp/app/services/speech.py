@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -15,8 +16,8 @@ from webapp.app.api import ApiError
 from webapp.app.concurrency import run_blocking
 from webapp.app.extensions import db
 from webapp.app.models import File, Message, Session
-from webapp.app.providers.base import ProviderError, SynthesisOptions
-from webapp.app.services import files, sessions, synthesis, voices
+from webapp.app.providers.base import ProviderError, SynthesisOptions, Transcription
+from webapp.app.services import emotion, files, sessions, synthesis, transcripts, voices
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,19 @@ class TtsRequest:
     pitch: float = 1.0
     volume: float = 1.0
     language: str | None = None
+    emotion: str | None = None
+    emotion_intensity: float = 0.0
+    instruction: str | None = None
+    output_rate: int | None = None
 
     def options(self) -> SynthesisOptions:
-        return SynthesisOptions(speed=self.speed, pitch=self.pitch, volume=self.volume,
+        base = SynthesisOptions(speed=self.speed, pitch=self.pitch, volume=self.volume,
                                 language=self.language)
+        if self.emotion:
+            base = emotion.apply(base, self.emotion, self.emotion_intensity)
+        if self.instruction:
+            base.instruction = self.instruction
+        return base
 
 
 def _voice(owner_id: int, name: str | None) -> Any:
@@ -81,18 +91,26 @@ class TtsStream:
     content_type: str
 
 
-def tts_stream(owner_id: int, request: TtsRequest) -> TtsStream:
-    """The first audio is made before the session and message are: a request that fails
-    is answered with an error status and leaves nothing behind."""
+def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> TtsStream:
+    """Stream the synthesis; with ``history`` it is also a message with its audio stored.
+
+    The first audio is made before the session and message are: a request that fails is
+    answered with an error status and leaves nothing behind."""
     voice = _voice(owner_id, request.voice)
     named = sessions.get_owned(request.session_id, owner_id) if request.session_id else None
     engine, options = synthesis.engine_for(voice, request.options())
     started = time.perf_counter()
-    stream = synthesis.EncodedStream(engine, request.text, options, request.format)
+    stream = synthesis.EncodedStream(engine, request.text, options, request.format,
+                                     output_rate=request.output_rate)
+    content_type = audio.CONTENT_TYPES.get(request.format, "application/octet-stream")
+    if request.format == "pcm":
+        content_type += f";rate={request.output_rate or engine.capabilities.sample_rate};channels=1"
     pieces = iter(stream)
     first = next(pieces, None)
     if first is None:
         raise ProviderError(voice.engine, "bad_input", synthesis.SILENT_TEXT)
+    if not history:
+        return TtsStream(itertools.chain([first], pieces), "", "", content_type)
     session = named or sessions.create(owner_id, voice_id=voice.voice_type)
     message = sessions.add_message(session, role="assistant", type="voice", text=request.text,
                                    voice_id=voice.voice_type,
@@ -114,9 +132,6 @@ def tts_stream(owner_id: int, request: TtsRequest) -> TtsStream:
                             "total_ms": round((time.perf_counter() - started) * 1000, 1),
                             "interrupted": not completed})
 
-    content_type = audio.CONTENT_TYPES.get(request.format, "application/octet-stream")
-    if request.format == "pcm":
-        content_type += f";rate={engine.capabilities.sample_rate};channels=1"
     return TtsStream(generate(), message_id, session_id, content_type)
 
 
@@ -136,19 +151,45 @@ def _finish_stream(owner_id: int, message_id: str, stream: synthesis.EncodedStre
     db.session.commit()
 
 
-def _stt_engine(provider: str | None) -> Any:
+def stt_engine(provider: str | None) -> Any:
+    """The recogniser a request names (a provider or engine name), else the default."""
     name = STT_ENGINES.get((provider or current_app.config["STT_ENGINE"]).lower())
     if name is None:
         raise ApiError(400, "bad_request", "INVALID_PROVIDER", {"detail": f"provider: {provider}"})
     return current_app.extensions["providers"].stt(name)
 
 
+def recognise(engine: Any, source: bytes | str, language: str | None,
+              params: dict[str, Any]) -> tuple[Transcription, float]:
+    """Run a recogniser (off the event loop when it computes locally); result and ms."""
+    started = time.perf_counter()
+    if engine.cpu_bound:
+        result = run_blocking(engine.transcribe, source, language, params)
+    else:
+        result = engine.transcribe(source, language, params)
+    return result, round((time.perf_counter() - started) * 1000, 1)
+
+
+def transcribed_meta(engine: Any, result: Transcription, elapsed_ms: float,
+                     **extra: Any) -> dict[str, Any]:
+    """What a transcribed message keeps about its recognition."""
+    return {"kind": "transcribed", "engine": engine.name, "language": result.language,
+            "recognition_ms": elapsed_ms, "segments": [s.brief() for s in result.segments],
+            **extra}
+
+
 def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str | None = None,
         audio_url: str | None = None, language: str | None = None,
         session_id: str | None = None, provider: str | None = None,
-        prompt: str | None = None) -> dict[str, Any]:
-    """Recognise speech in an upload or one of the caller's own files, and keep both."""
-    engine = _stt_engine(provider)
+        prompt: str | None = None, response_format: str = "json",
+        timestamp_granularities: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Recognise speech in an upload or one of the caller's own files, and keep both.
+
+    ``response_format`` adds OpenAI's shapes to the message fields: ``verbose_json``
+    adds ``words`` (when asked for) and ready-made ``subtitles``; ``text``, ``srt`` and
+    ``vtt`` add the document as ``content``.
+    """
+    engine = stt_engine(provider)
     if upload is not None:
         row = files.store_upload(owner_id, upload[0], upload[1])
     elif file_id:
@@ -158,22 +199,24 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
     else:
         raise ApiError(400, "file_missing", "FILE_MISSING")
     session = sessions.get_or_create(owner_id, session_id)
-    params = {"prompt": prompt} if prompt else {}
-    started = time.perf_counter()
+    params: dict[str, Any] = {"prompt": prompt} if prompt else {}
+    if "word" in timestamp_granularities:
+        params["word_timestamps"] = True
     source: bytes | str = (files.download_url(row, seconds=600) if engine.name == "qwen-audio"
                            else files.read(row))
-    if engine.cpu_bound:
-        result = run_blocking(engine.transcribe, source, language, params)
-    else:
-        result = engine.transcribe(source, language, params)
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    message = sessions.add_message(
-        session, role="user", type="voice", transcription=result.text, audio=row,
-        meta={"kind": "transcribed", "engine": engine.name, "language": result.language,
-              "recognition_ms": elapsed_ms,
-              "segments": [s.__dict__ for s in result.segments]})
-    return {"message_id": message.id, "session_id": session.id,
-            "transcription": result.text, "language": result.language,
-            "duration": round(row.duration, 3),
-            "segments": [s.__dict__ for s in result.segments],
-            "audio_url": files.audio_url(row)}
+    result, elapsed_ms = recognise(engine, source, language, params)
+    message = sessions.add_message(session, role="user", type="voice",
+                                   transcription=result.text, audio=row,
+                                   meta=transcribed_meta(engine, result, elapsed_ms))
+    out = {"message_id": message.id, "session_id": session.id,
+           "transcription": result.text, "language": result.language,
+           "duration": round(row.duration, 3),
+           "segments": [s.brief() for s in result.segments],
+           "audio_url": files.audio_url(row)}
+    if response_format == "verbose_json":
+        out["words"] = transcripts.words_of(result)
+        out["subtitles"] = {"srt": transcripts.to_srt(result.segments),
+                            "vtt": transcripts.to_vtt(result.segments)}
+    elif response_format in ("text", "srt", "vtt"):
+        out["content"] = transcripts.render(result, response_format)
+    return out

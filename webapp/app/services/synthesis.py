@@ -57,12 +57,15 @@ class EncodedStream:
     """An engine's speech for ``text``, encoded as ``fmt`` piece by piece as it is made.
 
     Iterate it for the bytes to send; afterwards ``whole()`` is the file to store (a WAV
-    gets its true length) and ``samples`` / ``sample_rate`` measure it.
+    gets its true length) and ``samples`` / ``sample_rate`` measure it. ``output_rate``
+    resamples what is sent (``sample_rate`` stays the engine's).
     """
 
     def __init__(self, engine: TextToSpeechInterface, text: str, options: SynthesisOptions,
-                 fmt: str) -> None:
+                 fmt: str, output_rate: int | None = None) -> None:
         self.engine, self.text, self.options, self.format = engine, text, options, fmt
+        self.output_rate = output_rate
+        self._encoder: audio.StreamEncoder | None = None
         self.parts: list[bytes] = []
         self.samples = 0
         self.sample_rate = 0
@@ -74,8 +77,10 @@ class EncodedStream:
             if encoder is None:
                 self.sample_rate = chunk.sample_rate
                 self.first_audio_at = time.perf_counter()
-                encoder = audio.StreamEncoder(self.format, chunk.sample_rate)
+                encoder = self._encoder = audio.StreamEncoder(
+                    self.format, chunk.sample_rate, output_rate=self.output_rate)
             self.samples += len(chunk.pcm) // 2
+            # Encoding (MP3, Opus, AAC, FLAC, resampling) is CPU work: off the event loop.
             yield from self._kept(run_blocking(encoder.write, chunk.pcm))
         if encoder is not None:
             yield from self._kept(run_blocking(encoder.close))
@@ -91,8 +96,8 @@ class EncodedStream:
 
     def whole(self) -> bytes:
         data = b"".join(self.parts)
-        if data and self.format == "wav":
-            data = audio.wav_header(self.sample_rate, self.samples * 2) + data[44:]
+        if data and self.format == "wav" and self._encoder is not None:
+            data = audio.wav_header(self._encoder.sample_rate, len(data) - 44) + data[44:]
         return data
 
 

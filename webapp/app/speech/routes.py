@@ -45,7 +45,14 @@ def stt() -> Response:
     form = request.form.to_dict() if request.form or request.files else (
         request.get_json(silent=True) or {})
     form.pop("file", None)
+    if request.form:
+        form["timestamp_granularities[]"] = (request.form.getlist("timestamp_granularities[]")
+                                             + request.form.getlist("timestamp_granularities"))
+        form.pop("timestamp_granularities", None)
+    elif "timestamp_granularities" in form:
+        form["timestamp_granularities[]"] = form.pop("timestamp_granularities")
     args = parse(SttFormSchema(), form)
+    args["timestamp_granularities"] = tuple(args["timestamp_granularities"])
     upload = request.files.get("file")
     return ok(speech.stt(current_user_id(), upload=(upload.read(), upload.filename or "")
                          if upload else None, **args))

@@ -2,6 +2,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from webapp.app.audio import OUTPUT_FORMATS
 from webapp.app.schemas import SpokenText
+from webapp.app.services import transcripts
 
 
 class TtsSchema(Schema):
@@ -38,12 +39,33 @@ class SttFormSchema(Schema):
     session_id = fields.String(load_default=None, validate=validate.Length(max=36))
     provider = fields.String(load_default=None, validate=validate.Length(max=32))
     prompt = fields.String(load_default=None, validate=validate.Length(max=500))
+    response_format = fields.String(
+        load_default="json", validate=validate.OneOf(transcripts.FORMATS),
+        metadata={"description": "verbose_json adds words and subtitles; text, srt and vtt "
+                                 "add the document as content"})
+    timestamp_granularities = fields.List(
+        fields.String(validate=validate.OneOf(transcripts.GRANULARITIES)), load_default=list,
+        data_key="timestamp_granularities[]",
+        metadata={"description": "word: time every word (segments[].words, words)"})
+
+
+class WordSchema(Schema):
+    word = fields.String()
+    start = fields.Float()
+    end = fields.Float()
+    probability = fields.Float(allow_none=True)
 
 
 class SegmentSchema(Schema):
     start = fields.Float()
     end = fields.Float()
     text = fields.String()
+    words = fields.List(fields.Nested(WordSchema))
+
+
+class SubtitlesSchema(Schema):
+    srt = fields.String()
+    vtt = fields.String()
 
 
 class SttResultSchema(Schema):
@@ -52,5 +74,9 @@ class SttResultSchema(Schema):
     transcription = fields.String()
     language = fields.String(allow_none=True)
     duration = fields.Float()
-    segments = fields.List(fields.Nested(SegmentSchema))
     audio_url = fields.String(metadata={"description": "the recognised audio (signed URL)"})
+    segments = fields.List(fields.Nested(SegmentSchema))
+    words = fields.List(fields.Nested(WordSchema),
+                        metadata={"description": "verbose_json with word granularity"})
+    subtitles = fields.Nested(SubtitlesSchema, metadata={"description": "verbose_json"})
+    content = fields.String(metadata={"description": "text, srt or vtt"})

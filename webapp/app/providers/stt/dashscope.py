@@ -32,6 +32,7 @@ from webapp.app.providers.base import (
     Segment,
     ThirdPartyAPISpeechToText,
     Transcription,
+    Word,
 )
 from webapp.app.providers.dashscope_sdk import (
     SDK_ERRORS,
@@ -70,6 +71,13 @@ def recognition_gate() -> threading.Semaphore:
 
 def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
+
+
+def _words(sentence: dict[str, Any]) -> list[Word]:
+    """Paraformer times every word (every character, in Chinese) in milliseconds."""
+    return [Word(word=str(w.get("text") or "") + str(w.get("punctuation") or ""),
+                 start=(w.get("begin_time") or 0) / 1000, end=(w.get("end_time") or 0) / 1000)
+            for w in sentence.get("words") or [] if w.get("text")]
 
 
 class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
@@ -116,7 +124,7 @@ class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
             sentences = [sentences]
         segments = [
             Segment(start=(s.get("begin_time") or 0) / 1000, end=(s.get("end_time") or 0) / 1000,
-                    text=str(s.get("text") or ""))
+                    text=str(s.get("text") or ""), words=_words(s))
             for s in sentences
         ]
         return Transcription(text="".join(s.text for s in segments), language=language,

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from webapp.app.providers.base import (
     ProviderError,
     Segment,
     Transcription,
+    Word,
 )
 
 SAMPLE_RATE = 16000
@@ -172,35 +173,80 @@ class WhisperSpeechToText(LocalModelSpeechToText):
     ) -> Transcription:
         """Recognise speech in audio bytes or a local file; URLs are refused (bad_input).
 
-        ``additional_params`` may hold ``prompt`` (vocabulary or style to expect) and
-        ``beam_size``. Audio without speech gives empty text rather than invented words.
+        ``additional_params`` may hold ``prompt`` (vocabulary or style to expect),
+        ``beam_size``, ``temperature``, ``word_timestamps`` and ``task`` (``translate``
+        turns the speech into English text). Audio without speech gives empty text
+        rather than invented words.
         """
-        params = additional_params or {}
+        found: dict[str, Any] = {}
+        segments = list(self._segments(audio_file, language, additional_params or {}, found))
+        detected = found.get("language")
+        joiner = "" if detected in _UNSPACED_LANGUAGES else " "
+        return Transcription(text=joiner.join(s.text for s in segments).strip(),
+                             language=detected, duration=round(found["duration"], 3),
+                             segments=segments)
+
+    def transcribe_segments(
+        self, audio_file: bytes | str, language: str | None = None,
+        additional_params: dict[str, Any] | None = None,
+    ) -> Iterator[Segment]:
+        """Segments one by one as Whisper decodes them (each hop is CPU-bound)."""
+        return self._segments(audio_file, language, additional_params or {}, {})
+
+    def _segments(self, audio_file: bytes | str, language: str | None,
+                  params: dict[str, Any], found: dict[str, Any]) -> Iterator[Segment]:
+        """Decode, then hold the model while its lazy segment generator runs.
+
+        ``found`` receives the audio's ``duration`` and the detected ``language``.
+        """
         code = _language_code(language)
         try:
             pcm = dsp.pcm_from_source(audio_file, SAMPLE_RATE)
         except AudioError as exc:
             raise ProviderError(self.name, "bad_input", f"audio: {exc}") from exc
         duration = len(pcm) / 2 / SAMPLE_RATE
+        found.update(duration=duration, language=code)
         self._record(encode(pcm, SAMPLE_RATE, "wav"), "wav")
         if not pcm:
-            return Transcription(text="", language=code, duration=0.0)
+            return
         model = self._loaded()
-        prompt = params.get("prompt") or _DEFAULT_PROMPTS.get(code or "")
+        task = "translate" if params.get("task") == "translate" else "transcribe"
+        prompt = params.get("prompt") or (None if task == "translate"
+                                          else _DEFAULT_PROMPTS.get(code or ""))
+        temperature = float(params.get("temperature") or 0.0)
         with self._lock:
             try:
                 segments, info = model.transcribe(
-                    pcm_to_float(pcm), language=code,
+                    pcm_to_float(pcm), language=code, task=task,
                     beam_size=int(params.get("beam_size") or self.beam_size),
                     initial_prompt=prompt, vad_filter=True,
                     condition_on_previous_text=False,
+                    word_timestamps=bool(params.get("word_timestamps")),
+                    # Zero keeps Whisper's own fallback ladder, as OpenAI's API does.
+                    **({"temperature": temperature} if temperature > 0 else {}),
                 )
-                found = [Segment(start=round(min(s.start, duration), 2),
-                                 end=round(min(s.end, duration), 2), text=s.text.strip())
-                         for s in segments if s.text.strip()]
+                found["language"] = "en" if task == "translate" else (info.language or code)
+                for s in segments:
+                    if not s.text.strip():
+                        continue
+                    yield _segment(s, duration)
+            except ProviderError:
+                raise
             except Exception as exc:
                 raise ProviderError(self.name, "task_failed", f"recognition failed: {exc}") from exc
-        detected = info.language or code
-        joiner = "" if detected in _UNSPACED_LANGUAGES else " "
-        return Transcription(text=joiner.join(s.text for s in found).strip(), language=detected,
-                             duration=round(duration, 3), segments=found)
+
+
+def _clamped(moment: float, duration: float) -> float:
+    return round(float(max(0.0, min(moment, duration))), 3)
+
+
+def _segment(raw: Any, duration: float) -> Segment:
+    """faster-whisper's segment as ours, every time kept within the audio."""
+    words = [Word(word=w.word.strip(), start=_clamped(w.start, duration),
+                  end=_clamped(w.end, duration), probability=round(float(w.probability), 3))
+             for w in (raw.words or []) if w.word.strip()]
+    return Segment(start=_clamped(raw.start, duration), end=_clamped(raw.end, duration),
+                   text=raw.text.strip(), words=words, avg_logprob=raw.avg_logprob,
+                   compression_ratio=raw.compression_ratio,
+                   no_speech_prob=raw.no_speech_prob, temperature=float(raw.temperature or 0.0),
+                   tokens=list(raw.tokens), seek=raw.seek)

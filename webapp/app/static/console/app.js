@@ -1,10 +1,11 @@
 // The console's entry point: language, sign-in state, and which screen is showing
-// (#voices, #roles, #talk, #playground; the sign-in screen when there is no token).
+// (#voices, #roles, #talk, #playground, #keys; the sign-in screen when there is no token).
 
 import { api, auth } from "./api.js";
 import { audioTime } from "./audio.js";
 import { applyI18n, getLang, onLangChange, setLang, t } from "./i18n.js";
 import * as login from "./login.js";
+import * as keys from "./keys.js";
 import * as playground from "./playground.js";
 import * as roles from "./roles.js";
 import * as store from "./store.js";
@@ -12,8 +13,8 @@ import * as talk from "./talk.js";
 import { $, $$, stopClip, toast } from "./ui.js";
 import * as voices from "./voices.js";
 
-const screens = { login, voices, roles, talk, playground };
-const MAIN_SCREENS = ["voices", "roles", "talk", "playground"];
+const screens = { login, voices, roles, talk, playground, keys };
+const MAIN_SCREENS = ["voices", "roles", "talk", "playground", "keys"];
 
 let current = null;
 let pendingParams = {};
@@ -26,6 +27,7 @@ const exposed = {
   get signedIn() { return auth.signedIn; },
   talk: talk.stats,
   playground: playground.stats,
+  keys: keys.stats,
   voices: voices.stats,
   audioTime,
 };

@@ -1,6 +1,7 @@
 // Playground: text-to-speech with voice, format, speed/pitch/volume and emotion controls
 // (stored, or streamed and played while it is made) with a waveform; speech-to-text of an
-// upload or a recording, with the transcript and the timing of each segment.
+// upload or a recording, with the transcript, the timing of each segment and word, and
+// the transcript as SRT / WebVTT subtitles to download.
 
 import { api, upload } from "./api.js";
 import {
@@ -31,6 +32,7 @@ let outputUrl = null;
 let sttSample = null; // {blob, name}
 let sttUrl = null;
 let sttRecorder = null;
+let subtitleUrls = [];
 let voiceTouched = false;
 let textTouched = false;
 
@@ -374,6 +376,9 @@ async function transcribe(event) {
   form.append("file", sttSample.blob, sttSample.name);
   const language = $("#stt-language").value;
   if (language) form.append("language", language);
+  // Word times and ready-made subtitles come with OpenAI's verbose_json shape.
+  form.append("response_format", "verbose_json");
+  form.append("timestamp_granularities[]", "word");
   const started = performance.now();
   let timer = 0;
   try {
@@ -415,14 +420,40 @@ function renderTranscript(data, seconds) {
       h("button", {
         type: "button", class: "segment",
         title: t("pg.playFrom"),
-        onclick: () => {
-          const audio = $("#stt-audio");
-          audio.currentTime = segment.start;
-          audio.play().catch(() => {});
-        },
+        onclick: () => playFrom(segment.start),
       },
       h("span", { class: "time", text: `${segment.start.toFixed(2)}–${segment.end.toFixed(2)} s` }),
-      h("span", { class: "segment-text", text: segment.text }))));
+      h("span", { class: "segment-text", text: segment.text })),
+      h("div", { class: "words" }, (segment.words || []).map((word) => h("button", {
+        type: "button", class: "word", title: `${word.start.toFixed(2)}–${word.end.toFixed(2)} s`,
+        dataset: { start: String(word.start), end: String(word.end) },
+        onclick: () => playFrom(word.start),
+      }, h("span", { class: "word-text", text: word.word }),
+      h("span", { class: "time", text: word.start.toFixed(2) }))))));
+  }
+  offerSubtitles(data.subtitles || null);
+}
+
+function playFrom(seconds) {
+  const audio = $("#stt-audio");
+  audio.currentTime = seconds;
+  audio.play().catch(() => {});
+}
+
+/** Download links for the transcript as subtitles (made by the server). */
+function offerSubtitles(subtitles) {
+  subtitleUrls.forEach((url) => URL.revokeObjectURL(url));
+  subtitleUrls = [];
+  const box = clear($("#stt-downloads"));
+  box.hidden = !subtitles || !subtitles.srt;
+  if (box.hidden) return;
+  for (const [format, type] of [["srt", "application/x-subrip"], ["vtt", "text/vtt"]]) {
+    const url = URL.createObjectURL(new Blob([subtitles[format]], { type }));
+    subtitleUrls.push(url);
+    box.append(h("a", {
+      class: "button small", id: `stt-download-${format}`, href: url,
+      download: `transcript.${format}`, text: t(`pg.download.${format}`),
+    }));
   }
 }
 

@@ -1,0 +1,24 @@
+"""Who calls ``/v1``: an API key or a JWT, both as ``Authorization: Bearer …``."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_jwt_extended import verify_jwt_in_request
+
+from webapp.app.auth.identity import current_user_id
+from webapp.app.services import api_keys
+from webapp.app.services.openai_audio import Caller
+
+
+def current_caller() -> Caller:
+    """The caller, or a 401 (in OpenAI's shape, as every ``/v1`` error)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    # A JWT has three dot-separated parts; any other bearer is taken for an API key, so
+    # that a mistyped key is answered "invalid API key" as OpenAI's clients expect.
+    if scheme.lower() == "bearer" and token and (api_keys.looks_like_key(token)
+                                                 or token.count(".") != 2):
+        key = api_keys.authenticate(token)
+        return Caller.with_key(key)
+    verify_jwt_in_request()
+    return Caller(current_user_id())
