@@ -25,6 +25,7 @@ from flask import (
 )
 from marshmallow import ValidationError
 from sqlalchemy import Select, func
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from webapp.app.extensions import db
@@ -93,6 +94,11 @@ def provider_error(exc: ProviderError) -> ApiError:
                         {"provider": exc.provider})
     return ApiError(status, "provider_failed", code, {"detail": exc.message},
                     {"provider": exc.provider, "kind": exc.kind})
+
+
+def database_unavailable() -> ApiError:
+    """The database could not be reached (a dropped connection, a restart): try again."""
+    return ApiError(503, "database_unavailable", "DATABASE_UNAVAILABLE")
 
 
 def language() -> str:
@@ -258,6 +264,12 @@ def register_errorhandlers(app: Flask) -> None:
         if status == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError) -> Response:
+        log.error("database unreachable on %s %s: %s", request.method, request.path, exc.orig)
+        db.session.rollback()
+        return error_response(database_unavailable())
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

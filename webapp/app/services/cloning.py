@@ -26,6 +26,7 @@ SAMPLE_RATE = 24000
 MIN_SECONDS, MAX_SECONDS = 5.0, 60.0
 MIN_SPEECH_RATIO = 0.3
 READY_WAIT_SECONDS = 300
+MAX_ATTEMPTS = 3
 
 
 class SampleRejected(Exception):
@@ -71,6 +72,10 @@ def run(job_id: str) -> dict[str, Any] | None:
     if voice is None:
         jobs.fail(job, "the voice was deleted before it was made")
         return None
+    clear_leftovers(voice)
+    if job.attempts > MAX_ATTEMPTS:
+        jobs.fail(job, f"the worker stopped during the job {job.attempts - 1} times")
+        return None
     made: list[File] = []
     enrolled: str | None = None
     try:
@@ -102,7 +107,7 @@ def run(job_id: str) -> dict[str, Any] | None:
         return result
     except ProviderError as exc:
         _undo(voice, made, enrolled)
-        if exc.transient and job.attempts < 3:
+        if exc.transient and job.attempts < MAX_ATTEMPTS:
             db.session.commit()
             raise
         jobs.fail(job, f"{exc.provider}: {exc.message}")
@@ -156,22 +161,56 @@ def _derive_locally(voice: Voice, model: VoiceModel, wav: bytes) -> None:
 def _undo(voice: Voice, made: list[File], enrolled: str | None) -> None:
     """Remove what this attempt made: stored audio and a provider-side voice."""
     db.session.rollback()
-    if enrolled:
-        try:
-            current_app.extensions["providers"].tts("dashscope").delete_voice(enrolled)
-        except ProviderError as exc:
-            log.warning("could not delete enrolled voice %s: %s", enrolled, exc)
+    deleted = bool(enrolled) and delete_enrolled(enrolled)
     for row in made:
         existing = db.session.get(File, row.id)
         if existing is not None:
             files.delete(existing)
     voice = db.session.get(Voice, voice.id)
     if voice is not None:
+        if deleted and voice.provider_voice_id == enrolled:
+            voice.provider_voice_id = ""
         voice.preview_file_id = None
         if voice.model is not None:
             voice.model.training_file_id = None
         db.session.commit()
 
+
+def delete_enrolled(provider_voice_id: str) -> bool:
+    """Delete a voice enrolled at DashScope for a clone that did not finish; False (and
+    a warning naming it, for an operator) when DashScope cannot be told."""
+    try:
+        current_app.extensions["providers"].tts("dashscope").delete_voice(provider_voice_id)
+    except ProviderError as exc:
+        if exc.kind == "bad_input":
+            return True
+        log.warning("could not delete enrolled voice %s: %s", provider_voice_id, exc)
+        return False
+    return True
+
+
+def clear_leftovers(voice: Voice) -> None:
+    """Remove what an earlier attempt made before its worker died (SIGKILL, lost host):
+    the provider-side voice it enrolled and the training and preview audio it stored.
+
+    A voice that is ready is kept; so is a sample the user uploaded.
+    """
+    if voice.status == "ready":
+        return
+    model = voice.model
+    enrolled = voice.provider_voice_id if voice.provider == "dashscope" else None
+    made = [db.session.get(File, fid) for fid in (
+        model.training_file_id if model else None, voice.preview_file_id) if fid]
+    if not enrolled and not any(made):
+        return
+    log.warning("voice %s: clearing what an interrupted attempt left (%s, %d files)",
+                voice.id, enrolled or "no provider voice", len([r for r in made if r]))
+    voice.provider_voice_id = ""
+    voice.preview_file_id = None
+    if model is not None:
+        model.training_file_id = None
+    db.session.commit()
+    _undo(voice, [row for row in made if row is not None], enrolled)
 
 
 def delete_raw_uploads(file_ids: list[str]) -> None:
