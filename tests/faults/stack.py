@@ -55,6 +55,7 @@ class FaultStack:
     work: Path
     s3_bucket: str
     s3_direct: str
+    database_direct: str
     logs: dict[str, Path] = field(default_factory=dict)
     worker: Any = None
 
@@ -72,6 +73,27 @@ class FaultStack:
         """SIGKILL: the worker gets no chance to acknowledge, requeue or clean up."""
         self.worker.send_signal(signal.SIGKILL)
         self.worker.wait(timeout=10)
+
+    def objects(self, prefix: str = "") -> set[str]:
+        """Keys in the stack's bucket, read past the proxy."""
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.s3_direct, region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.s3_bucket, Prefix=self.env["S3_PREFIX"] + prefix)
+        return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        """Query MariaDB past the proxy."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.database_direct)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(sql), params))
+        finally:
+            engine.dispose()
 
     def reset_faults(self) -> None:
         self.dashscope.reset()
@@ -129,11 +151,13 @@ def fault_stack(mysql_url: str, s3_endpoint: str, work: Path) -> Iterator[FaultS
            "LLM_BASE_URL": openai.base_url, "LLM_API_KEY": openai.api_key,
            "LLM_MODEL": "fake-model", "LLM_ENGINE": "openai", "TTS_FALLBACK": "",
            "STT_FALLBACK": "", **dashscope_settings(dashscope)}
-    for key in ("STORAGE_DIR", "TMP_DIR", "BASE_URL", "PORT"):
+    for key in ("STORAGE_DIR", "TMP_DIR", "PORT"):
         env.pop(key, None)
+    env["BASE_URL"] = urls[0]
     stack = FaultStack(plain=urls[0], fallback=urls[1], env=env, redis=redis,
                        db_proxy=db_proxy, s3_proxy=s3_proxy, dashscope=dashscope,
                        openai=openai, work=work, s3_bucket=bucket, s3_direct=s3_endpoint,
+                       database_direct=mysql_url,
                        logs={"plain": work / "plain.log", "fallback": work / "fallback.log"})
     webs: list[Any] = []
     try:
