@@ -131,6 +131,11 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and reset the open ones."""
         if self._listener is not None:
+            # shutdown wakes the thread blocked in accept(); close alone would not.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:

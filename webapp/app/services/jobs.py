@@ -86,7 +86,10 @@ def background(task: Task, *args: Any, task_id: str | None = None) -> None:
 
         spawn(run)
         return
-    task.apply_async(args=args, task_id=task_id)
+    # The job's row is its result. Without ignore_result the sender subscribes to the
+    # result backend on every send, which fails a send for 20 s during a Redis outage
+    # and leaves the backend asking for a restart afterwards.
+    task.apply_async(args=args, task_id=task_id, ignore_result=True)
 
 
 def get_for(job_id: str, user_id: int) -> Job:
