@@ -1,71 +1,16 @@
-"""Infrastructure a test can break and mend: a Redis server of its own, and a TCP proxy
-to put between the app and MariaDB or S3.
+"""A TCP proxy to put between the app and MariaDB or S3, to cut and mend the link.
 
-The shared MariaDB and Redis on this machine serve other people's tests too, so they
-are never stopped; faults are made on what the test owns.
+The shared MariaDB on this machine serves other people's tests too, so it is never
+stopped; a dropped or restarted server is made by cutting what the stack owns. (The
+stack's own Redis server, which it does restart, is ``bench.infra.RedisServer``.)
 """
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
-import time
-from pathlib import Path
 
 from bench.server import free_port
-
-
-class RedisServer:
-    """``redis-server`` on a free port of 127.0.0.1, with an append-only file so that a
-    restart keeps queued jobs, as a production Redis with AOF does."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (Debian: apt-get install "
-                               "redis-server)")
-        self.binary = binary
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="tingshuo-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--protected-mode", "no", "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def restart(self, down_seconds: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_seconds)
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class TcpProxy:

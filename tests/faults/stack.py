@@ -24,6 +24,7 @@ from typing import Any
 import requests
 from sqlalchemy.engine import make_url
 
+from bench.infra import RedisServer
 from bench.server import free_port
 from tests.conftest import (
     ROOT,
@@ -33,7 +34,7 @@ from tests.conftest import (
     wait_until_ready,
     worker_command,
 )
-from tests.faults.infra import RedisServer, TcpProxy
+from tests.faults.infra import TcpProxy
 
 TIMEOUT = 3
 """DASHSCOPE_TIMEOUT and LLM_TIMEOUT of the stack: what a stalled provider costs."""

@@ -123,6 +123,6 @@ def test_turn_under_provider_fault(stack: FaultStack, transport: Transport,
 def _assert_error(outcome: Outcome, fault: Fault) -> None:
     assert outcome.error is not None, f"no error frame: {outcome}"
     assert not outcome.finished
-    assert outcome.error["code"] in (429, 502, 503), outcome.error
-    assert outcome.error["error"], "the error says what went wrong"
+    assert outcome.status in (429, 502, 503), outcome.error
+    assert outcome.message, "the error says what went wrong"
     assert outcome.seconds >= fault.costs * 0.9

@@ -24,9 +24,13 @@ from tests.realtime_helpers import Recorder, User
 @dataclass
 class Outcome:
     error: dict[str, Any] | None
-    """The transport's error frame, e.g. Socket.IO ``{error, code, error_code}``."""
+    """The transport's error frame as it came, e.g. Socket.IO ``{error, code, error_code}``."""
     seconds: float
     finished: bool
+    status: int | None = None
+    """The error's HTTP-like status, read from the frame by the transport."""
+    message: str | None = None
+    """The error's human message, read from the frame by the transport."""
     audio_events: int = 0
     events: list[str] = field(default_factory=list)
 
@@ -80,8 +84,10 @@ class SocketIO(Transport):
             end = next(((at, name, data) for at, name, data in seen if name in self.ENDINGS),
                        None)
             names = [name for _, name, _ in seen]
+            error = end[2] if end and end[1] == "error" else None
             return Outcome(
-                error=end[2] if end and end[1] == "error" else None,
+                error=error, status=error["code"] if error else None,
+                message=error["error"] if error else None,
                 seconds=(end[0] if end else time.perf_counter()) - sent,
                 finished=bool(end) and end[1] == "response_complete",
                 audio_events=names.count("tts_audio_chunk"), events=names)
@@ -109,7 +115,9 @@ class PlainWebSocket(Transport):
             seconds = time.perf_counter() - sent
             failed = "error" in frame
             return Outcome(error=frame if failed else None, seconds=seconds,
-                           finished=not failed, events=["error" if failed else "reply"])
+                           finished=not failed, status=frame.get("code") if failed else None,
+                           message=frame["error"] if failed else None,
+                           events=["error" if failed else "reply"])
         finally:
             ws.close()
 
