@@ -69,6 +69,20 @@ def test_rest_tts_fails_cleanly(stack: FaultStack, fault: str) -> None:
 
 
 @pytest.mark.services
+def test_rest_tts_falls_back_before_the_first_audio(stack: FaultStack) -> None:
+    user = User(stack.fallback)
+    stack.dashscope.control("server_error", kinds=["tts"])
+    response, seconds = _timed(lambda: user.http.post(stack.fallback + "/api/tts", json={
+        "text": "今天天气很好。", "voice_type": VOICE}, timeout=60))
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    meta = user.call("GET", f"/api/messages/{data['message_id']}")["data"]["metadata"]
+    print(f"\nFALLBACK rest_tts: {meta['engine']} after {meta['fallback']} in {seconds:.2f} s")
+    assert meta["engine"] == "espeak" and meta["fallback"]["engine"] == "dashscope", meta
+    assert data["duration"] > 0.5
+
+
+@pytest.mark.services
 def test_rest_tts_stream_refused_before_audio_and_interrupted_after(stack: FaultStack) -> None:
     user = User(stack.plain)
     stack.dashscope.control("server_error", kinds=["tts"])

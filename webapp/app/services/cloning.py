@@ -205,7 +205,6 @@ def clear_leftovers(voice: Voice) -> None:
         return
     log.warning("voice %s: clearing what an interrupted attempt left (%s, %d files)",
                 voice.id, enrolled or "no provider voice", len([r for r in made if r]))
-    voice.provider_voice_id = ""
     voice.preview_file_id = None
     if model is not None:
         model.training_file_id = None
