@@ -70,13 +70,23 @@ class Talker:
     role_id: int
     session_id: str = ""
     turns: list[Turn] = field(default_factory=list)
+    disconnects: int = 0
+    connect_failures: int = 0
 
     async def run(self, until: float) -> None:
+        """Take turns until ``until``; a dropped connection fails the turn it cut (and
+        is counted), then the talker connects and joins its session again."""
+        await asyncio.sleep(random.uniform(0, THINK))
+        while time.monotonic() < until:
+            await self._connected_turns(until)
+
+    async def _connected_turns(self, until: float) -> None:
         import socketio
 
         client = socketio.AsyncClient(reconnection=False)
         joined, done = asyncio.Event(), asyncio.Event()
         current: list[Turn] = []
+        leaving = False
 
         def on_joined(data: dict[str, Any]) -> None:
             self.session_id = data["session_id"]
@@ -97,28 +107,48 @@ class Talker:
             current[-1].error = str(data)
             done.set()
 
+        def on_disconnect(*_: Any) -> None:
+            if leaving:
+                return
+            if current and not done.is_set():
+                current[-1].error = "disconnected during the turn"
+            self.disconnects += 1
+            done.set()
+
         for event, handler in (("joined", on_joined), ("tts_audio_chunk", on_chunk),
-                               ("response_complete", on_complete), ("error", on_error)):
+                               ("response_complete", on_complete), ("error", on_error),
+                               ("disconnect", on_disconnect)):
             client.on(event, handler, namespace="/chat")
-        await client.connect(self.url, namespaces=["/chat"], auth={"token": self.token},
-                             transports=["websocket"], wait_timeout=30)
-        await client.emit("join", {"role_id": self.role_id, "audio_format": "mp3"},
-                          namespace="/chat")
-        await asyncio.wait_for(joined.wait(), 30)
-        await asyncio.sleep(random.uniform(0, THINK))
-        while time.monotonic() < until:
+        try:
+            await client.connect(self.url, namespaces=["/chat"], auth={"token": self.token},
+                                 transports=["websocket"], wait_timeout=30)
+            await client.emit("join", {"role_id": self.role_id, "audio_format": "mp3",
+                                       **({"session_id": self.session_id}
+                                          if self.session_id else {})}, namespace="/chat")
+            await asyncio.wait_for(joined.wait(), 30)
+        except (socketio.exceptions.SocketIOError, TimeoutError) as exc:
+            self.connect_failures += 1
+            print(f"connect failed ({exc!r}); trying again", flush=True)
+            leaving = True
+            await client.disconnect()
+            await asyncio.sleep(1.0)
+            return
+        while time.monotonic() < until and client.connected:
             done.clear()
             turn = Turn(sent=time.perf_counter())
             current.append(turn)
             self.turns.append(turn)
-            await client.emit("chat_message", {
-                "role_id": self.role_id, "message": random.choice(MESSAGES), "type": "text",
-                "response_type": 1}, namespace="/chat")
             try:
+                await client.emit("chat_message", {
+                    "role_id": self.role_id, "message": random.choice(MESSAGES),
+                    "type": "text", "response_type": 1}, namespace="/chat")
                 await asyncio.wait_for(done.wait(), TURN_TIMEOUT)
+            except socketio.exceptions.SocketIOError as exc:
+                turn.error = f"could not send: {exc!r}"
             except TimeoutError:
                 turn.error = f"no response_complete within {TURN_TIMEOUT:g} s"
             await asyncio.sleep(THINK * random.uniform(0.5, 1.5))
+        leaving = True
         await client.disconnect()
 
 
@@ -194,7 +224,8 @@ def stored_exactly_once(database: str, talkers: list[Talker]) -> dict[str, int]:
             "AND role = 'user' GROUP BY session_id").bindparams(
             bindparam("ids", expanding=True)), {"ids": sessions}).all())
     engine.dispose()
-    sent = {t.session_id: len(t.turns) for t in talkers}
+    sent = {t.session_id: sum(1 for turn in t.turns if not (turn.error or "").startswith(
+        "could not send")) for t in talkers}
     return {"checked": len(wanted),
             "missing": sum(1 for i in wanted if counts.get(i, 0) == 0),
             "duplicated": sum(1 for i in wanted if counts.get(i, 0) > 1),
@@ -282,13 +313,16 @@ def main() -> None:
         "rest_clients": REST_CLIENTS, "turns": len(turns), "turn_errors": len(errors),
         "first_audio_p50_ms": ms(first, 0.5), "first_audio_p95_ms": ms(first, 0.95),
         "turn_p50_ms": ms(total, 0.5), "turn_p95_ms": ms(total, 0.95),
+        "disconnects": sum(t.disconnects for t in talkers),
+        "connect_failures": sum(t.connect_failures for t in talkers),
         "rest_calls": len(rest.latencies), "rest_errors": len(rest.failures),
         "rest_p50_ms": ms(rest.latencies, 0.5), "rest_p95_ms": ms(rest.latencies, 0.95),
         "stored": storage, "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after], "log_problems": logs,
         "run_seconds": round(time.perf_counter() - wall, 1)}
     print(f"\nturns: {len(turns)} ({len(turns) / SECONDS:.1f}/s), errors {len(errors)}"
-          f"{' e.g. ' + errors[0] if errors else ''}")
+          f"{' e.g. ' + errors[0] if errors else ''}; dropped connections "
+          f"{result['disconnects']}, failed connects {result['connect_failures']}")
     print(f"first audio: p50 {result['first_audio_p50_ms']} ms, "
           f"p95 {result['first_audio_p95_ms']} ms (n={len(first)})")
     print(f"whole turn: p50 {result['turn_p50_ms']} ms, p95 {result['turn_p95_ms']} ms")

@@ -7,10 +7,10 @@ be restarted or filled with load is started here instead.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -23,8 +23,8 @@ from bench.server import free_port
 
 
 class RedisServer:
-    """``redis-server`` on a free port of 127.0.0.1, with an append-only file so that a
-    restart keeps queued jobs, as a production Redis with AOF does."""
+    """``redis-server`` on a free port of 127.0.0.1, with an append-only file (synced
+    every second, as production runs it) so that a restart keeps queued jobs."""
 
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
@@ -42,7 +42,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
              "--protected-mode", "no", "--logfile", str(self.dir / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
@@ -74,21 +74,31 @@ class RedisServer:
 
 @contextmanager
 def moto_s3() -> Iterator[dict[str, Any]]:
-    """A moto S3 server with a fresh bucket; yields the app's ``S3_*`` settings."""
+    """A moto S3 server (a process of its own, so it takes no time from the caller's
+    threads) with a fresh bucket; yields the app's ``S3_*`` settings."""
     import boto3
-    from moto.server import ThreadedMotoServer
+    import requests
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    bucket = "tingshuo-" + uuid.uuid4().hex[:8]
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="test", aws_secret_access_key="test").create_bucket(
-        Bucket=bucket)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(endpoint, timeout=1)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the moto S3 server did not start") from None
+                time.sleep(0.2)
+        bucket = "tingshuo-" + uuid.uuid4().hex[:8]
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="test", aws_secret_access_key="test").create_bucket(
+            Bucket=bucket)
         yield {"S3_BUCKET": bucket, "S3_ENDPOINT_URL": endpoint, "S3_ACCESS_KEY_ID": "test",
                "S3_SECRET_ACCESS_KEY": "test", "S3_PREFIX": "soak/"}
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=10)
