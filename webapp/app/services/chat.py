@@ -291,9 +291,13 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     db.session.add(message)
     db.session.commit()
     audio_url = files.audio_url(audio_row) if audio_row else None
+    duration = audio_row.duration if audio_row else 0.0
+    # Telling the clients goes through Redis and queues a summary: no connection is held
+    # meanwhile (under load those waits would starve the pool).
+    db.session.close()
     if mode == RESPONSE_VOICE:
         reason = "error" if reply.error else "interrupted" if reply.interrupted else None
-        sink.audio_end(audio_url, audio_row.duration if audio_row else 0.0, reason)
+        sink.audio_end(audio_url, duration, reason)
     if reply.error is not None:
         log.warning("turn %s session %s broke off: %s", message_id, session_id, reply.error)
         raise reply.error
