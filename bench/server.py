@@ -21,12 +21,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def mysql_url() -> str | None:
-    """A database of the benchmarks' own on MariaDB, created when missing; None if unreachable."""
+def mysql_url(name: str | None = None) -> str | None:
+    """A database of the benchmarks' own on MariaDB, made afresh; None if unreachable.
+
+    ``name`` defaults to ``BENCH_MYSQL_DATABASE`` (``tingshuo_bench``).
+    """
     from sqlalchemy import create_engine, text
 
     server = os.environ.get("BENCH_MYSQL_SERVER", "mysql+pymysql://root@127.0.0.1:3306")
-    name = os.environ.get("BENCH_MYSQL_DATABASE", "tingshuo_bench")
+    name = name or os.environ.get("BENCH_MYSQL_DATABASE", "tingshuo_bench")
     try:
         engine = create_engine(f"{server}/?charset=utf8mb4")
         with engine.begin() as conn:

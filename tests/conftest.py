@@ -274,7 +274,7 @@ class Stack:
         return self.logs[name].read_text(errors="replace")[-4000:]
 
 
-def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> Any:
+def spawn_logged(command: list[str], env: dict[str, str], log_path: Path) -> Any:
     import subprocess
 
     with open(log_path, "wb") as log:
@@ -282,7 +282,7 @@ def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> Any:
                                 stderr=subprocess.STDOUT)
 
 
-def _wait_until(ready: Callable[[], bool], proc: Any, what: str, log_path: Path,
+def wait_until_ready(ready: Callable[[], bool], proc: Any, what: str, log_path: Path,
                 timeout: float = 90) -> None:
     import time
 
@@ -294,7 +294,16 @@ def _wait_until(ready: Callable[[], bool], proc: Any, what: str, log_path: Path,
         time.sleep(0.2)
 
 
-def _stop(proc: Any) -> None:
+def worker_command(queue: str) -> list[str]:
+    """A Celery worker as the stack runs it: one task at a time, on ``queue``."""
+    import sys
+
+    return [sys.executable, "-m", "celery", "-A", "celery_worker:celery_app", "worker",
+            "--pool=solo", "--concurrency=1", "-Q", queue, "--loglevel=INFO", "-E",
+            "--without-gossip", "--without-mingle"]
+
+
+def stop_process(proc: Any) -> None:
     import subprocess
 
     proc.terminate()
@@ -330,17 +339,15 @@ def production_stack(mysql_database: str, redis_url: str, fake_dashscope: Any,
            "JWT_SECRET_KEY": "stack-jwt-secret-0123456789abcdef",
            **dashscope_settings(fake_dashscope)}
     logs = {"worker": work / "worker.log", "web": work / "web.log"}
-    worker = _spawn([sys.executable, "-m", "celery", "-A", "celery_worker:celery_app", "worker",
-                     "--pool=solo", "--concurrency=1", "-Q", env["CELERY_QUEUE"],
-                     "--loglevel=INFO", "-E", "--without-gossip", "--without-mingle"],
-                    env, logs["worker"])
-    _wait_until(lambda: b"ready." in logs["worker"].read_bytes(), worker, "celery worker",
+    worker = spawn_logged(worker_command(env["CELERY_QUEUE"]), env, logs["worker"])
+    wait_until_ready(lambda: b"ready." in logs["worker"].read_bytes(), worker, "celery worker",
                 logs["worker"])
     port_b = free_port()
     url_b = f"http://127.0.0.1:{port_b}"
     logs["web_b"] = work / "web_b.log"
-    webs = [_spawn([sys.executable, "wsgi.py"], env, logs["web"]),
-            _spawn([sys.executable, "wsgi.py"], {**env, "PORT": str(port_b)}, logs["web_b"])]
+    webs = [spawn_logged([sys.executable, "wsgi.py"], env, logs["web"]),
+            spawn_logged([sys.executable, "wsgi.py"], {**env, "PORT": str(port_b)},
+                         logs["web_b"])]
 
     def ready(base: str) -> Callable[[], bool]:
         def check() -> bool:
@@ -351,11 +358,11 @@ def production_stack(mysql_database: str, redis_url: str, fake_dashscope: Any,
 
         return check
 
-    _wait_until(ready(url), webs[0], "web process", logs["web"])
-    _wait_until(ready(url_b), webs[1], "second web process", logs["web_b"])
+    wait_until_ready(ready(url), webs[0], "web process", logs["web"])
+    wait_until_ready(ready(url_b), webs[1], "second web process", logs["web_b"])
     yield Stack(url, url_b, env, logs)
     for proc in (*webs, worker):
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture

@@ -53,7 +53,12 @@ DEFAULT_API_KEY = "test-key"
 DEFAULT_ASR_TEXT = "这是一段测试语音"
 
 KINDS = ("tts", "asr", "enrollment", "multimodal", "generation")
-FAULT_MODES = ("ok", "quota", "task_failed", "timeout", "server_error")
+FAULT_MODES = ("ok", "quota", "task_failed", "timeout", "server_error", "bad_key", "mid_stream",
+               "stall", "slow_first_byte")
+"""``mid_stream`` fails a stream after its first sentence (TTS) or first pieces (SSE);
+``stall`` stops sending there for ``hold`` seconds; ``slow_first_byte`` waits ``hold``
+seconds and then answers normally; ``bad_key`` refuses the key (a 401; on the websocket,
+at the handshake, as DashScope does)."""
 
 SECONDS_PER_CHARACTER = 0.06
 MIN_ASR_BYTES = 3200
@@ -149,13 +154,20 @@ class Faults:
         self.mode = "ok"
         self.remaining: int | None = None
         self.kinds: frozenset[str] | None = None
+        self.hold: float | None = None
 
-    def set(self, mode: str, count: int | None, kinds: list[str] | None) -> None:
+    def set(self, mode: str, count: int | None, kinds: list[str] | None,
+            hold: float | None = None) -> None:
         self.mode = mode
+        self.hold = hold
         self.remaining = count
         self.kinds = frozenset(kinds) if kinds else None
         if mode == "ok" or count == 0:
-            self.mode, self.remaining, self.kinds = "ok", None, None
+            self.mode, self.remaining, self.kinds, self.hold = "ok", None, None, None
+
+    def applies_to(self, kinds: tuple[str, ...]) -> bool:
+        """Whether the current mode would hit a call of one of ``kinds``."""
+        return self.mode != "ok" and (self.kinds is None or bool(self.kinds & set(kinds)))
 
     def take(self, kind: str) -> str:
         """Return the mode to apply to one call of ``kind``, spending one count."""
@@ -170,7 +182,8 @@ class Faults:
 
     def describe(self) -> dict[str, Any]:
         kinds = sorted(self.kinds) if self.kinds else None
-        return {"mode": self.mode, "remaining": self.remaining, "kinds": kinds}
+        return {"mode": self.mode, "remaining": self.remaining, "kinds": kinds,
+                "hold": self.hold}
 
 
 class FakeState:
@@ -187,12 +200,21 @@ class FakeState:
         self.last_request: dict[str, Any] = {}
         self.last_input: dict[str, Any] = {}
         self.faults = Faults()
+        self.deploy_seconds = self.options.deploy_seconds
+        self.last_hold = self.options.hold_seconds
+
+    def hold(self) -> float:
+        """Seconds the fault just taken holds a call (its own ``hold``, else the option)."""
+        return self.last_hold
 
     def record(self, kind: str, body: Any) -> str:
         """Count one model call and return the fault mode that applies to it."""
         self.calls[kind] += 1
         self.last_request[kind] = body
-        return self.faults.take(kind)
+        hold = self.faults.hold
+        mode = self.faults.take(kind)
+        self.last_hold = self.options.hold_seconds if hold is None else hold
+        return mode
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -410,12 +432,26 @@ FAULT_ERRORS = {
 }
 
 
-async def _apply_http_fault(state: FakeState, mode: str) -> web.Response | None:
-    if mode == "ok":
+async def _apply_http_fault(state: FakeState, mode: str, streamed: bool = False
+                            ) -> web.Response | None:
+    """The fault's answer to an HTTP call, or None to answer normally.
+
+    ``mid_stream`` and ``stall`` act inside a streamed answer (``_answer_text``); a call
+    answered in one piece fails or stalls before it.
+    """
+    if mode == "ok" or (streamed and mode in ("mid_stream", "stall")):
         return None
-    if mode == "timeout":
-        await asyncio.sleep(state.options.hold_seconds)
+    if mode == "bad_key":
+        state.unauthorized += 1
+        return error_response(401, "InvalidApiKey", "Invalid API-key provided.")
+    if mode == "slow_first_byte":
+        await asyncio.sleep(state.hold())
+        return None
+    if mode in ("timeout", "stall"):
+        await asyncio.sleep(state.hold())
         return error_response(504, "RequestTimeOut", "Request timed out, please try again later.")
+    if mode == "mid_stream":
+        return error_response(*FAULT_ERRORS["server_error"])
     return error_response(*FAULT_ERRORS[mode])
 
 
@@ -505,7 +541,7 @@ async def _create_voice(state: FakeState, payload: dict[str, Any]) -> web.Respon
         audio_bytes=len(data),
         audio_seconds=seconds,
     )
-    voice.ready_at = voice.created + state.options.deploy_seconds
+    voice.ready_at = voice.created + state.deploy_seconds
     state.voices[voice.voice_id] = voice
     return _ok({"voice_id": voice.voice_id}, {"count": 1})
 
@@ -518,7 +554,7 @@ async def _update_voice(state: FakeState, voice: Voice, payload: dict[str, Any])
     voice.url = payload["url"]
     voice.audio_bytes, voice.audio_seconds = len(data), seconds
     voice.modified = time.time()
-    voice.ready_at = voice.modified + state.options.deploy_seconds
+    voice.ready_at = voice.modified + state.deploy_seconds
     return _ok({})
 
 
@@ -585,8 +621,13 @@ async def _answer_text(
     input_tokens: int,
     parameters: dict[str, Any],
     multimodal: bool,
+    fault: str = "ok",
 ) -> web.StreamResponse:
-    """Answer with ``reply``, as one JSON or as an SSE stream of pieces."""
+    """Answer with ``reply``, as one JSON or as an SSE stream of pieces.
+
+    A ``mid_stream`` fault ends the stream with an error event after a third of the
+    pieces; ``stall`` stops sending there for the fault's hold time.
+    """
     result_format = parameters.get("result_format") or "text"
     request_id = _request_id()
     if not _is_sse(request):
@@ -599,8 +640,19 @@ async def _answer_text(
     )
     await response.prepare(request)
     pieces = llm_pieces(reply)
+    cut = max(1, len(pieces) // 3) if fault in ("mid_stream", "stall") else len(pieces)
     sent = ""
     for number, piece in enumerate(pieces, start=1):
+        if number > cut:
+            if fault == "stall":
+                await asyncio.sleep(state.hold())
+                return response
+            status, code, message = FAULT_ERRORS["server_error"]
+            error = json.dumps({"code": code, "message": message, "request_id": request_id})
+            await response.write(f"id:{number}\nevent:error\n:HTTP_STATUS/{status}\n"
+                                 f"status:{status}\ndata:{error}\n\n".encode())
+            await response.write_eof()
+            return response
         sent += piece
         finish = "stop" if number == len(pieces) else "null"
         text = piece if incremental else sent
@@ -631,7 +683,7 @@ async def handle_generation(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     body = await _read_json(request)
     fault = state.record("generation", body)
-    failed = await _apply_http_fault(state, fault)
+    failed = await _apply_http_fault(state, fault, _is_sse(request))
     if failed is not None:
         return failed
     if body is None or not isinstance(body.get("input"), dict):
@@ -643,7 +695,7 @@ async def handle_generation(request: web.Request) -> web.StreamResponse:
     if reply is None:
         reply = f"收到：{user_text}。这是第二句话。这是第三句话！最后一句？"
     parameters = body.get("parameters") or {}
-    return await _answer_text(request, state, reply, len(user_text), parameters, False)
+    return await _answer_text(request, state, reply, len(user_text), parameters, False, fault)
 
 
 async def handle_multimodal(request: web.Request) -> web.StreamResponse:
@@ -651,7 +703,7 @@ async def handle_multimodal(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     body = await _read_json(request)
     fault = state.record("multimodal", body)
-    failed = await _apply_http_fault(state, fault)
+    failed = await _apply_http_fault(state, fault, _is_sse(request))
     if failed is not None:
         return failed
     payload = body.get("input") if body else None
@@ -678,7 +730,7 @@ async def handle_multimodal(request: web.Request) -> web.StreamResponse:
     parameters = body.get("parameters") or {}
     input_tokens = max(1, round(seconds * 25))
     return await _answer_text(
-        request, state, state.options.asr_text, input_tokens, parameters, True
+        request, state, state.options.asr_text, input_tokens, parameters, True, fault
     )
 
 
@@ -689,13 +741,18 @@ async def handle_control(request: web.Request) -> web.Response:
     mode = body.get("mode", "ok")
     count = body.get("count")
     kinds = body.get("kinds")
+    hold = body.get("hold")
+    if body.get("deploy_seconds") is not None:
+        state.deploy_seconds = float(body["deploy_seconds"])
     if mode not in FAULT_MODES:
         return error_response(400, "InvalidParameter", f"mode must be one of {FAULT_MODES}")
     if count is not None and (not isinstance(count, int) or count < 0):
         return error_response(400, "InvalidParameter", "count must be a non-negative integer")
     if kinds is not None and (not isinstance(kinds, list) or not set(kinds) <= set(KINDS)):
         return error_response(400, "InvalidParameter", f"kinds must be a list out of {KINDS}")
-    state.faults.set(mode, count, kinds)
+    if hold is not None and (not isinstance(hold, int | float) or hold < 0):
+        return error_response(400, "InvalidParameter", "hold must be a non-negative number")
+    state.faults.set(mode, count, kinds, hold)
     return web.json_response(state.faults.describe())
 
 
@@ -745,10 +802,15 @@ class TtsTask:
         task_id: str,
         voice: str,
         parameters: dict[str, Any],
+        fault: str = "ok",
+        hold: float = 0.0,
     ) -> None:
         self.connection = connection
         self.task_id = task_id
         self.voice = voice
+        self.fault = fault
+        self.hold = hold
+        self.failed = False
         audio_format = str(parameters.get("format") or "mp3").lower()
         self.audio_format = "mp3" if audio_format == "default" else audio_format
         self.sample_rate = int(parameters.get("sample_rate") or 0) or DEFAULT_TTS_SAMPLE_RATE
@@ -806,7 +868,7 @@ class TtsTask:
             self.connection.state.last_input["tts"] = "".join(self.texts)
             self.connection.tasks.pop(self.task_id, None)
             self.connection.ended.add(self.task_id)
-            if not ws.closed:
+            if not ws.closed and not self.failed:
                 usage = {"characters": self._characters}
                 await ws.send_str(
                     _event(self.task_id, "task-finished", {"output": {}, "usage": usage})
@@ -840,18 +902,39 @@ class TtsTask:
         for start in range(0, len(audio), step):
             if self.cancelled:
                 return
+            if self.fault == "slow_first_byte":
+                self.fault = "ok"
+                await asyncio.sleep(self.hold)
+            if start > 0 and self.fault in ("mid_stream", "stall"):
+                await self._break_off()
+                return
             await ws.send_bytes(audio[start : start + step])
             await ws.send_str(sentence_event("sentence-synthesis"))
             await asyncio.sleep(delay)
         await ws.send_str(sentence_event("sentence-end"))
 
+    async def _break_off(self) -> None:
+        """The injected mid-stream fault: fail the task, or go silent for ``hold`` s."""
+        self.cancelled = True
+        if self.fault == "stall":
+            await asyncio.sleep(self.hold)
+            self.failed = True
+            return
+        self.failed = True
+        self.connection.ended.add(self.task_id)
+        await self.connection.ws.send_str(
+            _failed_event(self.task_id, "InternalError", "synthesis failed mid-stream for test"))
+
 
 class AsrTask:
     """One Paraformer realtime task: binary audio in, sentences out on finish."""
 
-    def __init__(self, connection: Connection, task_id: str, parameters: dict[str, Any]) -> None:
+    def __init__(self, connection: Connection, task_id: str, parameters: dict[str, Any],
+                 fault: str = "ok", hold: float = 0.0) -> None:
         self.connection = connection
         self.task_id = task_id
+        self.fault = fault
+        self.hold = hold
         self.sample_rate = int(parameters.get("sample_rate") or 16000)
         self.audio_format = str(parameters.get("format") or "pcm").lower()
         self.audio = bytearray()
@@ -877,6 +960,14 @@ class AsrTask:
         self.connection.tasks.pop(self.task_id, None)
         size, seconds = self.audio_seconds()
         state.last_input["asr"] = {"audio_bytes": size, "audio_seconds": seconds}
+        if self.fault in ("stall", "slow_first_byte"):
+            await asyncio.sleep(self.hold)
+            if self.fault == "stall":
+                return
+        if self.fault == "mid_stream":
+            await ws.send_str(_failed_event(self.task_id, "InternalError",
+                                            "recognition failed mid-stream for test"))
+            return
         if size >= MIN_ASR_BYTES:
             for sentence in transcript_sentences(state.options.asr_text, seconds):
                 payload = {
@@ -981,7 +1072,7 @@ class Connection:
         fault = self.state.record(kind, message)
         if fault == "timeout":
             self.ended.add(task_id)
-            timer = asyncio.create_task(self._expire(task_id))
+            timer = asyncio.create_task(self._expire(task_id, self.state.hold()))
             self._timers.add(timer)
             timer.add_done_callback(self._timers.discard)
             return
@@ -991,7 +1082,7 @@ class Connection:
         parameters = payload.get("parameters") or {}
         model = str(payload.get("model") or "")
         if kind == "asr":
-            self.asr = AsrTask(self, task_id, parameters)
+            self.asr = AsrTask(self, task_id, parameters, fault, self.state.hold())
             self.tasks[task_id] = self.asr
             await self.ws.send_str(_event(task_id, "task-started"))
             return
@@ -999,7 +1090,8 @@ class Connection:
         if problem is not None:
             await self._fail(task_id, "InvalidParameter", problem)
             return
-        task = TtsTask(self, task_id, str(parameters["voice"]), parameters)
+        task = TtsTask(self, task_id, str(parameters["voice"]), parameters, fault,
+                       self.state.hold())
         self.tasks[task_id] = task
         await self.ws.send_str(_event(task_id, "task-started"))
         task.start()
@@ -1029,8 +1121,8 @@ class Connection:
         self.ended.add(task_id)
         await self.ws.send_str(_failed_event(task_id, code, message))
 
-    async def _expire(self, task_id: str) -> None:
-        await asyncio.sleep(self.state.options.hold_seconds)
+    async def _expire(self, task_id: str, hold: float) -> None:
+        await asyncio.sleep(hold)
         if not self.ws.closed:
             await self.ws.send_str(_failed_event(task_id, "ResponseTimeout", "task timed out"))
 
@@ -1043,6 +1135,11 @@ class Connection:
 
 async def handle_websocket(request: web.Request) -> web.WebSocketResponse:
     """The inference websocket shared by CosyVoice and Paraformer."""
+    state = request.app[STATE]
+    if state.faults.mode == "bad_key" and state.faults.applies_to(("tts", "asr")):
+        state.faults.take(next(iter(sorted(state.faults.kinds or {"tts"}))))
+        state.unauthorized += 1
+        return error_response(401, "InvalidApiKey", "Invalid API-key provided.")
     ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
     await ws.prepare(request)
     connection = Connection(request.app[STATE], ws)
@@ -1140,10 +1237,21 @@ class FakeDashScope(FakeProcess):
         self.ws_url = f"ws://127.0.0.1:{port}{WS_PATH}"
 
     def control(
-        self, mode: str, count: int | None = None, kinds: list[str] | None = None
+        self, mode: str, count: int | None = None, kinds: list[str] | None = None,
+        hold: float | None = None,
     ) -> dict[str, Any]:
-        """Make the next ``count`` model calls (of ``kinds``, default all) behave as ``mode``."""
-        return self._call("POST", "/__control", {"mode": mode, "count": count, "kinds": kinds})
+        """Make the next ``count`` model calls (of ``kinds``, default all) behave as ``mode``.
+
+        ``hold`` is how long ``timeout``, ``stall`` and ``slow_first_byte`` wait.
+        """
+        body: dict[str, Any] = {"mode": mode, "count": count, "kinds": kinds}
+        if hold is not None:
+            body["hold"] = hold
+        return self._call("POST", "/__control", body)
+
+    def deploy_in(self, seconds: float) -> None:
+        """Keep voices cloned from now on DEPLOYING for ``seconds``."""
+        self._call("POST", "/__control", {"mode": "ok", "deploy_seconds": seconds})
 
 
 def start_fake_dashscope(

@@ -5,7 +5,9 @@
 * ``GET /v1/models`` — the one model it serves is whatever the client asks for.
 * ``POST /__control`` ``{"status": 429, "count": 1}`` makes the next ``count`` chat
   calls fail with that HTTP status (OpenAI's error body); ``{"delay": 2.0, "count": 1}``
-  makes them wait first. ``GET /__stats`` lists the request bodies, ``POST /__reset``
+  makes them wait first; ``{"fault": "mid_stream" | "stall", "hold": 30, "count": 1}``
+  breaks their stream after a third of it (an error event, or ``hold`` seconds of
+  silence). ``GET /__stats`` lists the request bodies, ``POST /__reset``
   clears faults and history.
 
 Run it with ``python -m tests.fakes.fake_openai --port 0``: it prints one line
@@ -52,7 +54,16 @@ class _State:
     fail_count: int = 0
     delay: float = 0.0
     delay_count: int = 0
+    fault: str | None = None
+    fault_count: int = 0
+    hold: float = 30.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def take_fault(self) -> str | None:
+        if self.fault_count <= 0:
+            return None
+        self.fault_count -= 1
+        return self.fault
 
 
 def _error(status: int, message: str | None = None) -> web.Response:
@@ -132,8 +143,20 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         }
         await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
 
+    fault = state.take_fault()
     await send({"role": "assistant", "content": ""})
-    for piece in _pieces(text):
+    pieces = _pieces(text)
+    cut = max(1, len(pieces) // 3) if fault else len(pieces)
+    for number, piece in enumerate(pieces):
+        if number >= cut:
+            if fault == "stall":
+                await asyncio.sleep(state.hold)
+                return response
+            error = {"error": {"message": "The server had an error while streaming",
+                               "type": "server_error", "param": None, "code": "server_error"}}
+            await response.write(f"data: {json.dumps(error)}\n\n".encode())
+            await response.write_eof()
+            return response
         if state.chunk_delay:
             await asyncio.sleep(state.chunk_delay)
         await send({"content": piece})
@@ -163,6 +186,11 @@ async def _control(request: web.Request) -> web.Response:
         state.fail_status, state.fail_count = int(body["status"]), count
     if body.get("delay") is not None:
         state.delay, state.delay_count = float(body["delay"]), count
+    if body.get("fault") is not None:
+        if body["fault"] not in ("mid_stream", "stall"):
+            return _error(400, "fault must be mid_stream or stall")
+        state.fault, state.fault_count = body["fault"], count
+        state.hold = float(body.get("hold") or 30.0)
     return web.json_response({"ok": True})
 
 
@@ -175,6 +203,7 @@ async def _reset(request: web.Request) -> web.Response:
     state: _State = request.app["state"]
     state.fail_status, state.fail_count = None, 0
     state.delay, state.delay_count = 0.0, 0
+    state.fault, state.fault_count = None, 0
     state.requests.clear()
     return web.json_response({"ok": True})
 
@@ -243,6 +272,10 @@ class FakeOpenAI(FakeProcess):
     def delay_next(self, seconds: float, count: int = 1) -> None:
         """Make the next ``count`` chat calls wait ``seconds`` before answering."""
         self._call("POST", "/__control", {"delay": seconds, "count": count})
+
+    def break_next(self, fault: str, count: int = 1, hold: float = 30.0) -> None:
+        """Break the next ``count`` streams after a third: ``mid_stream`` or ``stall``."""
+        self._call("POST", "/__control", {"fault": fault, "count": count, "hold": hold})
 
 
 def start_fake_openai(

@@ -25,6 +25,7 @@ from flask import (
 )
 from marshmallow import ValidationError
 from sqlalchemy import Select, func
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from webapp.app.extensions import db
@@ -99,6 +100,11 @@ def provider_error(exc: ProviderError) -> ApiError:
 def is_openai_path() -> bool:
     """True inside ``/v1``, where OpenAI's clients expect OpenAI's shapes."""
     return has_request_context() and (request.path == "/v1" or request.path.startswith("/v1/"))
+
+
+def database_unavailable() -> ApiError:
+    """The database could not be reached (a dropped connection, a restart): try again."""
+    return ApiError(503, "database_unavailable", "DATABASE_UNAVAILABLE")
 
 
 def language() -> str:
@@ -298,6 +304,12 @@ def register_errorhandlers(app: Flask) -> None:
         if status == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError) -> Response:
+        log.error("database unreachable on %s %s: %s", request.method, request.path, exc.orig)
+        db.session.rollback()
+        return error_response(database_unavailable())
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -17,6 +17,12 @@ from webapp.app.providers.base import (
     SpeechToTextInterface,
     TextToSpeechInterface,
 )
+from webapp.app.providers.fallback import (
+    FallbackSpeechToText,
+    FallbackTextToSpeech,
+    local_engine_for,
+    parse_fallback,
+)
 
 ENGINES: dict[str, dict[str, str]] = {
     "tts": {
@@ -86,6 +92,29 @@ class ProviderRegistry:
 
     def llm(self, name: str | None = None) -> ChatModelInterface:
         return self._configured("llm", name or self.config.get("LLM_ENGINE", "scripted"))
+
+    def stt_with_fallback(self, name: str | None = None) -> SpeechToTextInterface:
+        """The recogniser, wrapped to fail over to ``STT_FALLBACK`` when that is set."""
+        primary = self.stt(name)
+        fallback_name = str(self.config.get("STT_FALLBACK") or "")
+        if not fallback_name or fallback_name == primary.name:
+            return primary
+        return FallbackSpeechToText(primary, self.stt(fallback_name))
+
+    def tts_with_fallback(self, engine: TextToSpeechInterface, setting: str,
+                          language: str | None) -> TextToSpeechInterface:
+        """``engine`` wrapped to fail over to the fallback ``setting`` names (one reply)."""
+        target = parse_fallback(setting, language, self._tts_configured)
+        if target is None or target[0] == engine.name:
+            return engine
+        return FallbackTextToSpeech(engine, self.tts(target[0]), target[1])
+
+    def _tts_configured(self, name: str) -> bool:
+        return self.is_configured("tts", name)
+
+    def local_tts_for(self, language: str | None) -> str:
+        """The local TTS engine that speaks ``language`` best."""
+        return local_engine_for(language, self._tts_configured)
 
     def tts_for_voice(self, voice_type: str) -> tuple[TextToSpeechInterface, str]:
         engine, voice = split_voice_type(voice_type)

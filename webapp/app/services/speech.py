@@ -67,15 +67,18 @@ def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
     voice = _voice(owner_id, request.voice)
     named = sessions.get_owned(request.session_id, owner_id) if request.session_id else None
     started = time.perf_counter()
-    rendered = synthesis.render(voice, request.text, request.format, request.options())
+    rendered = synthesis.render(voice, request.text, request.format, request.options(),
+                                with_fallback=True)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     session = named or sessions.create(owner_id, voice_id=voice.voice_type)
     row = files.save(owner_id, rendered.data, request.format, rendered.duration,
                      kind="generated")
+    spoken = {"engine": rendered.engine, **(
+        {"fallback": rendered.fell_back_from} if rendered.fell_back_from else {})}
     message = sessions.add_message(
         session, role="assistant", type="voice", text=request.text, audio=row,
         voice_id=voice.voice_type,
-        meta={"kind": "synthesized", "engine": voice.engine, "synthesis_ms": elapsed_ms,
+        meta={"kind": "synthesized", **spoken, "synthesis_ms": elapsed_ms,
               "sample_rate": rendered.sample_rate, "speed": request.speed,
               "pitch": request.pitch, "volume": request.volume})
     return _message_out(message, session, row)
@@ -94,11 +97,13 @@ class TtsStream:
 def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> TtsStream:
     """Stream the synthesis; with ``history`` it is also a message with its audio stored.
 
-    The first audio is made before the session and message are: a request that fails is
-    answered with an error status and leaves nothing behind."""
+    The first audio is made before anything is answered or stored: a provider that
+    fails before it (after any fallback) is a plain error that leaves nothing behind,
+    while one that fails later ends the stream early and leaves the message marked
+    interrupted, with the reason."""
     voice = _voice(owner_id, request.voice)
     named = sessions.get_owned(request.session_id, owner_id) if request.session_id else None
-    engine, options = synthesis.engine_for(voice, request.options())
+    engine, options = synthesis.engine_for(voice, request.options(), with_fallback=True)
     started = time.perf_counter()
     stream = synthesis.EncodedStream(engine, request.text, options, request.format,
                                      output_rate=request.output_rate)
@@ -114,23 +119,30 @@ def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> T
     session = named or sessions.create(owner_id, voice_id=voice.voice_type)
     message = sessions.add_message(session, role="assistant", type="voice", text=request.text,
                                    voice_id=voice.voice_type,
-                                   meta={"kind": "synthesized", "engine": voice.engine,
+                                   meta={"kind": "synthesized", **synthesis.spoken_by(engine),
                                          "streamed": True})
     message_id, session_id = message.id, session.id
 
     def generate() -> Iterator[bytes]:
         completed = False
+        error: str | None = None
         try:
             yield first
             yield from pieces
             completed = True
+        except ProviderError as exc:
+            error = str(exc)
+            log.warning("tts stream %s broke off: %s", message_id, exc)
+            raise
         finally:
             first_at = stream.first_audio_at
-            _finish_stream(owner_id, message_id, stream,
-                           {"first_audio_ms": round((first_at - started) * 1000, 1) if first_at
-                            else None,
-                            "total_ms": round((time.perf_counter() - started) * 1000, 1),
-                            "interrupted": not completed})
+            meta: dict[str, Any] = {
+                "first_audio_ms": round((first_at - started) * 1000, 1) if first_at else None,
+                "total_ms": round((time.perf_counter() - started) * 1000, 1),
+                "interrupted": not completed}
+            if error:
+                meta["error"] = error
+            _finish_stream(owner_id, message_id, stream, meta)
 
     return TtsStream(generate(), message_id, session_id, content_type)
 
@@ -156,7 +168,7 @@ def stt_engine(provider: str | None) -> Any:
     name = STT_ENGINES.get((provider or current_app.config["STT_ENGINE"]).lower())
     if name is None:
         raise ApiError(400, "bad_request", "INVALID_PROVIDER", {"detail": f"provider: {provider}"})
-    return current_app.extensions["providers"].stt(name)
+    return current_app.extensions["providers"].stt_with_fallback(name)
 
 
 def recognise(engine: Any, source: bytes | str, language: str | None,
@@ -172,8 +184,12 @@ def recognise(engine: Any, source: bytes | str, language: str | None,
 
 def transcribed_meta(engine: Any, result: Transcription, elapsed_ms: float,
                      **extra: Any) -> dict[str, Any]:
-    """What a transcribed message keeps about its recognition."""
-    return {"kind": "transcribed", "engine": engine.name, "language": result.language,
+    """What a transcribed message keeps about its recognition, and which engine heard it
+    (the fallback's name when the primary failed)."""
+    spoken = {"engine": getattr(engine, "used", engine.name)}
+    if getattr(engine, "fell_back_from", None):
+        spoken["fallback"] = engine.fell_back_from
+    return {"kind": "transcribed", **spoken, "language": result.language,
             "recognition_ms": elapsed_ms, "segments": [s.brief() for s in result.segments],
             **extra}
 
@@ -187,9 +203,11 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
 
     ``response_format`` adds OpenAI's shapes to the message fields: ``verbose_json``
     adds ``words`` (when asked for) and ready-made ``subtitles``; ``text``, ``srt`` and
-    ``vtt`` add the document as ``content``.
+    ``vtt`` add the document as ``content``. A recognition that fails keeps nothing.
     """
     engine = stt_engine(provider)
+    named = sessions.get_owned(session_id, owner_id) if session_id else None
+    made_here = upload is not None
     if upload is not None:
         row = files.store_upload(owner_id, upload[0], upload[1])
     elif file_id:
@@ -198,13 +216,19 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
         row = files.resolve_own_url(audio_url, owner_id)
     else:
         raise ApiError(400, "file_missing", "FILE_MISSING")
-    session = sessions.get_or_create(owner_id, session_id)
     params: dict[str, Any] = {"prompt": prompt} if prompt else {}
     if "word" in timestamp_granularities:
         params["word_timestamps"] = True
     source: bytes | str = (files.download_url(row, seconds=600) if engine.name == "qwen-audio"
                            else files.read(row))
-    result, elapsed_ms = recognise(engine, source, language, params)
+    try:
+        result, elapsed_ms = recognise(engine, source, language, params)
+    except Exception:
+        # The upload was only for this recognition: a failed one keeps nothing.
+        if made_here:
+            files.delete(row)
+        raise
+    session = named or sessions.create(owner_id)
     message = sessions.add_message(session, role="user", type="voice",
                                    transcription=result.text, audio=row,
                                    meta=transcribed_meta(engine, result, elapsed_ms))

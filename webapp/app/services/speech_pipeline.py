@@ -4,6 +4,10 @@ sentence is synthesized while the next is still being generated.
 Generation runs in a background task; synthesis runs in the caller. Audio is handed
 to ``on_audio`` strictly in order. Setting ``cancel`` stops both within one chunk,
 and the result says what was actually delivered.
+
+A provider that fails before anything was streamed raises its ``ProviderError``; one
+that fails after text or audio went out ends the reply as interrupted, with the error
+in ``SpokenReply.error``, so the part the client already has can be stored as such.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from webapp.app.providers.base import (
     AudioChunk,
     ChatModelInterface,
     ChatOptions,
+    ProviderError,
     SynthesisOptions,
     TextToSpeechInterface,
 )
@@ -41,6 +46,7 @@ class SpokenReply:
     pcm: bytes = b""
     sample_rate: int = 0
     interrupted: bool = False
+    error: ProviderError | None = None
     sentences: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -127,12 +133,19 @@ def stream_reply(
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()
+    except ProviderError as exc:
+        cancel.set()
+        if not (text_parts or pcm):
+            raise
+        reply.error = exc
     except BaseException:
         cancel.set()
         raise
-    if failure and not cancel.is_set():
-        raise failure[0]
-    reply.interrupted = cancel.is_set()
+    if failure and reply.error is None and not cancel.is_set():
+        if not (text_parts or pcm) or not isinstance(failure[0], ProviderError):
+            raise failure[0]
+        reply.error = failure[0]
+    reply.interrupted = cancel.is_set() or reply.error is not None
     reply.text = "".join(text_parts)
     reply.spoken_text = "".join(spoken)
     reply.pcm = bytes(pcm)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from flask import current_app
 
@@ -36,13 +37,21 @@ def sample_text(voice: Voice) -> str:
     return SAMPLE_TEXT.get((voice.language or "en").lower().split("-")[0], SAMPLE_TEXT["en"])
 
 
-def engine_for(voice: Voice, base: SynthesisOptions | None = None
-               ) -> tuple[TextToSpeechInterface, SynthesisOptions]:
+def engine_for(voice: Voice, base: SynthesisOptions | None = None, *,
+               with_fallback: bool = False) -> tuple[TextToSpeechInterface, SynthesisOptions]:
     """The engine of a voice and the options that make it sound like itself.
 
     A locally derived voice multiplies the caller's pitch and speed by its factors.
+    ``with_fallback`` wraps the engine so that it fails over to the voice's fallback
+    (``labels.fallback``, else ``TTS_FALLBACK``) before its first audio; previews and
+    seed 002's generate, which promise one provider, go without.
     """
-    engine = current_app.extensions["providers"].tts(voice.engine)
+    registry = current_app.extensions["providers"]
+    engine = registry.tts(voice.engine)
+    if with_fallback:
+        setting = (voice.labels or {}).get("fallback") or current_app.config.get(
+            "TTS_FALLBACK", "")
+        engine = registry.tts_with_fallback(engine, str(setting), voice.language)
     options = replace(base or SynthesisOptions(), voice=voice.provider_voice_id)
     options.language = options.language or voice.language
     metadata = voice.model.model_metadata if voice.model else {}
@@ -107,16 +116,27 @@ class Rendered:
     format: str
     duration: float
     sample_rate: int
+    engine: str = ""
+    fell_back_from: dict[str, str] | None = None
+
+
+def spoken_by(engine: TextToSpeechInterface) -> dict[str, Any]:
+    """Which engine spoke (and which failed before it), for a message's metadata."""
+    out: dict[str, Any] = {"engine": getattr(engine, "spoke", engine.name)}
+    if getattr(engine, "fell_back_from", None):
+        out["fallback"] = engine.fell_back_from
+    return out
 
 
 def render(voice: Voice, text: str, fmt: str = "mp3",
-           options: SynthesisOptions | None = None) -> Rendered:
+           options: SynthesisOptions | None = None, *, with_fallback: bool = False) -> Rendered:
     """Synthesize ``text`` with ``voice`` and encode it as ``fmt``."""
-    engine, opts = engine_for(voice, options)
+    engine, opts = engine_for(voice, options, with_fallback=with_fallback)
     stream = EncodedStream(engine, text, opts, fmt)
     for _ in stream:
         pass
     if stream.samples == 0:
         raise ProviderError(voice.engine, "bad_input", SILENT_TEXT)
     return Rendered(data=stream.whole(), format=fmt, duration=stream.duration,
-                    sample_rate=stream.sample_rate)
+                    sample_rate=stream.sample_rate, engine=getattr(engine, "spoke", engine.name),
+                    fell_back_from=getattr(engine, "fell_back_from", None))

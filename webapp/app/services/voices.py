@@ -220,6 +220,12 @@ def _clone_failed(job: Job, reason: str) -> None:
     if voice is not None and voice.status != "ready":
         voice.status = "failed"
         voice.error = reason
+        if voice.provider == "dashscope" and voice.provider_voice_id:
+            # A job that timed out (its worker gone) may have enrolled a voice already.
+            from webapp.app.services.cloning import delete_enrolled
+
+            if delete_enrolled(voice.provider_voice_id):
+                voice.provider_voice_id = ""
 
 
 def create(owner_id: int, *, name: str, uploads: list[tuple[bytes, str]], file_ids: list[str],

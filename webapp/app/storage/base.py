@@ -10,6 +10,10 @@ class StorageError(Exception):
     """The store failed (disk, network, permissions)."""
 
 
+class StorageUnavailable(StorageError):
+    """The store could not be reached; trying again later may work."""
+
+
 def check_key(key: str) -> str:
     """Keys are made by the service; refuse anything that could escape the store."""
     if not _KEY.match(key) or ".." in key or "//" in key:

@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.app.storage.base import Storage, StorageError, check_key
+from webapp.app.storage.base import Storage, StorageError, StorageUnavailable, check_key
+
+
+def _failure(exc: Exception) -> StorageError:
+    """An unreachable endpoint (refused, timed out, cut off) is told apart from a refusal."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return StorageUnavailable(f"S3 endpoint unreachable: {exc}")
+    return StorageError(str(exc))
 
 
 class S3Storage(Storage):
@@ -10,7 +20,7 @@ class S3Storage(Storage):
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
                  region: str = "us-east-1", access_key: str | None = None,
-                 secret_key: str | None = None) -> None:
+                 secret_key: str | None = None, timeout: float = 10.0) -> None:
         import boto3
         from botocore.config import Config as BotoConfig
 
@@ -19,7 +29,8 @@ class S3Storage(Storage):
         self.client: Any = boto3.client(
             "s3", endpoint_url=endpoint_url, region_name=region,
             aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-            config=BotoConfig(signature_version="s3v4", retries={"max_attempts": 3}),
+            config=BotoConfig(signature_version="s3v4", retries={"max_attempts": 3},
+                              connect_timeout=timeout, read_timeout=timeout),
         )
 
     def _key(self, key: str) -> str:
@@ -32,7 +43,7 @@ class S3Storage(Storage):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
                                    ContentType=content_type)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(str(exc)) from exc
+            raise _failure(exc) from exc
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -40,7 +51,7 @@ class S3Storage(Storage):
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(str(exc)) from exc
+            raise _failure(exc) from exc
 
     def delete(self, key: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -48,7 +59,7 @@ class S3Storage(Storage):
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(str(exc)) from exc
+            raise _failure(exc) from exc
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
