@@ -28,6 +28,7 @@ MIN_SECONDS, MAX_SECONDS = 5.0, 60.0
 MIN_SPEECH_RATIO = 0.3
 READY_WAIT_SECONDS = 300
 MAX_ATTEMPTS = 3
+SAMPLE_IDS = "sample_file_ids"
 
 
 class SampleRejected(Exception):
@@ -99,7 +100,8 @@ def run(job_id: str) -> dict[str, Any] | None:
         voice.preview_file_id = preview.id
         voice.status = "ready"
         voice.error = None
-        model.model_metadata = {**model.model_metadata, "sample_seconds": round(seconds, 2)}
+        kept = {k: v for k, v in model.model_metadata.items() if k != SAMPLE_IDS}
+        model.model_metadata = {**kept, "sample_seconds": round(seconds, 2)}
         db.session.commit()
         delete_raw_uploads(sample_ids)
         result = {"voice_id": voice.id, "voice_type": voice.voice_type,
@@ -140,7 +142,13 @@ def _model(voice: Voice) -> VoiceModel:
 
 def _sample_ids(voice: Voice) -> list[str]:
     metadata = voice.model.model_metadata if voice.model is not None else None
-    return list((metadata or {}).get("sample_file_ids", []))
+    return list((metadata or {}).get(SAMPLE_IDS, []))
+
+
+def _with_samples(model: VoiceModel, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The engine's metadata, still naming the samples: a retry after a later step fails
+    starts again from them (they are dropped once the voice is ready)."""
+    return {**metadata, SAMPLE_IDS: (model.model_metadata or {}).get(SAMPLE_IDS, [])}
 
 
 def _reason(exc: Exception) -> str:
@@ -165,7 +173,7 @@ def _enroll(voice: Voice, training: File, attempt: _Attempt) -> None:
         raise ProviderError("dashscope", "task_failed", f"voice enrollment ended as {status}")
     model = _model(voice)
     model.local_training = False
-    model.model_metadata = {**info.metadata, "approximation": False}
+    model.model_metadata = _with_samples(model, {**info.metadata, "approximation": False})
     db.session.commit()
 
 
@@ -179,7 +187,7 @@ def _derive_locally(voice: Voice, wav: bytes) -> None:
     voice.provider_voice_id = info.voice_id
     model.local_training = True
     model.model_file_path = info.metadata.get("model_file_path")
-    model.model_metadata = {**info.metadata, "engine": engine_name}
+    model.model_metadata = _with_samples(model, {**info.metadata, "engine": engine_name})
     db.session.commit()
 
 
