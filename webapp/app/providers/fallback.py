@@ -8,8 +8,8 @@ it. Speech recognition falls back the same way (the primary's whole answer or no
 A language model has no fallback here on purpose: the scripted responder says it is
 not a language model, so answering with it instead of Qwen would mislead the user.
 
-Settings: ``TTS_FALLBACK`` (``local`` = Piper for English when installed, else eSpeak
-NG for the voice's language; or a voice type such as ``espeak:cmn``; empty = none)
+Settings: ``TTS_FALLBACK`` (``local`` = the local engine for the voice's language, see
+``local_engine_for``; or a voice type such as ``espeak:cmn``; empty = none)
 and ``STT_FALLBACK`` (an STT engine name such as ``whisper``; empty = none). A voice's
 ``labels.fallback`` overrides ``TTS_FALLBACK`` for that voice (``none`` turns it off).
 """
