@@ -199,3 +199,44 @@ def _wait_job(user: User, job_id: str, timeout: float) -> dict[str, Any]:
             return job
         time.sleep(0.25)
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("fault", list(TTS_FAULTS))
+def test_openai_speech_fails_cleanly(stack: FaultStack, fault: str) -> None:
+    """The same faults through ``/v1/audio/speech`` (signed in with a JWT, so with
+    history): before the first audio the client gets OpenAI's error shape and nothing
+    is kept; once audio went out the stream breaks off and the message is stored as
+    interrupted, with the reason."""
+    mode, hold, costs = TTS_FAULTS[fault]
+    user = User(stack.plain)
+    objects = stack.objects("generated/")
+    stack.dashscope.control(mode, kinds=["tts"], hold=hold)
+
+    def speak() -> requests.Response:
+        response = user.http.post(stack.plain + "/v1/audio/speech", json={
+            "model": "tts-1", "input": "今天天气很好。我们去公园散步吧。", "voice": VOICE,
+            "response_format": "wav"}, timeout=60, stream=True)
+        try:
+            response._content = b"".join(response.iter_content(4096))
+        except requests.exceptions.ChunkedEncodingError:
+            response._content = b""
+        return response
+
+    response, seconds = _timed(speak)
+    print(f"\nFAULT openai_speech {fault}: {response.status_code} {seconds:.2f} s")
+    assert costs * 0.9 <= seconds < costs + SLACK
+    stored = user.call("GET", "/api/sessions")["data"]["list"]
+    if response.status_code != 200:
+        body = response.json()
+        assert response.status_code in (502, 503), body
+        assert set(body) == {"error"} and body["error"]["message"] and body["error"]["type"]
+        assert all(user.call("GET", f"/api/sessions/{s['session_id']}/messages")["data"][
+            "total"] == 0 for s in stored)
+        assert stack.objects("generated/") == objects
+        return
+    assert fault in ("task_failed_mid_stream", "stalls_mid_stream"), "only after audio started"
+    messages = [m for s in stored for m in user.call(
+        "GET", f"/api/sessions/{s['session_id']}/messages")["data"]["list"]]
+    assert len(messages) == 1 and messages[0]["metadata"]["interrupted"] is True, messages
+    assert messages[0]["metadata"]["error"]
