@@ -26,6 +26,7 @@ ENGINES: dict[str, dict[str, str]] = {
     },
     "stt": {
         "whisper": "webapp.app.providers.stt.whisper:WhisperSpeechToText",
+        "moonshine": "webapp.app.providers.stt.moonshine:MoonshineSpeechToText",
         "paraformer": "webapp.app.providers.stt.dashscope:ParaformerSpeechToText",
         "qwen-audio": "webapp.app.providers.stt.dashscope:QwenAudioSpeechToText",
     },
@@ -36,7 +37,7 @@ ENGINES: dict[str, dict[str, str]] = {
     },
 }
 
-LOCAL_ENGINES = frozenset({"piper", "espeak", "whisper", "scripted"})
+LOCAL_ENGINES = frozenset({"piper", "espeak", "whisper", "moonshine", "scripted"})
 
 
 def _load(path: str) -> type:
