@@ -96,7 +96,6 @@ class Config:
         self.CALL_MAX_FRAME_MS = _int("CALL_MAX_FRAME_MS", 200)
         self.CALL_MAX_SECONDS = _float("CALL_MAX_SECONDS", 1800)
         self.CALL_IDLE_SECONDS = _float("CALL_IDLE_SECONDS", 60)
-        self.MOONSHINE_INSTANCES = _int("MOONSHINE_INSTANCES", 2)
 
         self.REDIS_URL = _env("REDIS_URL")
         self.SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE", self.REDIS_URL) or None

@@ -39,9 +39,9 @@ ENGLISH = "Could you tell me a little about the history of this old city?"
 MANDARIN = "你好，请给我讲讲这座老城的历史吧。"
 CUT_IN = "Sorry to interrupt, but could we talk about the weather instead?"
 PIPER_VOICE, MANDARIN_VOICE = "piper:en_US-joe-medium", "espeak:cmn"
-TURNS = int(os.environ.get("BENCH_CALL_TURNS", "12"))
-WARM_UP = 2
-RAMP = (1, 2, 3, 4, 6, 8)
+TURNS = int(os.environ.get("BENCH_CALL_TURNS", "10"))
+WARM_UP = 1
+RAMP = (1, 2, 4, 6)
 RAMP_STOP_MS = 4000.0
 TARGETS = {"english_ms": 600.0, "mandarin_ms": 1000.0, "barge_in_ms": 400.0,
            "concurrent_p95_ms": 1200.0}

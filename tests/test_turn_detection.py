@@ -73,9 +73,30 @@ def test_backchannels() -> None:
 def test_moonshine_reads_only_the_audio_it_is_given(sentence: bytes) -> None:
     from webapp.app.providers.stt.moonshine import MoonshineSpeechToText
 
-    engine = MoonshineSpeechToText({"MOONSHINE_INSTANCES": 1})
+    engine = MoonshineSpeechToText({})
     long_text = engine.transcribe_pcm(sentence + silence(0.3) + sentence)
     assert "history" in long_text.lower()
     short = engine.transcribe_pcm(speech("Okay."))
     assert "history" not in short.lower() and "city" not in short.lower()
     assert engine.transcribe_pcm(b"") == ""
+
+
+def test_moonshine_reads_from_several_threads_at_once(sentence: bytes) -> None:
+    # Moonshine's native library crashes the process when two reads overlap; the engine
+    # queues them, so calls recognising at the same moment are safe.
+    import threading
+
+    from webapp.app.providers.stt.moonshine import MoonshineSpeechToText
+
+    engine, texts = MoonshineSpeechToText({}), []
+
+    def read() -> None:
+        for _ in range(4):
+            texts.append(engine.transcribe_pcm(sentence))
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(texts) == 12 and all("history" in text.lower() for text in texts)

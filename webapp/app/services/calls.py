@@ -228,6 +228,7 @@ class Call:
         self.arrivals: deque[tuple[int, float]] = deque(maxlen=400)
         self.reply: _Reply | None = None
         self.turn_no = 0
+        self.closed_turn = 0
         self.pending: _Pending | None = None
         self.partial_busy = False
         self.partial_at_ms = 0
@@ -366,14 +367,14 @@ class Call:
                 self.barge_in = True
                 self.reply.output.paused = True
         elif event.kind == "pause":
-            self.pending = self._recognise_later(event.audio)
+            self.pending = self._recognise_later(event.audio, speculative=True)
         elif event.kind == "resume":
             self.pending = None
         elif event.kind == "speech_end":
             self.emit("vad", {"state": "speech_end", "session_id": self.session_id})
             # Finished beside the listening loop, which must not fall behind the caller;
             # one at a time, so turns are answered in the order they were spoken.
-            spawn(self._finish_turn, event, self._speech_end_time(), self.pending)
+            spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no)
             self.pending = None
 
     def _while_speaking(self) -> None:
@@ -397,8 +398,9 @@ class Call:
                     text = self.recognizer.partial(pcm) if self.recognizer else ""
                 finally:
                     self.asr_lock.release()
+                # A partial may still land after the speech ended, never after the final.
                 if text and text != self.last_partial and turn_no == self.turn_no \
-                        and self.detector.speaking:
+                        and turn_no > self.closed_turn:
                     self.last_partial = text
                     self.emit("asr_partial", {"text": text, "session_id": self.session_id})
         except Exception:  # a failed partial only loses a preview
@@ -406,17 +408,28 @@ class Call:
         finally:
             self.partial_busy = False
 
-    def _recognise_later(self, pcm: bytes) -> _Pending:
+    def _recognise_later(self, pcm: bytes, speculative: bool = False) -> _Pending | None:
+        """Read the turn in the background. One read per call at a time: a read started
+        on a pause (speculative) is skipped while another is running, so a slow engine
+        never gathers a queue of reads that are out of date before they start."""
+        # Moonshine reads side by side (a pool of models); Whisper is one model in turn.
+        exclusive = not getattr(self.recognizer, "parallel", False)
+        if exclusive and speculative and not self.asr_lock.acquire(blocking=False):
+            return None
         pending = _Pending(len(pcm))
 
         def work() -> None:
             try:
+                if exclusive and not speculative:
+                    self.asr_lock.acquire()
                 with self.app.app_context():
                     assert self.recognizer is not None
                     pending.result = self.recognizer.final(pcm)
             except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
                 pending.error = exc
             finally:
+                if exclusive:
+                    self.asr_lock.release()
                 pending.finished_at = time.perf_counter()
                 pending.ready.set()
 
@@ -440,10 +453,11 @@ class Call:
         return self._arrival(self.detector.elapsed_ms - self.settings.end_silence_ms)
 
     def _finish_turn(self, event: TurnEvent, speech_end: float,
-                     pending: _Pending | None) -> None:
+                     pending: _Pending | None, turn_no: int) -> None:
         with self.app.app_context(), self.turn_lock:
             try:
                 self._turn_ended(event, speech_end, pending)
+                self.closed_turn = max(self.closed_turn, turn_no)
             except Exception as exc:  # a failed turn is told; the call goes on
                 log.exception("call turn in session %s failed", self.session_id)
                 self._error(exc)
@@ -457,6 +471,7 @@ class Call:
             return
         if pending is None or pending.size != len(event.audio):
             pending = self._recognise_later(event.audio)
+            assert pending is not None
         pending.ready.wait()
         if pending.error is not None:
             self._resume()

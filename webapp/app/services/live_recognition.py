@@ -33,6 +33,7 @@ _STABLE_SECONDS = 1.0
 class LiveRecognizer(Protocol):
     name: str
     language: str | None
+    parallel: bool  # may read a turn while another read of the same call runs
 
     def partial(self, pcm: bytes) -> str: ...
 
@@ -43,6 +44,7 @@ class MoonshineLive:
     """English: every pass reads the whole turn, which Moonshine does in proportion to it."""
 
     name = "moonshine"
+    parallel = True  # the engine queues reads itself, and each is short
 
     def __init__(self) -> None:
         self.engine = current_app.extensions["providers"].stt("moonshine")
@@ -61,6 +63,7 @@ class WhisperLive:
     the tail. Greedy decoding (beam 1) keeps each pass short."""
 
     name = "whisper"
+    parallel = False
 
     def __init__(self, language: str | None) -> None:
         self.engine = current_app.extensions["providers"].stt("whisper")

@@ -7,8 +7,9 @@ re-read the growing turn for partial transcripts. ``moonshine-voice`` 0.0.4 ship
 model in its wheel (later releases download it, which an offline server cannot).
 
 It invents words on silence like Whisper does, so only audio that voice activity
-detection passed should reach it. A loaded model serves one caller at a time; a small
-pool (``MOONSHINE_INSTANCES``, default 2) lets calls recognise side by side.
+detection passed should reach it. Its native library crashes the process (SIGSEGV) when
+two models, even separate ones, transcribe at the same moment on different threads, so
+one model serves the process and every read takes its turn behind a real lock.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp, encode, pcm_to_float
-from webapp.app.concurrency import real_lock, real_queue
+from webapp.app.concurrency import real_lock
 from webapp.app.providers.base import (
     Capabilities,
     LocalModelSpeechToText,
@@ -48,9 +49,9 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
-        self.instances = int(config.get("MOONSHINE_INSTANCES") or 2)
-        self._pool: Any = None
+        self._model: Any = None
         self._load_lock = real_lock()
+        self._lock = real_lock()
 
     def is_configured(self) -> bool:
         try:
@@ -58,43 +59,37 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
         except ProviderError:
             return False
 
-    def _models(self) -> Any:
-        """A queue of loaded models (≈0.5 s each, once); OS-level, shared by real threads."""
-        if self._pool is not None:
-            return self._pool
+    def _loaded(self) -> Any:
+        """The model, loaded on first use (≈0.5 s), then shared."""
+        if self._model is not None:
+            return self._model
         with self._load_lock:
-            if self._pool is None:
+            if self._model is None:
                 try:
                     from moonshine_voice import ModelArch, Transcriber
 
-                    pool = real_queue()
-                    for _ in range(self.instances):
-                        pool.put(Transcriber(model_path=str(_model_dir()),
-                                             model_arch=ModelArch.TINY))
-                except ProviderError:
-                    raise
+                    self._model = Transcriber(model_path=str(_model_dir()),
+                                              model_arch=ModelArch.TINY)
                 except Exception as exc:
                     raise ProviderError(self.name, "unavailable",
                                         f"cannot load Moonshine: {exc}") from exc
-                self._pool = pool
-            return self._pool
+            return self._model
 
     def warm_up(self) -> None:
-        self._models()
+        self._loaded()
 
     def transcribe_pcm(self, pcm: bytes) -> str:
         """Text of 16 kHz mono PCM. CPU-bound: run it off the event loop."""
         if not pcm:
             return ""
-        pool = self._models()
-        model = pool.get()
-        try:
-            transcript = model.transcribe_without_streaming(pcm_to_float(pcm).tolist(),
-                                                            SAMPLE_RATE)
-        except Exception as exc:
-            raise ProviderError(self.name, "task_failed", f"recognition failed: {exc}") from exc
-        finally:
-            pool.put(model)
+        model = self._loaded()
+        samples = pcm_to_float(pcm).tolist()
+        with self._lock:
+            try:
+                transcript = model.transcribe_without_streaming(samples, SAMPLE_RATE)
+            except Exception as exc:
+                raise ProviderError(self.name, "task_failed",
+                                    f"recognition failed: {exc}") from exc
         # A model keeps the lines of its previous transcription and returns them again
         # (marked not updated, and starting past the end of shorter audio): only this
         # audio's own lines count.
