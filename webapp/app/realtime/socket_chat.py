@@ -17,7 +17,7 @@ from webapp.app.extensions import db, socketio
 from webapp.app.i18n import translate
 from webapp.app.realtime.auth import language, token_from, user_from_token
 from webapp.app.realtime.errors import as_error
-from webapp.app.services import chat
+from webapp.app.services import calls, chat
 from webapp.app.services.audio_player import WebSocketAudioPlayer
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Client:
     audio_format: str = "mp3"
     cancel: threading.Event | None = None
     busy: bool = False
+    call: calls.Call | None = None
     last_seen: float = field(default_factory=time.monotonic)
 
 
@@ -108,6 +109,8 @@ class ChatNamespace(Namespace):
         client = self.clients.pop(request.sid, None)
         if client is not None and client.cancel is not None:
             client.cancel.set()
+        if client is not None and client.call is not None:
+            client.call.end("disconnected")
 
     def _client(self) -> Client:
         client = self.clients[request.sid]
@@ -192,6 +195,47 @@ class ChatNamespace(Namespace):
         if client.cancel is not None:
             client.cancel.set()
 
+    def on_call_start(self, data: Any = None) -> None:
+        """``{role_id, session_id?, sample_rate?, language?}`` → ``call_started``."""
+        client = self._client()
+        if client.call is not None and not client.call.ended.is_set():
+            self._error(client, ApiError(409, "call_busy", "CALL_IN_PROGRESS"))
+            return
+        sid = request.sid
+        room: list[str] = []
+
+        def emit(event: str, payload: dict[str, Any]) -> None:
+            socketio.emit(event, payload, to=room[0] if room else sid, namespace=NAMESPACE)
+
+        try:
+            options = calls.parse_start(data, client.audio_format)
+            call = calls.start_call(client.user_id, client.lang, options, emit)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+            db.session.rollback()
+            self._error(client, exc)
+            return
+        join_room(call.session_id)
+        room.append(call.session_id)
+        client.call, client.session_id, client.role_id = call, call.session_id, options.role_id
+        self.emit("call_started", {"session_id": call.session_id,
+                                   "sample_rate": options.sample_rate}, room=sid)
+
+    def on_call_audio(self, data: Any = None) -> None:
+        """Raw 16-bit mono little-endian PCM, 20–200 ms a piece."""
+        client = self._client()
+        try:
+            if client.call is None or client.call.ended.is_set():
+                raise ApiError(400, "call_not_started", "CALL_NOT_STARTED")
+            client.call.feed(data)
+        except ApiError as exc:
+            self._error(client, exc)
+
+    def on_call_end(self, data: Any = None) -> None:
+        client = self._client()
+        if client.call is not None:
+            client.call.end("hung_up")
+            client.call = None
+
     def _start(self, client: Client, turn: chat.TurnRequest) -> None:
         """Run the turn in the background so ``interrupt`` can arrive while it speaks."""
         if client.cancel is not None:
@@ -238,7 +282,8 @@ class ChatNamespace(Namespace):
                 socketio.sleep(min(30.0, idle / 4))
                 now = time.monotonic()
                 for sid, client in list(self.clients.items()):
-                    if not client.busy and now - client.last_seen > idle:
+                    in_call = client.call is not None and not client.call.ended.is_set()
+                    if not client.busy and not in_call and now - client.last_seen > idle:
                         log.info("closing idle socket %s", sid)
                         socketio.emit("error", {"error": translate("idle_closed", client.lang),
                                                 "code": 408}, to=sid, namespace=NAMESPACE)

@@ -187,5 +187,7 @@ def ws_voice_chat(ws: Server) -> None:
 
 
 def register_websockets(app: Flask) -> None:
+    from webapp.app.realtime import websocket_call  # noqa: F401 - adds /api/ws/call to bp
+
     app.register_blueprint(bp)
     sock.init_app(app)

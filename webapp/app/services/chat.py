@@ -27,7 +27,7 @@ from webapp.app.concurrency import run_blocking
 from webapp.app.extensions import db
 from webapp.app.models import File, Message, Role, Session, Voice, VoiceProfile
 from webapp.app.models.common import new_uuid
-from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions
+from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions, Transcription
 from webapp.app.schemas import find_lone_surrogate
 from webapp.app.services import files, jobs, memory, roles, sessions, synthesis, voices
 from webapp.app.services.speech_pipeline import stream_reply
@@ -67,6 +67,14 @@ class TurnRequest:
     voice_url: str | None = None
     response_type: int = RESPONSE_VOICE
     audio_format: str = "mp3"
+    # A live call has recognised the speech while it was spoken: the turn stores ``audio``
+    # with this text instead of recognising it again, and counts its timings from
+    # ``started`` (the end of speech), carrying over the call's own ``timings``.
+    recognised: Transcription | None = None
+    started: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    # An interrupted reply is stored as what the listener heard, not what was written.
+    store_delivered: bool = False
 
 
 @dataclass
@@ -125,7 +133,9 @@ def prepare(request: TurnRequest) -> Turn:
     if find_lone_surrogate([request.text, request.voice_url, request.session_id]) is not None:
         raise _bad("the message contains a lone UTF-16 surrogate, which is not a character")
     role, session = open_session(request.user_id, request.role_id, request.session_id)
-    turn = Turn(request=request, role=role, session=session)
+    turn = Turn(request=request, role=role, session=session, timings=dict(request.timings))
+    if request.started is not None:
+        turn.started = request.started
     limit = current_app.config["MAX_CHAT_AUDIO_SECONDS"]
     if request.voice_url:
         row = files.resolve_own_url(request.voice_url, request.user_id)
@@ -146,6 +156,14 @@ def _recognise(turn: Turn, sink: TurnSink) -> str:
         turn.input_file = files.save(turn.request.user_id, turn.input_bytes, info.format,
                                      info.duration, kind="upload")
     assert turn.input_file is not None
+    if turn.request.recognised is not None:
+        turn.language = turn.request.recognised.language
+        turn.timings.setdefault("asr_ms", 0.0)
+        text = turn.request.recognised.text.strip()
+        sink.asr_result(text)
+        if not text:
+            raise ApiError(400, "no_speech", "NO_SPEECH")
+        return text
     engine = current_app.extensions["providers"].stt_with_fallback()
     source = files.read(turn.input_file)
     language = conversation_language(turn.session.id)
@@ -215,13 +233,24 @@ class _AudioOut:
         self.sample_rate = 0
 
     def __call__(self, chunk: AudioChunk) -> None:
+        # A sink with ``pace`` (a live call) is handed audio no faster than it is heard,
+        # in short slices, so a listener who cuts in stops it mid-sentence; ``pace``
+        # answers False once the reply is cut, and what was never sent is never stored.
+        pace = getattr(self.sink, "pace", None)
+        step = len(chunk.pcm) if pace is None else max(2, chunk.sample_rate // 5 * 2)
+        for start in range(0, len(chunk.pcm), step):
+            piece = chunk.pcm[start:start + step]
+            if pace is not None and not pace(len(piece) / 2 / chunk.sample_rate):
+                return
+            self._send(piece, chunk.sample_rate)
+
+    def _send(self, pcm: bytes, sample_rate: int) -> None:
         if self.encoder is None:
-            self.sample_rate = chunk.sample_rate
-            self.encoder = audio.StreamEncoder(self.format, chunk.sample_rate)
-            self.sink.audio_start(self.format, chunk.sample_rate, self.message_id)
-        self.pcm += chunk.pcm
-        data = (chunk.pcm if self.format == "pcm"
-                else run_blocking(self.encoder.write, chunk.pcm))
+            self.sample_rate = sample_rate
+            self.encoder = audio.StreamEncoder(self.format, sample_rate)
+            self.sink.audio_start(self.format, sample_rate, self.message_id)
+        self.pcm += pcm
+        data = pcm if self.format == "pcm" else run_blocking(self.encoder.write, pcm)
         if data:
             self.sink.audio_chunk(data)
 
@@ -275,7 +304,7 @@ def run_turn(request: TurnRequest, sink: TurnSink,
         audio_row = files.save(request.user_id, data, "mp3",
                                audio.pcm_duration(bytes(out.pcm), out.sample_rate),
                                kind="generated")
-    text = reply.text
+    text = reply.spoken_text if request.store_delivered and reply.interrupted else reply.text
     meta = {"kind": "reply", "timings": timings, "interrupted": reply.interrupted,
             "response_type": mode, "llm": llm.name, "tts": getattr(engine, "spoke", engine.name),
             "spoken_text": reply.spoken_text}

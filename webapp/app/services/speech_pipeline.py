@@ -127,6 +127,8 @@ def stream_reply(
                     pcm += chunk.pcm
                     if on_audio:
                         on_audio(chunk)
+                    if cancel.is_set():
+                        break  # cut while being delivered: this sentence was not all heard
                 else:
                     spoken.append(sentence)
             finally:

@@ -1,12 +1,15 @@
 // Talk: real-time conversation with a role over Socket.IO. The reply's text appears as it
 // streams (ai_text_chunk) and its audio plays as the chunks arrive (tts_audio_chunk, 16-bit
 // PCM scheduled gaplessly in Web Audio). Hold-to-talk records the microphone and sends it
-// as a voice message; Stop sends `interrupt`. History comes from the REST API.
+// as a voice message; Stop sends `interrupt`. Call starts a hands-free call: the
+// microphone streams (call.js), the server finds the turns and shows partial transcripts,
+// and speaking over the reply interrupts it. History comes from the REST API.
 
 import { api, listAll, upload } from "./api.js";
 import {
   PcmStreamPlayer, Recorder, base64ToBytes, blobToBase64, formatOf,
 } from "./audio.js";
+import { CallMicrophone } from "./call.js";
 import { ChatConnection } from "./chat.js";
 import { getLang, onLangChange, t } from "./i18n.js";
 import * as store from "./store.js";
@@ -46,6 +49,8 @@ export const stats = {
   asr: [],
   errors: [],
   interrupts: 0,
+  call: { state: "off", started: 0, ended: 0, piecesSent: 0, vad: [], partials: [], results: [],
+    interrupted: 0 },
   audio: player.stats,
   get chunksReceived() { return player.stats.chunksReceived; },
   get chunksScheduled() { return player.stats.chunksScheduled; },
@@ -57,6 +62,7 @@ const state = {
   reply: null,
   awaitingAsr: null,
   joinWaiters: [],
+  call: null,
 };
 
 let connection = null;
@@ -90,7 +96,8 @@ function updateControls() {
   const ready = Boolean(connection && state.roleId);
   const inFlight = Boolean(state.reply);
   $("#talk-send").disabled = !ready || inFlight;
-  $("#talk-hold").disabled = !ready || !Recorder.supported();
+  $("#talk-hold").disabled = !ready || !Recorder.supported() || Boolean(state.call);
+  $("#talk-call").disabled = !ready || !CallMicrophone.supported();
   $("#talk-attach").disabled = !ready || inFlight;
   $("#talk-stop").hidden = !inFlight && !player.playing;
   $("#talk-clear").disabled = !state.sessionId;
@@ -516,6 +523,12 @@ function onAudioChunk(data) {
 
 function onAudioEnd(data) {
   if (!sameSession(data)) return;
+  if (state.call && data.reason === "interrupted") {
+    // Cut by the caller's voice: drop what is still queued, at once.
+    stats.call.interrupted += 1;
+    if (state.reply) state.reply.interrupted = true;
+    player.stop();
+  }
   stats.chunkEnds += 1;
   stats.lastChunkEnd = data;
   const reply = state.reply;
@@ -559,6 +572,7 @@ function onChatResponse(data) {
 
 function onComplete(data) {
   if (!sameSession(data)) return;
+  if (state.call) setCallState("listening");
   stats.replies += 1;
   stats.lastComplete = data;
   finishReply({ interrupted: Boolean(data.interrupted), timings: data.timings });
@@ -751,6 +765,122 @@ async function holdEnd() {
   await sendVoice(result);
 }
 
+// ---- hands-free call ---------------------------------------------------------------------
+
+function setCallState(callState) {
+  stats.call.state = callState;
+  const line = $("#talk-call-state");
+  line.dataset.state = callState;
+  line.hidden = callState === "off";
+  const keys = {
+    connecting: "talk.callConnecting", listening: "talk.callListening",
+    speaking: "talk.callSpeaking", replying: "talk.callReplying", ended: "talk.callEnded",
+  };
+  line.textContent = keys[callState] ? t(keys[callState]) : "";
+  const button = $("#talk-call");
+  button.classList.toggle("on", Boolean(state.call));
+  $(".call-label", button).textContent = state.call ? t("talk.hangUp") : t("talk.call");
+  updateControls();
+}
+
+async function startCall() {
+  if (state.call) return;
+  const call = { ready: false, mic: null };
+  state.call = call;
+  setCallState("connecting");
+  try {
+    await ensureSession();
+    if (state.reply || player.playing) interrupt();
+    call.mic = new CallMicrophone({
+      onPiece: (piece) => {
+        if (!call.ready || !connection || !connection.connected) return;
+        connection.emit("call_audio", piece);
+        stats.call.piecesSent += 1;
+      },
+      onLevel: (level) => {
+        $("#talk-call .hold-meter span").style.width = `${Math.round(level * 100)}%`;
+      },
+    });
+    await call.mic.start();
+    if (state.call !== call) {
+      call.mic.stop();
+      return;
+    }
+    connection.emit("call_start", {
+      role_id: state.roleId, session_id: state.sessionId, sample_rate: call.mic.sampleRate,
+      audio_format: "pcm",
+    });
+  } catch (err) {
+    endCall({ notify: false });
+    showError(new Error(t("rec.denied", { reason: err.message })), $("#talk-status"));
+  }
+}
+
+function endCall({ notify = true } = {}) {
+  const call = state.call;
+  if (!call) return;
+  state.call = null;
+  if (call.mic) call.mic.stop();
+  $("#talk-call .hold-meter span").style.width = "0";
+  if (notify && connection && connection.connected) connection.emit("call_end", {});
+  setCallState(notify ? "ended" : "off");
+}
+
+function onCallStarted(data) {
+  if (!state.call) return;
+  stats.call.started += 1;
+  state.call.ready = true;
+  if (data.session_id) setSession(data.session_id);
+  setCallState("listening");
+}
+
+function onCallEnded(data) {
+  stats.call.ended += 1;
+  if (state.call) endCall({ notify: false });
+  setCallState("ended");
+  if (data.session_id === state.sessionId) syncHistory();
+}
+
+function onVad(data) {
+  if (!state.call || !sameSession(data)) return;
+  stats.call.vad.push(data.state);
+  if (data.state === "speech_start") {
+    // A turn that came to nothing (a cough, an "uh-huh") leaves no bubble behind.
+    if (state.awaitingAsr && state.awaitingAsr.message.pending) state.awaitingAsr.remove();
+    state.awaitingAsr = null;
+    setCallState("speaking");
+  } else {
+    setCallState(state.reply ? "replying" : "listening");
+  }
+}
+
+function callBubble() {
+  if (!state.awaitingAsr) {
+    state.awaitingAsr = addBubble({
+      role: "user", type: "voice", text: "", pending: true, timestamp: new Date().toISOString(),
+    });
+  }
+  return state.awaitingAsr;
+}
+
+function onPartial(data) {
+  if (!state.call || !sameSession(data)) return;
+  stats.call.partials.push(data.text || "");
+  update(callBubble(), { text: data.text || "", pending: true });
+}
+
+function onCallAsr(data) {
+  if (state.call && sameSession(data)) {
+    stats.call.results.push(data.text || "");
+    callBubble();
+    onAsr(data);
+    if (!state.reply) startReply();
+    setCallState("replying");
+    return;
+  }
+  onAsr(data);
+}
+
 // ---- role choice -------------------------------------------------------------------------
 
 async function fillRoles(selectRoleId = null) {
@@ -775,6 +905,7 @@ async function fillRoles(selectRoleId = null) {
 }
 
 function chooseRole(roleId) {
+  endCall();
   abandonReply();
   state.roleId = roleId ? Number(roleId) : null;
   stats.roleId = state.roleId;
@@ -807,9 +938,15 @@ function ensureConnection() {
         } else if (connState !== "on" && state.reply) {
           finishReply({ error: t("talk.connectionLost") });
         }
+        // The server hangs up a call whose connection dropped.
+        if (connState !== "on" && state.call) endCall({ notify: false });
       },
       joined: onJoined,
-      asr_result: onAsr,
+      asr_result: onCallAsr,
+      call_started: onCallStarted,
+      call_ended: onCallEnded,
+      vad: onVad,
+      asr_partial: onPartial,
       ai_text_chunk: onTextChunk,
       tts_audio_chunk_start: onAudioStart,
       tts_audio_chunk: onAudioChunk,
@@ -842,6 +979,7 @@ export function init() {
     $("#talk-input").focus();
   });
   $("#talk-stop").addEventListener("click", interrupt);
+  $("#talk-call").addEventListener("click", () => (state.call ? endCall() : startCall()));
   $("#talk-clear").addEventListener("click", clearMessages);
   $("#talk-delete").addEventListener("click", (event) => {
     if (state.sessionId) deleteSession(state.sessionId, event.currentTarget);
@@ -910,11 +1048,13 @@ export async function show(params = {}) {
 }
 
 export function hide() {
+  endCall();
   stopClip();
 }
 
 /** Signed out: drop the connection and everything about the last conversation. */
 export function reset() {
+  endCall({ notify: false });
   if (state.reply) {
     clearTimeout(state.reply.timer);
     state.reply = null;

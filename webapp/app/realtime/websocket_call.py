@@ -1,0 +1,92 @@
+"""``/api/ws/call``: the plain-WebSocket twin of the Socket.IO call events.
+
+Binary frames are microphone audio (16-bit mono little-endian PCM); text frames are
+JSON events ``{"type": "<event>", ...fields}`` both ways — ``call_start`` and
+``call_end`` in; ``call_started``, ``vad``, ``asr_partial``, ``asr_result``, the reply's
+events and ``error`` out. Authentication is the blueprint's (header or ``?token=``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from flask import current_app, g
+from simple_websocket import ConnectionClosed, Server
+
+from webapp.app.api import ApiError
+from webapp.app.extensions import db
+from webapp.app.realtime.errors import as_error
+from webapp.app.realtime.websocket_chat import bp, sock
+from webapp.app.services import calls
+
+log = logging.getLogger(__name__)
+
+
+class _Frames:
+    """Sends JSON events on one socket; several green threads share it, one at a time."""
+
+    def __init__(self, ws: Server, lang: str) -> None:
+        self.ws, self.lang = ws, lang
+        self.lock = threading.Lock()
+
+    def send(self, event: str, payload: dict[str, Any]) -> None:
+        try:
+            with self.lock:
+                self.ws.send(json.dumps({"type": event, **payload}, ensure_ascii=False))
+        except ConnectionClosed:
+            return
+
+    def error(self, exc: Exception) -> None:
+        self.send("error", as_error(exc, self.lang))
+
+
+def _event(raw: str) -> dict[str, Any]:
+    try:
+        message = json.loads(raw)
+    except (ValueError, TypeError):
+        message = None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                       {"detail": 'a text frame is a JSON object {"type": ...}'})
+    return message
+
+
+@sock.route("/api/ws/call", bp=bp)
+def ws_call(ws: Server) -> None:
+    frames = _Frames(ws, g.ws_lang)
+    call: calls.Call | None = None
+    idle = current_app.config["CHAT_IDLE_SECONDS"]
+    try:
+        while (raw := ws.receive(timeout=idle)) is not None:
+            try:
+                if isinstance(raw, bytes):
+                    if call is None or call.ended.is_set():
+                        raise ApiError(400, "call_not_started", "CALL_NOT_STARTED")
+                    call.feed(raw)
+                    continue
+                message = _event(raw)
+                if message["type"] == "call_start":
+                    if call is not None and not call.ended.is_set():
+                        raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
+                    options = calls.parse_start(message)
+                    call = calls.start_call(g.ws_user_id, g.ws_lang, options, frames.send)
+                    frames.send("call_started", {"session_id": call.session_id,
+                                                 "sample_rate": options.sample_rate})
+                elif message["type"] == "call_end":
+                    if call is not None:
+                        call.end("hung_up")
+                else:
+                    raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                                   {"detail": "type must be call_start or call_end"})
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
+                db.session.rollback()
+                frames.error(exc)
+        ws.close(reason=1000, message="idle")
+    except ConnectionClosed:
+        pass
+    finally:
+        if call is not None:
+            call.end("disconnected")

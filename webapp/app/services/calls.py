@@ -1,0 +1,533 @@
+"""Hands-free voice calls: a live microphone stream in, turns found by the server, each
+turn answered through the chat service, and the caller able to cut in by speaking.
+
+One ``Call`` per call. The transport hands it raw PCM (``feed``) and a function that
+sends an event to the caller (``emit``); the call does the rest on green threads:
+
+- every piece of audio is scored by Silero VAD in the thread pool, and the turn
+  detector decides where turns start and end (``vad`` events);
+- while the caller speaks, the growing turn is re-read for ``asr_partial`` events; as
+  soon as the speech pauses the turn is read once more, so when the pause turns out to be
+  the end of the turn the transcript is already there (or nearly);
+- the turn goes to ``chat.run_turn`` like any other voice turn (stored as audio plus
+  transcription; the reply streamed), its timings counted from the end of speech;
+- barge-in, in the manner of LiveKit's agents: speech during a reply first *pauses* the
+  reply's audio (it stops being sent at once). Speech that goes on for
+  ``CALL_INTERRUPT_MS``, or a short utterance with real words in it, interrupts: the
+  reply is cancelled, what was heard is stored, and the speech becomes the next turn.
+  A cough, a breath, or a backchannel ("uh-huh", "嗯", "对", "okay") lets the reply
+  resume where it paused.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+from webapp.app import audio
+from webapp.app.api import ApiError
+from webapp.app.audio.vad import SpeechScorer
+from webapp.app.concurrency import run_blocking, sleep, spawn
+from webapp.app.extensions import db
+from webapp.app.providers.base import Transcription
+from webapp.app.services import chat, live_recognition
+from webapp.app.services.audio_player import WebSocketAudioPlayer
+from webapp.app.services.turn_detection import TurnDetector, TurnEvent, TurnSettings
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
+Emit = Callable[[str, dict[str, Any]], None]
+
+BACKCHANNELS = frozenset({
+    "uh-huh", "uh huh", "uhhuh", "mm-hmm", "mm hmm", "mhm", "hmm", "mm", "okay", "ok",
+    "yeah", "yep", "yes", "right", "sure", "i see", "got it", "oh", "ah", "uh", "um",
+    "嗯", "嗯嗯", "对", "对对", "对对对", "是", "是的", "好", "好的", "哦", "噢", "啊", "行",
+    "嗯嗯嗯", "对的",
+})
+_PUNCTUATION = re.compile(r"[\s\.,!?;:，。！？；：、…\"'“”‘’()（）-]+")
+
+_active: dict[str, Call] = {}
+_active_lock = threading.Lock()
+
+
+def is_backchannel(text: str) -> bool:
+    """True for nothing at all or a short acknowledgement that should not take the turn."""
+    words = [w for w in _PUNCTUATION.split(text.lower()) if w]
+    if not words:
+        return True
+    joined = " ".join(words)
+    return joined in BACKCHANNELS or all(w in BACKCHANNELS for w in words) and len(words) <= 3
+
+
+def _bad_audio(detail: str) -> ApiError:
+    return ApiError(400, "call_bad_audio", "BAD_AUDIO", {"detail": detail})
+
+
+@dataclass
+class CallOptions:
+    role_id: int
+    session_id: str | None = None
+    sample_rate: int = SAMPLE_RATE
+    language: str | None = None
+    audio_format: str = "mp3"
+
+
+def parse_start(data: Any, audio_format: str = "mp3") -> CallOptions:
+    """``call_start``'s payload, checked."""
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                       {"detail": "call_start needs {role_id, session_id?, sample_rate?}"})
+    role_id, rate = data.get("role_id"), data.get("sample_rate", SAMPLE_RATE)
+    if isinstance(role_id, bool) or not isinstance(role_id, int | str) \
+            or not str(role_id).isdigit():
+        raise ApiError(400, "bad_request", "BAD_MESSAGE", {"detail": "role_id must be a number"})
+    if isinstance(rate, bool) or rate not in SAMPLE_RATES:
+        raise ApiError(400, "bad_request", "BAD_MESSAGE", {
+            "detail": f"sample_rate must be one of {', '.join(map(str, SAMPLE_RATES))}"})
+    language = data.get("language")
+    if language is not None and (not isinstance(language, str) or len(language) > 16):
+        raise ApiError(400, "bad_request", "BAD_MESSAGE", {"detail": "language is a code"})
+    session_id = data.get("session_id")
+    if session_id is not None and not isinstance(session_id, str):
+        raise ApiError(400, "bad_request", "BAD_MESSAGE", {"detail": "session_id is a string"})
+    fmt = data.get("audio_format", audio_format)
+    if fmt not in chat.STREAM_FORMATS:
+        raise ApiError(400, "bad_request", "BAD_MESSAGE",
+                       {"detail": "audio_format must be mp3 or pcm"})
+    return CallOptions(role_id=int(role_id), session_id=session_id or None, sample_rate=rate,
+                       language=language or None, audio_format=fmt)
+
+
+class ReplyOutput:
+    """A reply's steps as call events, its audio sent no faster than it is played.
+
+    The server keeps the caller at most ``lead`` seconds ahead of playback, so that when
+    the caller cuts in the audio still to come was never sent. ``pause`` stops sending
+    at once (a possible interruption); ``resume`` carries on; ``cancel`` ends the reply.
+    """
+
+    def __init__(self, emit: Emit, session_id: str, lead: float,
+                 cancel: threading.Event) -> None:
+        self.emit, self.session_id, self.lead, self.cancel = emit, session_id, lead, cancel
+        self.player: WebSocketAudioPlayer | None = None
+        self.paused = False
+        self.sent = 0.0
+        self.played = 0.0
+        self._tick: float | None = None
+
+    def _emit(self, event: str, data: dict[str, Any], **_: Any) -> None:
+        self.emit(event, {**data, "session_id": self.session_id})
+
+    def pace(self, seconds: float) -> bool:
+        """Wait until the caller needs ``seconds`` more audio; False once cut off."""
+        while True:
+            if self.cancel.is_set():
+                return False
+            now = time.monotonic()
+            if self._tick is not None and not self.paused:
+                self.played = min(self.sent, self.played + now - self._tick)
+            self._tick = now
+            if not self.paused and self.sent - self.played <= self.lead:
+                break
+            sleep(0.02)
+        self.sent += seconds
+        return True
+
+    def asr_result(self, text: str) -> None:
+        self._emit("asr_result", {"text": text})
+
+    def text_chunk(self, text: str) -> None:
+        self._emit("ai_text_chunk", {"text": text})
+
+    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
+        self.player = WebSocketAudioPlayer(self._emit, self.session_id, "tts_audio_chunk",
+                                           format=fmt, sample_rate=sample_rate,
+                                           message_id=message_id)
+        self.player.start()
+
+    def audio_chunk(self, data: bytes) -> None:
+        if self.player is not None:
+            self.player.write(data)
+
+    def audio_end(self, audio_url: str | None, duration: float, reason: str | None) -> None:
+        extra = {"reason": reason} if reason else {}
+        if self.player is not None:
+            self.player.stop(audio_url=audio_url, duration=duration, **extra)
+        elif reason:
+            self._emit("tts_audio_chunk_end", {"audio_url": None, "duration": 0.0,
+                                               "chunks": 0, **extra})
+
+    def reply(self, payload: dict[str, Any]) -> None:
+        self._emit("chat_response", payload)
+
+    def complete(self, payload: dict[str, Any]) -> None:
+        self._emit("response_complete", payload)
+
+
+class _Reply:
+    """A turn being answered: its output, its cancel switch, and when it is done."""
+
+    def __init__(self, output: ReplyOutput, cancel: threading.Event) -> None:
+        self.output, self.cancel = output, cancel
+        self.done = threading.Event()
+
+
+class _Pending:
+    """A recognition running in the background, for the audio it was started on."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.ready = threading.Event()
+        self.result: Transcription | None = None
+        self.error: BaseException | None = None
+        self.finished_at = 0.0
+
+
+class Call:
+    """One live call; see the module's docstring. Methods are called from green code."""
+
+    def __init__(self, app: Flask, user_id: int, lang: str, options: CallOptions,
+                 emit: Emit) -> None:
+        config = app.config
+        self.app, self.user_id, self.lang, self.options = app, user_id, lang, options
+        self.emit = emit
+        self.session_id = ""
+        self.settings = TurnSettings(
+            threshold=config["CALL_VAD_THRESHOLD"],
+            release=max(0.05, config["CALL_VAD_THRESHOLD"] - 0.15),
+            end_silence_ms=config["CALL_END_SILENCE_MS"],
+            min_speech_ms=config["CALL_MIN_SPEECH_MS"],
+            max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000))
+        self.interrupt_ms = config["CALL_INTERRUPT_MS"]
+        self.partial_ms = config["CALL_PARTIAL_MS"]
+        self.lead = config["CALL_AUDIO_LEAD_MS"] / 1000
+        self.max_frame_bytes = config["CALL_MAX_FRAME_MS"] * options.sample_rate * 2 // 1000
+        self.max_seconds = config["CALL_MAX_SECONDS"]
+        self.idle_seconds = config["CALL_IDLE_SECONDS"]
+        self.detector = TurnDetector(self.settings)
+        self.scorer = SpeechScorer()
+        self.resampler = audio.StreamResampler(options.sample_rate, SAMPLE_RATE)
+        self.recognizer: live_recognition.LiveRecognizer | None = None
+        self.inbox: deque[tuple[bytes, float]] = deque()
+        self.wake = threading.Event()
+        self.ended = threading.Event()
+        self.end_reason = ""
+        self.started_at = time.monotonic()
+        self.last_audio = time.monotonic()
+        self.received_ms = 0
+        self.arrivals: deque[tuple[int, float]] = deque(maxlen=400)
+        self.reply: _Reply | None = None
+        self.turn_no = 0
+        self.closed_turn = 0
+        self.pending: _Pending | None = None
+        self.partial_busy = False
+        self.partial_at_ms = 0
+        self.last_partial = ""
+        self.asr_lock = threading.Semaphore(1)
+        self.turn_lock = threading.Semaphore(1)
+        self.barge_in = False
+        self.detecting = False
+        self.turns = 0
+
+    # -- the transport's side ---------------------------------------------------------
+
+    def start(self) -> str:
+        """Open (or create) the session and claim it; the caller commits nothing else."""
+        role, session = chat.open_session(self.user_id, self.options.role_id,
+                                          self.options.session_id)
+        self.session_id = session.id
+        with _active_lock:
+            if session.id in _active:
+                raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
+            _active[session.id] = self
+        language = self.options.language or chat.conversation_language(session.id)
+        try:
+            self.recognizer = live_recognition.choose(language)
+            self.detecting = self.recognizer.language is None
+        except Exception:
+            self._release()
+            raise
+        spawn(self._run)
+        log.info("call started in session %s (recogniser %s, language %s)", session.id,
+                 self.recognizer.name, language)
+        return session.id
+
+    def feed(self, pcm: Any) -> None:
+        """One piece of microphone audio; bad pieces are refused and the call goes on."""
+        if self.ended.is_set():
+            raise ApiError(400, "call_not_started", "CALL_NOT_STARTED")
+        if not isinstance(pcm, bytes | bytearray | memoryview):
+            raise _bad_audio("call_audio carries raw 16-bit PCM bytes")
+        pcm = bytes(pcm)
+        if not pcm or len(pcm) % 2:
+            raise _bad_audio("16-bit PCM needs an even, non-zero number of bytes")
+        if len(pcm) > self.max_frame_bytes:
+            raise _bad_audio(f"at most {self.max_frame_bytes} bytes "
+                             f"({self.max_frame_bytes * 500 // self.options.sample_rate} ms)"
+                             " per piece")
+        self.last_audio = time.monotonic()
+        self.inbox.append((pcm, time.perf_counter()))
+        self.wake.set()
+
+    def end(self, reason: str = "ended") -> None:
+        """Hang up: a reply in flight is cut and stored as far as it was heard."""
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.ended.set()
+        self.wake.set()
+        if self.reply is not None:
+            self.reply.cancel.set()
+
+    # -- the call's own green thread --------------------------------------------------
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            try:
+                while not self.ended.is_set():
+                    self.wake.wait(1.0)
+                    self.wake.clear()
+                    self._check_limits()
+                    while self.inbox and not self.ended.is_set():
+                        self._listen()
+            except Exception as exc:  # a failing call tells its caller
+                log.exception("call in session %s failed", self.session_id)
+                self._error(exc)
+                self.end("failed")
+            finally:
+                if self.reply is not None:
+                    self.reply.done.wait(30)
+                self._release()
+                self.emit("call_ended", {"session_id": self.session_id,
+                                         "reason": self.end_reason, "turns": self.turns})
+                db.session.remove()
+
+    def _release(self) -> None:
+        with _active_lock:
+            if _active.get(self.session_id) is self:
+                del _active[self.session_id]
+
+    def _check_limits(self) -> None:
+        now = time.monotonic()
+        if now - self.started_at > self.max_seconds:
+            self.end("max_length")
+        elif now - self.last_audio > self.idle_seconds:
+            self.end("idle")
+
+    def _error(self, exc: Exception) -> None:
+        from webapp.app.realtime.errors import as_error
+
+        self.emit("error", {**as_error(exc, self.lang), "session_id": self.session_id})
+
+    def _listen(self) -> None:
+        """Score everything that has arrived in one trip to the thread pool (when the
+        machine is busy pieces pile up, and one trip each would only fall further behind)."""
+        pieces = []
+        while self.inbox:
+            pcm, received = self.inbox.popleft()
+            pieces.append(pcm)
+            self.received_ms += len(pcm) * 500 // self.options.sample_rate
+            self.arrivals.append((self.received_ms, received))
+
+        def analyse() -> list[tuple[bytes, float]]:
+            return self.scorer.score(self.resampler.write(b"".join(pieces)))
+
+        windows = run_blocking(analyse)
+        for event in self.detector.push(windows):
+            self._on_turn_event(event)
+        if self.detector.speaking:
+            self._while_speaking()
+
+    def _arrival(self, audio_ms: int) -> float:
+        """When the piece holding audio time ``audio_ms`` reached the server."""
+        for end_ms, received in self.arrivals:
+            if end_ms >= audio_ms:
+                return received
+        return time.perf_counter()
+
+    def _on_turn_event(self, event: TurnEvent) -> None:
+        if event.kind == "speech_start":
+            self.turn_no += 1
+            self.pending, self.partial_at_ms, self.last_partial = None, 0, ""
+            reset = getattr(self.recognizer, "reset", None)
+            if reset is not None:
+                reset()
+            self.emit("vad", {"state": "speech_start", "session_id": self.session_id})
+            if self.reply is not None and not self.reply.done.is_set():
+                self.barge_in = True
+                self.reply.output.paused = True
+        elif event.kind == "pause":
+            self.pending = self._recognise_later(event.audio, speculative=True)
+        elif event.kind == "resume":
+            self.pending = None
+        elif event.kind == "speech_end":
+            self.emit("vad", {"state": "speech_end", "session_id": self.session_id})
+            # Finished beside the listening loop, which must not fall behind the caller;
+            # one at a time, so turns are answered in the order they were spoken.
+            spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no)
+            self.pending = None
+
+    def _while_speaking(self) -> None:
+        if self.barge_in and self.detector.voiced_ms >= self.interrupt_ms:
+            self._interrupt()
+        voiced = self.detector.voiced_ms
+        if not self.partial_busy and self.pending is None \
+                and voiced - self.partial_at_ms >= self.partial_ms:
+            self.partial_at_ms = voiced
+            self.partial_busy = True
+            spawn(self._partial, self.turn_no, self.detector.speech())
+
+    def _partial(self, turn_no: int, pcm: bytes) -> None:
+        try:
+            with self.app.app_context():
+                # One partial at a time, and none once the speech has paused: the
+                # end-of-turn read is then running and should have the CPU to itself.
+                if self.pending is not None or not self.asr_lock.acquire(blocking=False):
+                    return
+                try:
+                    text = self.recognizer.partial(pcm) if self.recognizer else ""
+                finally:
+                    self.asr_lock.release()
+                # A partial may still land after the speech ended, never after the final.
+                if text and text != self.last_partial and turn_no == self.turn_no \
+                        and turn_no > self.closed_turn:
+                    self.last_partial = text
+                    self.emit("asr_partial", {"text": text, "session_id": self.session_id})
+        except Exception:  # a failed partial only loses a preview
+            log.exception("partial recognition failed")
+        finally:
+            self.partial_busy = False
+
+    def _recognise_later(self, pcm: bytes, speculative: bool = False) -> _Pending | None:
+        """Read the turn in the background. One read per call at a time: a read started
+        on a pause (speculative) is skipped while another is running, so a slow engine
+        never gathers a queue of reads that are out of date before they start."""
+        # Moonshine reads side by side (a pool of models); Whisper is one model in turn.
+        exclusive = not getattr(self.recognizer, "parallel", False)
+        if exclusive and speculative and not self.asr_lock.acquire(blocking=False):
+            return None
+        pending = _Pending(len(pcm))
+
+        def work() -> None:
+            try:
+                if exclusive and not speculative:
+                    self.asr_lock.acquire()
+                with self.app.app_context():
+                    assert self.recognizer is not None
+                    pending.result = self.recognizer.final(pcm)
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                pending.error = exc
+            finally:
+                if exclusive:
+                    self.asr_lock.release()
+                pending.finished_at = time.perf_counter()
+                pending.ready.set()
+
+        spawn(work)
+        return pending
+
+    def _interrupt(self) -> None:
+        """The caller really is taking the turn: cut the reply where it was."""
+        self.barge_in = False
+        if self.reply is not None:
+            self.reply.cancel.set()
+
+    def _resume(self) -> None:
+        """It was not an interruption after all: the reply carries on."""
+        if self.barge_in and self.reply is not None:
+            self.reply.output.paused = False
+        self.barge_in = False
+
+    def _speech_end_time(self) -> float:
+        """When the last voiced sample of the turn that just ended reached the server."""
+        return self._arrival(self.detector.elapsed_ms - self.settings.end_silence_ms)
+
+    def _finish_turn(self, event: TurnEvent, speech_end: float,
+                     pending: _Pending | None, turn_no: int) -> None:
+        with self.app.app_context(), self.turn_lock:
+            try:
+                self._turn_ended(event, speech_end, pending)
+                self.closed_turn = max(self.closed_turn, turn_no)
+            except Exception as exc:  # a failed turn is told; the call goes on
+                log.exception("call turn in session %s failed", self.session_id)
+                self._error(exc)
+            finally:
+                db.session.remove()
+
+    def _turn_ended(self, event: TurnEvent, speech_end: float,
+                    pending: _Pending | None) -> None:
+        if not event.audio:
+            self._resume()
+            return
+        if pending is None or pending.size != len(event.audio):
+            pending = self._recognise_later(event.audio)
+            assert pending is not None
+        pending.ready.wait()
+        if pending.error is not None:
+            self._resume()
+            self._error(pending.error if isinstance(pending.error, Exception)
+                        else RuntimeError(str(pending.error)))
+            return
+        result = pending.result or Transcription("")
+        if self.barge_in:
+            log.info("speech during a reply in session %s: %r, %d ms voiced", self.session_id,
+                     result.text, event.voiced_ms)
+        if not result.text.strip() or (self.barge_in and is_backchannel(result.text)):
+            self._resume()
+            return
+        self._interrupt()
+        self._answer(event.audio, result, speech_end,
+                     max(0.0, (pending.finished_at - speech_end) * 1000))
+
+    def _answer(self, pcm: bytes, result: Transcription, speech_end: float,
+                asr_ms: float) -> None:
+        previous = self.reply
+        if previous is not None:
+            previous.done.wait()
+        if self.detecting and result.language:
+            # The first turn told which language this is: from now on its own recogniser.
+            self.detecting = False
+            self.recognizer = live_recognition.choose(result.language)
+        if self.ended.is_set():
+            return
+        cancel = threading.Event()
+        output = ReplyOutput(self.emit, self.session_id, self.lead, cancel)
+        reply = _Reply(output, cancel)
+        self.reply = reply
+        self.turns += 1
+        request = chat.TurnRequest(
+            user_id=self.user_id, role_id=self.options.role_id, session_id=self.session_id,
+            audio=audio.encode(pcm, SAMPLE_RATE, "wav"), response_type=chat.RESPONSE_VOICE,
+            audio_format=self.options.audio_format, recognised=result, started=speech_end,
+            timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True)
+        spawn(self._reply, request, reply)
+
+    def _reply(self, request: chat.TurnRequest, reply: _Reply) -> None:
+        with self.app.app_context():
+            try:
+                done = chat.run_turn(request, reply.output, reply.cancel)
+                log.info("call turn in session %s, from the end of speech: %s",
+                         self.session_id, done["timings"])
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+                db.session.rollback()
+                self._error(exc)
+            finally:
+                db.session.remove()
+                reply.done.set()
+
+
+def start_call(user_id: int, lang: str, options: CallOptions, emit: Emit) -> Call:
+    """Begin a call for a transport; raises ``ApiError`` when it cannot start."""
+    call = Call(current_app._get_current_object(), user_id, lang, options, emit)
+    call.start()
+    return call

@@ -1,0 +1,116 @@
+"""Recognising a caller's turn while it is still being spoken.
+
+A live call re-reads the growing turn for partial transcripts and reads it once more
+when the turn ends; what matters is how little is left to do at that moment.
+
+- English: Moonshine tiny-en, whose cost follows the audio's length, so each re-read of
+  a short turn is cheap and the last one takes a few hundred milliseconds at most.
+- Other languages: Whisper base. Every pass pays for a 30-second window, so partial
+  passes also *commit* the sentences that ended well before the current end of the turn;
+  later passes and the final one read only the audio after them.
+
+Which one serves a call follows the call's ``language``, else the conversation's last
+recognised language, else Whisper detects it on the first turn and the call keeps it.
+Every method here may be called from green code: the inference runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from flask import current_app
+
+from webapp.app import audio
+from webapp.app.concurrency import run_blocking
+from webapp.app.providers.base import ProviderError, Transcription
+
+SAMPLE_RATE = 16000
+_BYTES_PER_SECOND = SAMPLE_RATE * 2
+# A Whisper sentence ending this long before the live end of the turn will not change.
+_STABLE_SECONDS = 1.0
+
+
+class LiveRecognizer(Protocol):
+    name: str
+    language: str | None
+    parallel: bool  # may read a turn while another read of the same call runs
+
+    def partial(self, pcm: bytes) -> str: ...
+
+    def final(self, pcm: bytes) -> Transcription: ...
+
+
+class MoonshineLive:
+    """English: every pass reads the whole turn, which Moonshine does in proportion to it."""
+
+    name = "moonshine"
+    parallel = True  # the engine queues reads itself, and each is short
+
+    def __init__(self) -> None:
+        self.engine = current_app.extensions["providers"].stt("moonshine")
+        self.language: str | None = "en"
+
+    def partial(self, pcm: bytes) -> str:
+        return run_blocking(self.engine.transcribe_pcm, pcm)
+
+    def final(self, pcm: bytes) -> Transcription:
+        text = run_blocking(self.engine.transcribe_pcm, pcm)
+        return Transcription(text=text, language="en", duration=len(pcm) / _BYTES_PER_SECOND)
+
+
+class WhisperLive:
+    """Any language: partial passes commit stable sentences so the final pass reads only
+    the tail. Greedy decoding (beam 1) keeps each pass short."""
+
+    name = "whisper"
+    parallel = False
+
+    def __init__(self, language: str | None) -> None:
+        self.engine = current_app.extensions["providers"].stt("whisper")
+        self.language = language
+        self._committed: list[str] = []
+        self._committed_bytes = 0
+
+    def _read(self, pcm: bytes) -> Transcription:
+        wav = audio.encode(pcm, SAMPLE_RATE, "wav")
+        return run_blocking(self.engine.transcribe, wav, self.language, {"beam_size": 1})
+
+    def _joined(self, parts: list[str]) -> str:
+        joiner = "" if (self.language or "").startswith(("zh", "ja", "yue")) else " "
+        return joiner.join(part for part in parts if part).strip()
+
+    def partial(self, pcm: bytes) -> str:
+        start = self._committed_bytes
+        result = self._read(pcm[start:])
+        self.language = self.language or result.language
+        live_end = (len(pcm) - start) / _BYTES_PER_SECOND
+        stable = [s for s in result.segments if s.end <= live_end - _STABLE_SECONDS]
+        if stable and len(stable) < len(result.segments):
+            self._committed += [s.text for s in stable]
+            self._committed_bytes = start + int(stable[-1].end * SAMPLE_RATE) * 2
+        return self._joined([*self._committed,
+                             *(s.text for s in result.segments if s not in stable)])
+
+    def final(self, pcm: bytes) -> Transcription:
+        # A partial pass may still be committing: work from what was committed now.
+        committed, start = list(self._committed), self._committed_bytes
+        tail = pcm[start:]
+        result = self._read(tail) if len(tail) >= _BYTES_PER_SECOND // 10 else Transcription("")
+        self.language = self.language or result.language
+        text = self._joined([*committed, result.text])
+        return Transcription(text=text, language=self.language,
+                             duration=len(pcm) / _BYTES_PER_SECOND)
+
+    def reset(self) -> None:
+        self._committed, self._committed_bytes = [], 0
+
+
+def choose(language: str | None) -> LiveRecognizer:
+    """The recogniser for a call in ``language`` (None: Whisper detects it)."""
+    registry = current_app.extensions["providers"]
+    code = (language or "").lower()
+    if code.startswith("en") and registry.is_configured("stt", "moonshine"):
+        return MoonshineLive()
+    if not registry.is_configured("stt", "whisper"):
+        raise ProviderError("whisper", "not_configured", "no local recogniser for live calls")
+    return WhisperLive(code.split("-")[0] or None)
