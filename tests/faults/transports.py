@@ -122,4 +122,44 @@ class PlainWebSocket(Transport):
             ws.close()
 
 
-TRANSPORTS: list[Transport] = [SocketIO(), PlainWebSocket()]
+class HandsFreeCall(Transport):
+    """A hands-free call on ``/chat``: the text is spoken (Piper) into the call's
+    microphone stream at real-time pace; the turn ends at ``response_complete`` or an
+    ``error`` event. Its time counts from the last voiced sample sent to the error, or
+    to the reply's first audio: a call's reply is sent at the pace it is played, so its
+    end says nothing about the server."""
+
+    name = "call"
+    ENDINGS = ("error", "response_complete")
+
+    def turn(self, talk: Conversation, text: str, timeout: float) -> Outcome:
+        from bench.call_client import Caller, speech
+
+        caller = Caller(talk.url, talk.user.token)
+        try:
+            caller.start(talk.user.role_id, session_id=talk.session_id, language="en")
+            mark = len(caller.events)
+            spoken_at = caller.say(speech(text), then_silence=0.0)
+            try:
+                caller.wait_for(self.ENDINGS, timeout, mark)
+            except AssertionError:
+                pass
+            seen = caller.events[mark:]
+            end = next(((at, name, data) for at, name, data in seen if name in self.ENDINGS),
+                       None)
+            names = [name for _, name, _ in seen]
+            error = end[2] if end and end[1] == "error" else None
+            first_audio = caller.first_time("tts_audio_chunk", mark)
+            until = end[0] if error or not first_audio else first_audio
+            return Outcome(
+                error=error, status=error["code"] if error else None,
+                message=error["error"] if error else None,
+                seconds=(until if end or first_audio else time.perf_counter()) - spoken_at,
+                finished=bool(end) and end[1] == "response_complete",
+                audio_events=names.count("tts_audio_chunk"), events=names)
+        finally:
+            caller.end()
+            caller.close()
+
+
+TRANSPORTS: list[Transport] = [SocketIO(), PlainWebSocket(), HandsFreeCall()]

@@ -304,7 +304,10 @@ def run_turn(request: TurnRequest, sink: TurnSink,
         audio_row = files.save(request.user_id, data, "mp3",
                                audio.pcm_duration(bytes(out.pcm), out.sample_rate),
                                kind="generated")
-    text = reply.spoken_text if request.store_delivered and reply.interrupted else reply.text
+    # A call cut off by the caller keeps what the caller heard; a reply broken off by a
+    # provider keeps what was streamed, as on every other transport.
+    heard_only = request.store_delivered and reply.interrupted and reply.error is None
+    text = reply.spoken_text if heard_only else reply.text
     meta = {"kind": "reply", "timings": timings, "interrupted": reply.interrupted,
             "response_type": mode, "llm": llm.name, "tts": getattr(engine, "spoke", engine.name),
             "spoken_text": reply.spoken_text}
