@@ -254,10 +254,11 @@ class _AudioOut:
         if data:
             self.sink.audio_chunk(data)
 
-    def finish(self) -> None:
+    def finish(self, interrupted: bool = False) -> None:
         if self.encoder is not None and self.format != "pcm":
             tail = run_blocking(self.encoder.close)
-            if tail:
+            # After an interruption nothing more is sent: the listener stopped listening.
+            if tail and not interrupted:
                 self.sink.audio_chunk(tail)
 
 
@@ -296,7 +297,7 @@ def run_turn(request: TurnRequest, sink: TurnSink,
         llm, prompt, engine if mode == RESPONSE_VOICE else None, options,
         chat_options=ChatOptions(persona=role_name), on_text=sink.text_chunk,
         on_audio=out, cancel=cancel, started=turn.started)
-    out.finish()
+    out.finish(reply.interrupted)
     timings = {**turn.timings, **reply.timings}
     audio_row = None
     if out.pcm:
