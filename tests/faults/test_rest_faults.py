@@ -125,6 +125,29 @@ def test_rest_stt_fails_cleanly(stack: FaultStack, speech_wav: bytes, fault: str
 
 
 @pytest.mark.services
+@pytest.mark.parametrize("fault", ["http_500", "bad_key", "stalls"])
+def test_openai_transcription_fails_cleanly(stack: FaultStack, speech_wav: bytes,
+                                            fault: str) -> None:
+    """The same recognition faults through ``/v1/audio/transcriptions``: OpenAI's error
+    shape within the time-out, and neither the upload nor a message is kept."""
+    mode, hold, costs = {"http_500": ("server_error", None, 0.0),
+                         "bad_key": ("bad_key", None, 0.0),
+                         "stalls": ("stall", 30.0, TIMEOUT)}[fault]
+    user = User(stack.plain)
+    stack.dashscope.control(mode, kinds=["asr"], hold=hold)
+    response, seconds = _timed(lambda: user.http.post(
+        stack.plain + "/v1/audio/transcriptions", data={"model": "paraformer"},
+        files={"file": ("speech.wav", speech_wav)}, timeout=60))
+    body = response.json()
+    print(f"\nFAULT openai_transcription {fault}: {response.status_code} {body} {seconds:.2f} s")
+    assert response.status_code in (502, 503), body
+    assert set(body) == {"error"} and body["error"]["message"] and body["error"]["type"]
+    assert costs * 0.9 <= seconds < costs + SLACK
+    assert user.call("GET", "/api/temfile/list")["data"]["total"] == 0, "the upload is gone"
+    assert user.call("GET", "/api/sessions")["data"]["total"] == 0
+
+
+@pytest.mark.services
 def test_rest_stt_falls_back_to_whisper(stack: FaultStack, speech_wav: bytes) -> None:
     user = User(stack.fallback)
     stack.dashscope.control("server_error", kinds=["asr"])
