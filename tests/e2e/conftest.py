@@ -136,9 +136,8 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def browser(speech_wav: Path) -> Iterator[Any]:
-    """Debian's Chromium, headless; its fake microphone plays ``speech_wav`` in a loop."""
+def chromium_hearing(microphone: Path) -> Iterator[Any]:
+    """Debian's Chromium, headless, whose fake microphone plays ``microphone`` in a loop."""
     if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
         missing("Chromium", f"{CHROMIUM} not found (apt-get install chromium)")
     try:
@@ -148,9 +147,15 @@ def browser(speech_wav: Path) -> Iterator[Any]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={speech_wav}"])
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"])
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def browser(speech_wav: Path) -> Iterator[Any]:
+    """The browser the console tests share; its microphone says ``speech_wav``."""
+    yield from chromium_hearing(speech_wav)
 
 
 class PageErrors(list):

@@ -6,14 +6,13 @@ answers the second turn and hangs up. What the server stored is checked over RES
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, missing
+from tests.e2e.conftest import chromium_hearing
 from tests.e2e.test_console import create_role, expect, go, rest, sign_up
 
 QUESTION = "Could you tell me what your favourite colour is, and why you like it so much?"
@@ -36,18 +35,7 @@ def call_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def call_browser(call_wav: Path) -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
-        missing("Chromium", f"{CHROMIUM} not found (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        missing("Playwright", exc)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={call_wav}"])
-        yield chromium
-        chromium.close()
+    yield from chromium_hearing(call_wav)
 
 
 def call_stats(page: Any) -> dict[str, Any]:

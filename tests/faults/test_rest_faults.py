@@ -30,6 +30,12 @@ TTS_FAULTS = {
     "stalls_mid_stream": ("stall", 30.0, TIMEOUT),
 }
 
+STT_FAULTS = {
+    "http_500": ("server_error", None, 0.0),
+    "bad_key": ("bad_key", None, 0.0),
+    "stalls": ("stall", 30.0, TIMEOUT),
+}
+
 
 def _timed(call: Callable[[], requests.Response]) -> tuple[requests.Response, float]:
     started = time.perf_counter()
@@ -109,11 +115,9 @@ def test_rest_tts_stream_refused_before_audio_and_interrupted_after(stack: Fault
 
 
 @pytest.mark.services
-@pytest.mark.parametrize("fault", ["http_500", "bad_key", "stalls"])
+@pytest.mark.parametrize("fault", list(STT_FAULTS))
 def test_rest_stt_fails_cleanly(stack: FaultStack, speech_wav: bytes, fault: str) -> None:
-    mode, hold, costs = {"http_500": ("server_error", None, 0.0),
-                         "bad_key": ("bad_key", None, 0.0),
-                         "stalls": ("stall", 30.0, TIMEOUT)}[fault]
+    mode, hold, costs = STT_FAULTS[fault]
     user = User(stack.plain)
     stack.dashscope.control(mode, kinds=["asr"], hold=hold)
     response, seconds = _timed(lambda: user.http.post(
@@ -125,14 +129,12 @@ def test_rest_stt_fails_cleanly(stack: FaultStack, speech_wav: bytes, fault: str
 
 
 @pytest.mark.services
-@pytest.mark.parametrize("fault", ["http_500", "bad_key", "stalls"])
+@pytest.mark.parametrize("fault", list(STT_FAULTS))
 def test_openai_transcription_fails_cleanly(stack: FaultStack, speech_wav: bytes,
                                             fault: str) -> None:
     """The same recognition faults through ``/v1/audio/transcriptions``: OpenAI's error
     shape within the time-out, and neither the upload nor a message is kept."""
-    mode, hold, costs = {"http_500": ("server_error", None, 0.0),
-                         "bad_key": ("bad_key", None, 0.0),
-                         "stalls": ("stall", 30.0, TIMEOUT)}[fault]
+    mode, hold, costs = STT_FAULTS[fault]
     user = User(stack.plain)
     stack.dashscope.control(mode, kinds=["asr"], hold=hold)
     response, seconds = _timed(lambda: user.http.post(
