@@ -24,6 +24,11 @@ _PITCH_MIN_HZ = 60.0
 _PITCH_MAX_HZ = 400.0
 
 
+def clamp(value: float, low: float, high: float) -> float:
+    """``value`` kept within ``[low, high]`` (the engines' speed, pitch and volume ranges)."""
+    return max(low, min(high, value))
+
+
 def _resample_float(samples: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
     """Band-limited resampling by cutting or padding the spectrum (no aliasing on the way down)."""
     if from_rate == to_rate or samples.size == 0:

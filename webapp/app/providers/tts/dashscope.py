@@ -28,6 +28,7 @@ from dashscope.audio.tts_v2 import (
     VoiceEnrollmentService,
 )
 
+from webapp.app.audio import dsp
 from webapp.app.concurrency import real_lock, spawn
 from webapp.app.providers.base import (
     AudioChunk,
@@ -103,13 +104,9 @@ def pcm_format(sample_rate: int) -> AudioFormat:
     return _PCM_FORMATS[min(_PCM_FORMATS, key=lambda rate: abs(rate - sample_rate))]
 
 
-def _clamp(value: float, low: float, high: float) -> float:
-    return max(low, min(high, value))
-
-
 def volume_level(factor: float) -> int:
     """CosyVoice's volume (0–100, 50 = as recorded) for a gain factor (0–2, 1 = normal)."""
-    return round(_clamp(factor, 0.0, 2.0) * 50)
+    return round(dsp.clamp(factor, 0.0, 2.0) * 50)
 
 
 def instruction_for(options: SynthesisOptions) -> str | None:
@@ -216,8 +213,8 @@ class CosyVoiceTextToSpeech(ThirdPartyAPITextToSpeech):
         synthesizer = build_with_settings(self.settings, lambda: SpeechSynthesizer(
             model=self.model, voice=options.voice or self.default_voice, format=self.audio_format,
             volume=volume_level(options.volume),
-            speech_rate=_clamp(options.speed, 0.5, 2.0),
-            pitch_rate=_clamp(options.pitch, 0.5, 2.0),
+            speech_rate=dsp.clamp(options.speed, 0.5, 2.0),
+            pitch_rate=dsp.clamp(options.pitch, 0.5, 2.0),
             instruction=instruction_for(options), callback=_QueueCallback(events),
         ))
         spawn(_start, synthesizer, text, events)

@@ -223,15 +223,11 @@ def _library_locked() -> _Library:
     return _library
 
 
-def _clamp(value: float, low: float, high: float) -> float:
-    return max(low, min(high, value))
-
-
 def pitch_setting(factor: float) -> tuple[int, float]:
     """eSpeak pitch (0–100) nearest to ``factor`` × the voice's own F0, and what it gives."""
     log_factor = math.log(max(factor, 1e-3))
     slope = _PITCH_SLOPE_UP if log_factor >= 0 else _PITCH_SLOPE_DOWN
-    value = int(round(_clamp(DEFAULT_PITCH + log_factor / slope, 0, 100)))
+    value = int(round(dsp.clamp(DEFAULT_PITCH + log_factor / slope, 0, 100)))
     achieved_slope = _PITCH_SLOPE_UP if value >= DEFAULT_PITCH else _PITCH_SLOPE_DOWN
     return value, math.exp((value - DEFAULT_PITCH) * achieved_slope)
 
@@ -284,11 +280,11 @@ class EspeakTextToSpeech(LocalModelTextToSpeech):
 
     def synthesize_sentence(self, text: str, options: SynthesisOptions) -> Iterator[AudioChunk]:
         voice = self.resolve_voice(self._voice_for(options))
-        speed = _clamp(options.speed or 1.0, 0.25, 4.0)
-        rate = int(round(_clamp(DEFAULT_RATE_WPM * speed, 80, 450)))
-        pitch_factor = _clamp(options.pitch or 1.0, 0.5, 2.0)
+        speed = dsp.clamp(options.speed or 1.0, 0.25, 4.0)
+        rate = int(round(dsp.clamp(DEFAULT_RATE_WPM * speed, 80, 450)))
+        pitch_factor = dsp.clamp(options.pitch or 1.0, 0.5, 2.0)
         pitch, achieved = pitch_setting(pitch_factor)
-        volume = int(round(_clamp(options.volume, 0.0, 2.0) * DEFAULT_VOLUME))
+        volume = int(round(dsp.clamp(options.volume, 0.0, 2.0) * DEFAULT_VOLUME))
         with _lock:
             library = _library_locked()
             try:

@@ -92,10 +92,6 @@ class _LoadedVoice:
     lock: Any = field(default_factory=real_lock)
 
 
-def _clamp(value: float, low: float, high: float) -> float:
-    return max(low, min(high, value))
-
-
 class PiperTextToSpeech(LocalModelTextToSpeech):
     """Piper voices: the bundled en_US-joe-medium plus any ``.onnx`` voices configured."""
 
@@ -177,9 +173,9 @@ class PiperTextToSpeech(LocalModelTextToSpeech):
 
         loaded = self._voice(options.voice or self.default_voice)
         voice = loaded.voice
-        speed = _clamp(options.speed or 1.0, 0.25, 4.0)
-        volume = _clamp(options.volume, 0.0, 2.0)
-        pitch = _clamp(options.pitch or 1.0, 0.5, 2.0)
+        speed = dsp.clamp(options.speed or 1.0, 0.25, 4.0)
+        volume = dsp.clamp(options.volume, 0.0, 2.0)
+        pitch = dsp.clamp(options.pitch or 1.0, 0.5, 2.0)
         syn_config = SynthesisConfig(
             length_scale=voice.config.length_scale * length_scale_for(speed),
             volume=min(volume, 1.0),

