@@ -215,6 +215,47 @@ def test_malformed_frames_get_an_error_and_the_socket_stays_usable(
     assert talker.wait_for("chat_response", 60, mark)["type"] == "text"
 
 
+def test_join_is_acknowledged_and_still_announced(server: LiveServer, user: User,
+                                                  talker: Recorder) -> None:
+    mark = len(talker.events)
+    ack = talker.client.call("join", {"role_id": user.role_id, "audio_format": "pcm"},
+                             namespace="/chat", timeout=20)
+    assert ack["role_id"] == user.role_id and ack["audio_format"] == "pcm"
+    assert ack["role"]["name"] == "Ada" and ack["session_id"]
+    assert talker.wait_for("joined", 10, mark) == ack, "old clients still get joined"
+    again = talker.client.call("join", {"role_id": user.role_id,
+                                        "session_id": ack["session_id"]},
+                               namespace="/chat", timeout=20)
+    assert again["session_id"] == ack["session_id"] and again["audio_format"] == "pcm"
+    stranger = User(server.url)
+    refused = talker.client.call("join", {"role_id": stranger.role_id}, namespace="/chat",
+                                 timeout=20)
+    assert refused["code"] == 404 and refused["error_code"] == "ROLE_NOT_FOUND"
+    bad = talker.client.call("join", {"role_id": "first"}, namespace="/chat", timeout=20)
+    assert bad["code"] == 400 and bad["error_code"] == "BAD_MESSAGE"
+    assert "role_id" in bad["error"]
+
+
+@pytest.mark.parametrize(("event", "frame", "named"), [
+    ("join", {"role_id": -1}, "role_id"),
+    ("join", {"role_id": 1, "audio_format": "ogg"}, "audio_format"),
+    ("chat_message", {"role_id": 1, "message": "hi", "response_type": 9}, "response_type"),
+    ("voice_message", {"role_id": 1}, "voice_url"),
+    ("voice_message", {"role_id": 1, "audio": "%%%"}, "base64"),
+    ("interrupt", "now", "session_id"),
+    ("call_start", {"role_id": 1, "sample_rate": 12345}, "sample_rate"),
+    ("call_end", [1], "JSON object"),
+])
+def test_each_events_bad_frame_says_which_field_and_the_socket_stays_usable(
+        user: User, talker: Recorder, event: str, frame: Any, named: str) -> None:
+    mark = len(talker.events)
+    talker.emit(event, frame)
+    error = talker.wait_for("error", 10, mark)
+    assert error["code"] == 400 and error["error_code"] == "BAD_MESSAGE", error
+    assert named in error["error"], error
+    assert talker.join(user.role_id)["role_id"] == user.role_id
+
+
 def test_concurrent_conversations_all_complete(server: LiveServer) -> None:
     users = [User(server.url) for _ in range(4)]
     clients = [Recorder(server.url, u.token) for u in users]
@@ -291,6 +332,9 @@ def test_plain_websocket_errors_keep_the_connection(user: User, server: LiveServ
             ws.send(frame)
             error = json.loads(ws.recv())
             assert set(error) == {"error", "code"} and error["code"] in (400, 404)
+        ws.send(json.dumps({"role_id": user.role_id, "message": "x", "response_type": 7}))
+        error = json.loads(ws.recv())
+        assert error["code"] == 400 and "response_type" in error["error"], error
         ws.send(json.dumps({"role_id": user.role_id, "message": "ok", "type": "text",
                             "response_type": 0}))
         assert json.loads(ws.recv())["type"] == "text"
@@ -319,12 +363,20 @@ def test_plain_voice_chat_streams_chunks_with_a_final_one(user: User, server: Li
         assert error["type"] == "error" and error["is_final"] is True and error["data"]
         ws.send(json.dumps({"role_id": user.role_id, "voice_url": "https://example.com/a.mp3"}))
         assert json.loads(ws.recv())["type"] == "error"
-        for frame in ("{not json", "[1, 2]", json.dumps({"role_id": 99999, "voice_url": "x"})):
+        for frame in ("{not json", "[1, 2]", json.dumps({"role_id": 99999, "voice_url": "x"}),
+                      json.dumps({"role_id": user.role_id, "audio": "%%%"})):
             ws.send(frame)
             error = json.loads(ws.recv())
             assert set(error) == {"type", "data", "format", "is_final"}
             assert error["type"] == "error" and error["format"] == "" and error["is_final"]
             assert isinstance(error["data"], str) and error["data"]
+        # The speech itself (base64), as voice_message takes it, is answered too.
+        ws.send(json.dumps({"role_id": user.role_id,
+                            "audio": base64.b64encode(spoken_question).decode()}))
+        inline = [json.loads(ws.recv())]
+        while not inline[-1]["is_final"]:
+            inline.append(json.loads(ws.recv()))
+        assert {f["type"] for f in inline} == {"audio"} and len(inline) >= 3
     finally:
         ws.close()
 

@@ -15,10 +15,11 @@ from flask_socketio import Namespace, join_room
 from webapp.app.api import ApiError
 from webapp.app.extensions import db, socketio
 from webapp.app.i18n import translate
+from webapp.app.realtime import schemas
 from webapp.app.realtime.auth import language, token_from, user_from_token
 from webapp.app.realtime.errors import as_error
 from webapp.app.services import calls, chat
-from webapp.app.services.audio_player import WebSocketAudioPlayer
+from webapp.app.services.reply_events import ReplyEvents
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/chat"
@@ -37,56 +38,9 @@ class Client:
     last_seen: float = field(default_factory=time.monotonic)
 
 
-class RoomSink:
-    """A turn's steps as events to the session's room (every process, through Redis)."""
-
-    def __init__(self, room: str) -> None:
-        self.room = room
-        self.player: WebSocketAudioPlayer | None = None
-
-    def _emit(self, event: str, data: dict[str, Any]) -> None:
-        socketio.emit(event, data, to=self.room, namespace=NAMESPACE)
-
-    def asr_result(self, text: str) -> None:
-        self._emit("asr_result", {"text": text, "session_id": self.room})
-
-    def text_chunk(self, text: str) -> None:
-        self._emit("ai_text_chunk", {"text": text, "session_id": self.room})
-
-    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
-        self.player = WebSocketAudioPlayer(socketio.emit, self.room, "tts_audio_chunk",
-                                           namespace=NAMESPACE, format=fmt,
-                                           sample_rate=sample_rate, message_id=message_id)
-        self.player.start(session_id=self.room)
-
-    def audio_chunk(self, data: bytes) -> None:
-        if self.player is not None:
-            self.player.write(data)
-
-    def audio_end(self, audio_url: str | None, duration: float, reason: str | None) -> None:
-        extra = {"reason": reason} if reason else {}
-        if self.player is not None:
-            self.player.stop(audio_url=audio_url, duration=duration, session_id=self.room,
-                             **extra)
-        elif reason:
-            self._emit("tts_audio_chunk_end", {"audio_url": None, "duration": 0.0, "chunks": 0,
-                                               "session_id": self.room, **extra})
-
-    def reply(self, payload: dict[str, Any]) -> None:
-        self._emit("chat_response", payload)
-
-    def complete(self, payload: dict[str, Any]) -> None:
-        self._emit("response_complete", payload)
-
-
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ApiError(400, "bad_request", "BAD_MESSAGE", {"detail": f"{name} must be a number"})
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                       {"detail": f"{name} must be a number"}) from exc
+def _to_session_room(event: str, payload: dict[str, Any]) -> None:
+    """A reply event to everyone in its session's room (every process, through Redis)."""
+    socketio.emit(event, payload, to=payload["session_id"], namespace=NAMESPACE)
 
 
 class ChatNamespace(Namespace):
@@ -117,81 +71,68 @@ class ChatNamespace(Namespace):
         client.last_seen = time.monotonic()
         return client
 
-    def _error(self, client: Client, exc: Exception) -> None:
-        self.emit("error", as_error(exc, client.lang), room=request.sid)
+    def _error(self, client: Client, exc: Exception) -> dict[str, Any]:
+        error = as_error(exc, client.lang)
+        self.emit("error", error, room=request.sid)
+        return error
 
-    def on_join(self, data: Any) -> None:
+    def on_join(self, data: Any = None) -> dict[str, Any]:
+        """``{role_id, session_id?, audio_format?}``; answered with ``joined`` and, for a
+        client that asks for one, an acknowledgement: the ``joined`` payload, or the
+        ``error`` payload when the join was refused."""
         client = self._client()
         try:
-            if not isinstance(data, dict):
-                raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                               {"detail": "join needs {role_id, session_id?}"})
-            role_id = _int(data.get("role_id"), "role_id")
-            audio_format = data.get("audio_format", client.audio_format)
-            if audio_format not in chat.STREAM_FORMATS:
-                raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                               {"detail": "audio_format must be mp3 or pcm"})
-            role, session = chat.open_session(client.user_id, role_id, data.get("session_id"))
+            frame = schemas.load("join", data, client.lang, audio_format=client.audio_format)
+            role, session = chat.open_session(client.user_id, frame["role_id"],
+                                              frame["session_id"])
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
             db.session.rollback()
-            self._error(client, exc)
-            return
+            return self._error(client, exc)
         join_room(session.id)
-        client.session_id, client.role_id, client.audio_format = session.id, role.id, audio_format
-        self.emit("joined", {"session_id": session.id, "role_id": role.id,
-                             "role": role.to_dict(), "audio_format": audio_format},
-                  room=request.sid)
+        client.session_id, client.role_id = session.id, role.id
+        client.audio_format = frame["audio_format"]
+        joined = {"session_id": session.id, "role_id": role.id, "role": role.to_dict(),
+                  "audio_format": client.audio_format}
+        self.emit("joined", joined, room=request.sid)
+        return joined
 
-    def on_chat_message(self, data: Any) -> None:
+    def on_chat_message(self, data: Any = None) -> None:
         """Seed 001's message: ``{role_id, message, type, format?, response_type}``."""
         client = self._client()
         try:
-            if not isinstance(data, dict):
-                raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                               {"detail": "a message is a JSON object"})
-            kind = data.get("type", "text")
-            if kind not in ("text", "voice"):
-                raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                               {"detail": "type must be text or voice"})
-            message = data.get("message")
-            if not isinstance(message, str):
-                raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                               {"detail": "message must be a string"})
-            turn = chat.TurnRequest(
-                user_id=client.user_id, role_id=_int(data.get("role_id", client.role_id),
-                                                      "role_id"),
-                session_id=data.get("session_id") or client.session_id,
-                text=message if kind == "text" else None,
-                voice_url=message if kind == "voice" else None,
-                response_type=_int(data.get("response_type", 1), "response_type"),
-                audio_format=client.audio_format)
+            frame = schemas.load("chat_message", data, client.lang, role_id=client.role_id)
         except ApiError as exc:
             self._error(client, exc)
             return
-        self._start(client, turn)
+        voice = frame["type"] == "voice"
+        self._start(client, chat.TurnRequest(
+            user_id=client.user_id, role_id=frame["role_id"],
+            session_id=frame["session_id"] or client.session_id,
+            text=None if voice else frame["message"], voice_url=frame["message"] if voice else None,
+            response_type=frame["response_type"], audio_format=client.audio_format))
 
-    def on_voice_message(self, data: Any) -> None:
+    def on_voice_message(self, data: Any = None) -> None:
         """``{role_id, voice_url | audio (base64), format, session_id?}``."""
         client = self._client()
         try:
-            if not isinstance(data, dict) or not (data.get("voice_url") or data.get("audio")):
-                raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                               {"detail": "voice_message needs voice_url or audio"})
-            audio = chat.decode_audio(data["audio"]) if data.get("audio") else None
-            turn = chat.TurnRequest(
-                user_id=client.user_id, role_id=_int(data.get("role_id", client.role_id),
-                                                      "role_id"),
-                session_id=data.get("session_id") or client.session_id,
-                voice_url=data.get("voice_url") if audio is None else None, audio=audio,
-                response_type=_int(data.get("response_type", 1), "response_type"),
-                audio_format=client.audio_format)
+            frame = schemas.load("voice_message", data, client.lang, role_id=client.role_id)
         except ApiError as exc:
             self._error(client, exc)
             return
-        self._start(client, turn)
+        audio = frame["audio"] or None
+        self._start(client, chat.TurnRequest(
+            user_id=client.user_id, role_id=frame["role_id"],
+            session_id=frame["session_id"] or client.session_id,
+            voice_url=frame["voice_url"] if audio is None else None, audio=audio,
+            response_type=frame["response_type"], audio_format=client.audio_format))
 
     def on_interrupt(self, data: Any = None) -> None:
         client = self._client()
+        try:
+            schemas.load("interrupt", data, client.lang)
+        except ApiError as exc:
+            self._error(client, exc)
+            return
         if client.cancel is not None:
             client.cancel.set()
 
@@ -208,7 +149,8 @@ class ChatNamespace(Namespace):
             socketio.emit(event, payload, to=room[0] if room else sid, namespace=NAMESPACE)
 
         try:
-            options = calls.parse_start(data, client.audio_format)
+            options = schemas.load("call_start", data, client.lang,
+                                   audio_format=client.audio_format)
             call = calls.start_call(client.user_id, client.lang, options, emit)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
             db.session.rollback()
@@ -232,6 +174,11 @@ class ChatNamespace(Namespace):
 
     def on_call_end(self, data: Any = None) -> None:
         client = self._client()
+        try:
+            schemas.load("call_end", data, client.lang)
+        except ApiError as exc:
+            self._error(client, exc)
+            return
         if client.call is not None:
             client.call.end("hung_up")
             client.call = None
@@ -246,10 +193,10 @@ class ChatNamespace(Namespace):
         sid = request.sid
         app = current_app._get_current_object()
 
-        sink = RoomSink(turn.session_id or "")
+        sink = ReplyEvents(_to_session_room, turn.session_id or "")
 
         def enter_room(prepared: chat.Turn) -> None:
-            sink.room = prepared.session.id
+            sink.session_id = prepared.session.id
             if client.session_id != prepared.session.id:
                 socketio.server.enter_room(sid, prepared.session.id, namespace=NAMESPACE)
                 client.session_id = prepared.session.id

@@ -18,6 +18,7 @@ from simple_websocket import ConnectionClosed, Server
 
 from webapp.app.api import ApiError
 from webapp.app.extensions import db
+from webapp.app.realtime import schemas
 from webapp.app.realtime.errors import as_error
 from webapp.app.realtime.websocket_chat import bp, sock
 from webapp.app.services import calls
@@ -43,17 +44,6 @@ class _Frames:
         self.send("error", as_error(exc, self.lang))
 
 
-def _event(raw: str) -> dict[str, Any]:
-    try:
-        message = json.loads(raw)
-    except (ValueError, TypeError):
-        message = None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                       {"detail": 'a text frame is a JSON object {"type": ...}'})
-    return message
-
-
 @sock.route("/api/ws/call", bp=bp)
 def ws_call(ws: Server) -> None:
     frames = _Frames(ws, g.ws_lang)
@@ -67,20 +57,19 @@ def ws_call(ws: Server) -> None:
                         raise ApiError(400, "call_not_started", "CALL_NOT_STARTED")
                     call.feed(raw)
                     continue
-                message = _event(raw)
-                if message["type"] == "call_start":
+                message = schemas.decode(raw)
+                event = schemas.load("call_event", message, g.ws_lang)["type"]
+                if event == "call_start":
                     if call is not None and not call.ended.is_set():
                         raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
-                    options = calls.parse_start(message)
+                    options = schemas.load("call_start", message, g.ws_lang)
                     call = calls.start_call(g.ws_user_id, g.ws_lang, options, frames.send)
                     frames.send("call_started", {"session_id": call.session_id,
                                                  "sample_rate": options.sample_rate})
-                elif message["type"] == "call_end":
+                else:
+                    schemas.load("call_end", message, g.ws_lang)
                     if call is not None:
                         call.end("hung_up")
-                else:
-                    raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                                   {"detail": "type must be call_start or call_end"})
             except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
                 db.session.rollback()
                 frames.error(exc)

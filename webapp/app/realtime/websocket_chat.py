@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g
@@ -14,6 +15,7 @@ from simple_websocket import ConnectionClosed, Server
 
 from webapp.app.api import ApiError, error_response
 from webapp.app.extensions import db
+from webapp.app.realtime import schemas
 from webapp.app.realtime.auth import language, token_from, user_from_token
 from webapp.app.realtime.errors import as_error
 from webapp.app.services import chat
@@ -90,25 +92,17 @@ class AudioSink(_Quiet):
         self._send(b"", True)
 
 
-def _receive(ws: Server, voice: bool = False) -> dict[str, Any] | None:
-    """The next message as a JSON object; None when the client went quiet for too long.
-
-    A malformed frame is answered with an error (in the socket's own error shape) and
-    the connection stays usable.
-    """
+def _frames(ws: Server, event: str, voice: bool = False,
+            **defaults: Any) -> Iterator[dict[str, Any]]:
+    """Each message checked against ``event``'s schema, until the client goes quiet for
+    ``CHAT_IDLE_SECONDS``. A malformed frame is answered with an error (in the socket's
+    own error shape) and the connection stays usable."""
     idle = current_app.config["CHAT_IDLE_SECONDS"]
-    while True:
-        raw = ws.receive(timeout=idle)
-        if raw is None:
-            return None
+    while (raw := ws.receive(timeout=idle)) is not None:
         try:
-            message = json.loads(raw)
-            if isinstance(message, dict):
-                return message
-        except (ValueError, TypeError):
-            pass
-        yield_error(ws, ApiError(400, "bad_request", "BAD_MESSAGE",
-                                 {"detail": "a message is a JSON object"}), voice)
+            yield schemas.load(event, schemas.decode(raw), g.ws_lang, **defaults)
+        except ApiError as exc:
+            yield_error(ws, exc, voice)
 
 
 def yield_error(ws: Server, exc: Exception, voice: bool = False) -> None:
@@ -139,23 +133,14 @@ def _turn(ws: Server, request_: chat.TurnRequest, sink: Any, voice: bool) -> str
 def ws_chat(ws: Server) -> None:
     """Seed 001: ``{role_id, message, type, format?, response_type}`` → one reply each."""
     conversations: dict[int, str] = {}
-    while (message := _receive(ws)) is not None:
-        try:
-            role_id = int(message["role_id"])
-            kind = message.get("type", "text")
-            if kind not in ("text", "voice") or not isinstance(message.get("message"), str):
-                raise ValueError
-            response_type = int(message.get("response_type", 0))
-        except (KeyError, TypeError, ValueError):
-            yield_error(ws, ApiError(400, "bad_request", "BAD_MESSAGE", {
-                "detail": "expected {role_id, message, type: text|voice, response_type}"}))
-            continue
+    for frame in _frames(ws, "chat_message", response_type=chat.RESPONSE_TEXT):
+        role_id, voice = frame["role_id"], frame["type"] == "voice"
         turn = chat.TurnRequest(
             user_id=g.ws_user_id, role_id=role_id,
-            session_id=message.get("session_id") or conversations.get(role_id),
-            text=message["message"] if kind == "text" else None,
-            voice_url=message["message"] if kind == "voice" else None,
-            response_type=response_type)
+            session_id=frame["session_id"] or conversations.get(role_id),
+            text=None if voice else frame["message"],
+            voice_url=frame["message"] if voice else None,
+            response_type=frame["response_type"])
         session_id = _turn(ws, turn, ReplySink(ws), voice=False)
         if session_id:
             conversations[role_id] = session_id
@@ -164,22 +149,16 @@ def ws_chat(ws: Server) -> None:
 
 @sock.route("/api/ws/voice_chat", bp=bp)
 def ws_voice_chat(ws: Server) -> None:
-    """Seed 001: ``{role_id, voice_url, format}`` → ``{type, data, format, is_final}``."""
+    """Seed 001: ``{role_id, voice_url | audio (base64), format}`` → ``{type, data, format,
+    is_final}``; the reply is always spoken, as MP3."""
     conversations: dict[int, str] = {}
-    while (message := _receive(ws, voice=True)) is not None:
-        try:
-            role_id = int(message["role_id"])
-            voice_url = message["voice_url"]
-            if not isinstance(voice_url, str) or not voice_url:
-                raise ValueError
-        except (KeyError, TypeError, ValueError):
-            yield_error(ws, ApiError(400, "bad_request", "BAD_MESSAGE", {
-                "detail": "expected {role_id, voice_url, format}"}), voice=True)
-            continue
+    for frame in _frames(ws, "voice_message", voice=True):
+        role_id, audio = frame["role_id"], frame["audio"] or None
         turn = chat.TurnRequest(
             user_id=g.ws_user_id, role_id=role_id,
-            session_id=message.get("session_id") or conversations.get(role_id),
-            voice_url=voice_url, response_type=chat.RESPONSE_VOICE, audio_format="mp3")
+            session_id=frame["session_id"] or conversations.get(role_id),
+            voice_url=frame["voice_url"] if audio is None else None, audio=audio,
+            response_type=chat.RESPONSE_VOICE, audio_format="mp3")
         session_id = _turn(ws, turn, AudioSink(ws, "mp3"), voice=True)
         if session_id:
             conversations[role_id] = session_id

@@ -26,7 +26,6 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +38,13 @@ from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.extensions import db
 from webapp.app.providers.base import Transcription
 from webapp.app.services import chat, live_recognition
-from webapp.app.services.audio_player import WebSocketAudioPlayer
+from webapp.app.services.reply_events import Emit, ReplyEvents
 from webapp.app.services.turn_detection import TurnDetector, TurnEvent, TurnSettings
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
-Emit = Callable[[str, dict[str, Any]], None]
 
 BACKCHANNELS = frozenset({
     "uh-huh", "uh huh", "uhhuh", "mm-hmm", "mm hmm", "mhm", "hmm", "mm", "okay", "ok",
@@ -82,34 +80,8 @@ class CallOptions:
     audio_format: str = "mp3"
 
 
-def parse_start(data: Any, audio_format: str = "mp3") -> CallOptions:
-    """``call_start``'s payload, checked."""
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                       {"detail": "call_start needs {role_id, session_id?, sample_rate?}"})
-    role_id, rate = data.get("role_id"), data.get("sample_rate", SAMPLE_RATE)
-    if isinstance(role_id, bool) or not isinstance(role_id, int | str) \
-            or not str(role_id).isdigit():
-        raise ApiError(400, "bad_request", "BAD_MESSAGE", {"detail": "role_id must be a number"})
-    if isinstance(rate, bool) or rate not in SAMPLE_RATES:
-        raise ApiError(400, "bad_request", "BAD_MESSAGE", {
-            "detail": f"sample_rate must be one of {', '.join(map(str, SAMPLE_RATES))}"})
-    language = data.get("language")
-    if language is not None and (not isinstance(language, str) or len(language) > 16):
-        raise ApiError(400, "bad_request", "BAD_MESSAGE", {"detail": "language is a code"})
-    session_id = data.get("session_id")
-    if session_id is not None and not isinstance(session_id, str):
-        raise ApiError(400, "bad_request", "BAD_MESSAGE", {"detail": "session_id is a string"})
-    fmt = data.get("audio_format", audio_format)
-    if fmt not in chat.STREAM_FORMATS:
-        raise ApiError(400, "bad_request", "BAD_MESSAGE",
-                       {"detail": "audio_format must be mp3 or pcm"})
-    return CallOptions(role_id=int(role_id), session_id=session_id or None, sample_rate=rate,
-                       language=language or None, audio_format=fmt)
-
-
-class ReplyOutput:
-    """A reply's steps as call events, its audio sent no faster than it is played.
+class ReplyOutput(ReplyEvents):
+    """A reply's events for a call, its audio sent no faster than it is played.
 
     The server keeps the caller at most ``lead`` seconds ahead of playback, so that when
     the caller cuts in the audio still to come was never sent. ``pause`` stops sending
@@ -118,15 +90,12 @@ class ReplyOutput:
 
     def __init__(self, emit: Emit, session_id: str, lead: float,
                  cancel: threading.Event) -> None:
-        self.emit, self.session_id, self.lead, self.cancel = emit, session_id, lead, cancel
-        self.player: WebSocketAudioPlayer | None = None
+        super().__init__(emit, session_id)
+        self.lead, self.cancel = lead, cancel
         self.paused = False
         self.sent = 0.0
         self.played = 0.0
         self._tick: float | None = None
-
-    def _emit(self, event: str, data: dict[str, Any], **_: Any) -> None:
-        self.emit(event, {**data, "session_id": self.session_id})
 
     def pace(self, seconds: float) -> bool:
         """Wait until the caller needs ``seconds`` more audio; False once cut off."""
@@ -142,36 +111,6 @@ class ReplyOutput:
             sleep(0.02)
         self.sent += seconds
         return True
-
-    def asr_result(self, text: str) -> None:
-        self._emit("asr_result", {"text": text})
-
-    def text_chunk(self, text: str) -> None:
-        self._emit("ai_text_chunk", {"text": text})
-
-    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
-        self.player = WebSocketAudioPlayer(self._emit, self.session_id, "tts_audio_chunk",
-                                           format=fmt, sample_rate=sample_rate,
-                                           message_id=message_id)
-        self.player.start()
-
-    def audio_chunk(self, data: bytes) -> None:
-        if self.player is not None:
-            self.player.write(data)
-
-    def audio_end(self, audio_url: str | None, duration: float, reason: str | None) -> None:
-        extra = {"reason": reason} if reason else {}
-        if self.player is not None:
-            self.player.stop(audio_url=audio_url, duration=duration, **extra)
-        elif reason:
-            self._emit("tts_audio_chunk_end", {"audio_url": None, "duration": 0.0,
-                                               "chunks": 0, **extra})
-
-    def reply(self, payload: dict[str, Any]) -> None:
-        self._emit("chat_response", payload)
-
-    def complete(self, payload: dict[str, Any]) -> None:
-        self._emit("response_complete", payload)
 
 
 class _Reply:

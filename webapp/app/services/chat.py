@@ -8,8 +8,6 @@ transport supplies a ``TurnSink`` (how it tells its client) and a cancel event
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import random
 import threading
@@ -95,16 +93,6 @@ class Turn:
 
 def _bad(detail: str, code: str = "BAD_MESSAGE") -> ApiError:
     return ApiError(400, "bad_request", code, {"detail": detail})
-
-
-def decode_audio(data: str) -> bytes:
-    """Base64 audio from a client (a ``data:`` URL prefix is allowed)."""
-    if "," in data[:64] and data.startswith("data:"):
-        data = data.split(",", 1)[1]
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _bad("audio must be base64") from exc
 
 
 def open_session(user_id: int, role_id: int, session_id: str | None = None
