@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import chromium_hearing
-from tests.e2e.test_console import create_role, expect, go, rest, sign_up
+from tests.e2e.test_console import HISTORY_PATH, create_role, expect, go, rest, sign_up
 
 QUESTION = "Could you tell me what your favourite colour is, and why you like it so much?"
 CUT_IN = "Sorry to interrupt, but could you tell me about the weather in London instead?"
@@ -64,6 +64,9 @@ def test_call_button_talks_hands_free_and_is_interrupted_by_voice(
         page.select_option("#talk-role", label="Ada")
         expect(page.locator("#talk-conn")).to_have_attribute("data-state", "on")
 
+        history_reads: list[str] = []
+        page.on("request", lambda request: history_reads.append(request.url)
+                if request.method == "GET" and HISTORY_PATH.search(request.url) else None)
         call = page.locator("#talk-call")
         expect(call).to_be_enabled()
         call.click()
@@ -72,11 +75,12 @@ def test_call_button_talks_hands_free_and_is_interrupted_by_voice(
         expect(page.locator("#talk-call-state")).to_be_visible()
         expect(page.locator("#talk-hold")).to_be_disabled()
 
-        # The question (no language given: Whisper finds it is English on this first turn,
-        # and Moonshine reads the turns after it).
+        # The question. The page told the server the call's language, the language of the
+        # role's voice (an English Piper voice), so Moonshine reads it from the first turn.
         page.wait_for_function("window.__console.talk.call.results.length >= 1",
                                timeout=TURN_SECONDS * 1000)
         stats = call_stats(page)
+        assert stats["call"]["language"] == "en", stats["call"]
         assert stats["call"]["started"] == 1 and stats["call"]["piecesSent"] > 20
         assert "speech_start" in stats["call"]["vad"]
         assert re.search(r"colou?r", stats["call"]["results"][0].lower()), stats["call"]
@@ -110,6 +114,12 @@ def test_call_button_talks_hands_free_and_is_interrupted_by_voice(
             ("user", "voice"), ("assistant", "voice"), ("user", "voice")]
         assert stored[0]["audio_url"] and re.search(r"colou?r", stored[0]["transcription"], re.I)
         assert stored[1]["metadata"]["interrupted"] is True
+        # Each turn's bubbles took their ids from the turn's own events (the page does
+        # not read the conversation back when a reply or the call ends).
+        shown = [i for i in page.eval_on_selector_all(
+            "#talk-log .bubble", "bubbles => bubbles.map(b => b.dataset.messageId)") if i]
+        assert len(shown) >= 3 and shown == [m["message_id"] for m in stored][:len(shown)]
+        assert history_reads == [], history_reads
         assert any("weather" in (m["transcription"] or "").lower() for m in stored[2:]
                    if m["role"] == "user")
     finally:

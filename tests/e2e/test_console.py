@@ -24,6 +24,7 @@ except ImportError:  # the fixtures skip (or fail under REQUIRE_SERVICES) withou
 PASSWORD = "s3cret-pass"
 PIPER_VOICE = "piper:en_US-joe-medium"
 REPLY_SECONDS = 120
+HISTORY_PATH = re.compile(r"/api/sessions/[^/?]+/messages")
 SPOKEN_WORDS = {"morning", "everyone", "today", "trip", "mountains", "walked", "hours", "river"}
 
 
@@ -301,6 +302,11 @@ def test_talk_streams_reply_text_and_audio(open_page: Any, server: str, username
     expect(page.locator("#talk-conn")).to_have_attribute("data-state", "on")
     expect(page.locator("#talk-title")).to_have_text("与 Ada 对话")
 
+    # Every read of the conversation's stored messages the page makes from here on.
+    history_reads: list[str] = []
+    page.on("request", lambda request: history_reads.append(request.url)
+            if request.method == "GET" and HISTORY_PATH.search(request.url) else None)
+
     page.select_option("#talk-reply-type", "1")
     page.fill("#talk-input", "Hello Ada! What should I bring for a walk in the mountains?")
     page.click("#talk-send")
@@ -361,10 +367,19 @@ def test_talk_streams_reply_text_and_audio(open_page: Any, server: str, username
     stored = rest(page, server, "GET", f"/api/sessions/{session_id}/messages",
                   params={"page_size": 100}).json()["data"]["list"]
     assert [message["role"] for message in stored] == ["user", "assistant", "user", "assistant"]
+    # The page knew every stored message's id from the replies' own events, without
+    # reading the conversation back after either reply.
+    shown_ids = page.eval_on_selector_all("#talk-log .bubble",
+                                          "bubbles => bubbles.map(b => b.dataset.messageId)")
+    assert shown_ids == [message["message_id"] for message in stored]
+    expect(page.locator("#talk-log .bubble.user").last.locator("button.delete")).to_be_visible()
+    assert history_reads == [], history_reads
     page.reload()
     page.wait_for_function("window.__console && window.__console.ready")
     expect(page.locator("#screen-talk")).to_be_visible()
     expect(page.locator("#talk-log .bubble")).to_have_count(4)
+    # Opening the conversation reads it once (one page: it has four messages).
+    assert len(history_reads) == 1 and session_id in history_reads[0], history_reads
     expect(page.locator("#talk-sessions .session.active")).to_have_count(1)
     first_reply = page.locator("#talk-log .bubble.assistant").first
     first_reply.locator("button.replay").click()

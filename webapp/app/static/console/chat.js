@@ -1,19 +1,24 @@
 // The Socket.IO connection to the `/chat` namespace. The access token goes in the connect
-// `auth` payload; a refused connection refreshes the token once and tries again.
+// `auth` payload; a refused connection refreshes the token once and tries again. An
+// observer, when given, is told of every event sent, received and acknowledged.
 
 import { auth, refreshAccess } from "./api.js";
 import { getLang, t } from "./i18n.js";
 
 const EVENTS = [
-  "joined", "asr_result", "ai_text_chunk", "tts_audio_chunk_start", "tts_audio_chunk",
+  "asr_result", "ai_text_chunk", "tts_audio_chunk_start", "tts_audio_chunk",
   "tts_audio_chunk_end", "chat_response", "response_complete", "error",
   "call_started", "call_ended", "vad", "asr_partial",
 ];
 
 export class ChatConnection {
-  /** handlers: {event name: fn(payload)} plus onState(state, detail). */
-  constructor(handlers) {
+  /**
+   * handlers: {event name: fn(payload)} plus onState(state, detail);
+   * observer: {sent(event, payload), received(event, payload), answered(event, answer)}.
+   */
+  constructor(handlers, observer = null) {
     this.handlers = handlers;
+    this.observer = observer;
     this.socket = null;
     this.state = "off";
     this.refreshedFor = null;
@@ -66,6 +71,7 @@ export class ChatConnection {
       socket.on(name, (payload) => {
         const handler = this.handlers[name];
         if (handler) handler(payload || {});
+        if (this.observer) this.observer.received(name, payload || {});
       });
     }
   }
@@ -98,6 +104,17 @@ export class ChatConnection {
   emit(event, payload) {
     if (!this.connected) throw new Error(t("talk.notConnected"));
     this.socket.emit(event, payload);
+    if (this.observer) this.observer.sent(event, payload);
+  }
+
+  /** Send an event the server acknowledges; resolves to its answer, rejects after `timeout` ms. */
+  async request(event, payload, timeout) {
+    if (!this.connected) throw new Error(t("talk.notConnected"));
+    const answer = this.socket.timeout(timeout).emitWithAck(event, payload);
+    if (this.observer) this.observer.sent(event, payload);
+    const result = await answer;
+    if (this.observer) this.observer.answered(event, result);
+    return result;
   }
 
   close() {

@@ -585,6 +585,11 @@ const CATEGORY_LANGUAGES = {
   俄文: "ru", 意大利文: "it", 葡萄牙文: "pt", 越南文: "vi", 粤语: "yue",
 };
 
+/** The language code of a voice category ("英文" → "en"), or null. */
+export function categoryLanguage(category) {
+  return CATEGORY_LANGUAGES[category] || null;
+}
+
 /** A voice category as the UI's language calls it. */
 export function categoryName(category) {
   if (current === "zh" || !category) return category;
