@@ -39,8 +39,10 @@ class Client:
 
 
 def _to_session_room(event: str, payload: dict[str, Any]) -> None:
-    """A reply event to everyone in its session's room (every process, through Redis)."""
-    socketio.emit(event, payload, to=payload["session_id"], namespace=NAMESPACE)
+    """A reply event to everyone in its session's room (every process, through Redis).
+    An event with no session yet goes nowhere: an empty room would mean every client."""
+    if payload["session_id"]:
+        socketio.emit(event, payload, to=payload["session_id"], namespace=NAMESPACE)
 
 
 class ChatNamespace(Namespace):
