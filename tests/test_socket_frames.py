@@ -57,9 +57,9 @@ def test_chat_message_defaults_come_from_the_transport() -> None:
     frame = schemas.load("chat_message", {"message": "hi"}, "en", role_id=4)
     assert frame == {"role_id": 4, "message": "hi", "type": "text", "response_type": 1,
                      "session_id": None}
-    seed = schemas.load("chat_message", {"role_id": 4, "message": "hi", "format": "mp3"}, "en",
-                        response_type=0)
-    assert seed["response_type"] == 0
+    plain = schemas.load("chat_message", {"role_id": 4, "message": "hi", "format": "mp3"}, "en",
+                         response_type=0)
+    assert plain["response_type"] == 0
     assert schemas.load("chat_message", {"role_id": 9, "message": "u", "type": "voice",
                                          "response_type": "2"}, "en", role_id=4)["role_id"] == 9
     # No role known to the connection and none in the frame.

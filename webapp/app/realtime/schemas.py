@@ -3,8 +3,8 @@ the same ones for Socket.IO (``/chat``) and the plain WebSockets (``/api/ws/…`
 
 A frame that does not fit its schema is refused with ``400 BAD_MESSAGE`` and a message
 that names the field; the transport sends it in its own error shape and the connection
-stays open. Fields a schema does not know are ignored, since seed 001's clients send a
-few the server never read (``format`` on a text message, for one).
+stays open. Fields a schema does not know are ignored: older clients send a few the
+server never reads (``format`` on a text message, for one).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Base64Audio(fields.String):
 
 
 def _response_type() -> BoundedInteger:
-    # 0 text, 1 voice, 2 either (seed 001); a transport may default to another.
+    # 0 text, 1 voice, 2 either at random; a transport may default to another.
     return BoundedInteger(minimum=RESPONSE_TEXT, maximum=RESPONSE_RANDOM,
                           load_default=RESPONSE_VOICE)
 
@@ -89,7 +89,7 @@ class JoinSchema(FrameSchema):
 
 
 class ChatMessageSchema(FrameSchema):
-    """Seed 001's message (Socket.IO ``chat_message``, ``/api/ws/chat``): text, or the URL
+    """A message (Socket.IO ``chat_message``, ``/api/ws/chat``): text, or the URL
     of an own upload when ``type`` is ``voice``."""
 
     role_id = Id(required=True)

@@ -149,8 +149,8 @@ def ws_chat(ws: Server) -> None:
 
 @sock.route("/api/ws/voice_chat", bp=bp)
 def ws_voice_chat(ws: Server) -> None:
-    """Seed 001: ``{role_id, voice_url | audio (base64), format}`` → ``{type, data, format,
-    is_final}``; the reply is always spoken, as MP3."""
+    """``{role_id, voice_url | audio (base64), format}`` → ``{type, data, format,
+    is_final}`` frames; the reply is always spoken, as MP3."""
     conversations: dict[int, str] = {}
     for frame in _frames(ws, "voice_message", voice=True):
         role_id, audio = frame["role_id"], frame["audio"] or None

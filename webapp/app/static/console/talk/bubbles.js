@@ -8,7 +8,7 @@ import {
 } from "../ui.js";
 import { roleById, state } from "./state.js";
 
-/** A stable positive 31-bit number for a string (seed 002's messageId is an integer). */
+/** A stable positive 31-bit number for a string (/api/voice/generate's messageId is an integer). */
 function numericKey(text) {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i += 1) {
