@@ -7,11 +7,12 @@ Every engine produces or consumes 16-bit mono PCM; encoding for clients happens 
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from webapp.app.sentences import split_sentences
 
 
 class ProviderError(Exception):
@@ -177,14 +178,6 @@ class AudioRecordingBase:
         if self.audio_store is None:
             raise ProviderError(self.name, "not_configured", "no audio store attached")
         return self.audio_store.delete(file_id)
-
-
-_SENTENCE_END = re.compile(r"(?<=[。！？!?；;…\n])|(?<=[.](?=\s))")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Cut text at sentence ends (Chinese and Western punctuation), dropping empty parts."""
-    return [part.strip() for part in _SENTENCE_END.split(text) if part.strip()]
 
 
 class TextToSpeechInterface(AudioRecordingBase, ABC):

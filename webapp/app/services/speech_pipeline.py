@@ -28,7 +28,7 @@ from webapp.app.providers.base import (
     SynthesisOptions,
     TextToSpeechInterface,
 )
-from webapp.app.services.sentences import SentenceCutter
+from webapp.app.sentences import SentenceCutter
 
 _END = object()
 _POLL = 0.02
