@@ -3,15 +3,16 @@
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
-from webapp.app.api import ApiError, ok, paginate_args
-from webapp.app.auth.identity import current_user_id as _user_id
-from webapp.app.auth.identity import optional_user_id
+from webapp.app.api import ok
+from webapp.app.errors import ApiError
 from webapp.app.file import bp
 from webapp.app.file.schemas import FilePageSchema, FileSchema, PageQuerySchema, UploadFormSchema
-from webapp.app.file.serving import send_object
 from webapp.app.models import File
 from webapp.app.openapi import AUDIO, NOTHING, doc
+from webapp.app.pagination import page_args
 from webapp.app.services import files, urls
+from webapp.app.web import current_user_id as _user_id
+from webapp.app.web import optional_user_id, send_object
 
 
 def _uploaded_bytes() -> tuple[bytes, str]:
@@ -56,7 +57,7 @@ def temfile_upload() -> Response:
 @doc("My uploaded files, newest first", tag="files", query=PageQuerySchema,
      response=FilePageSchema)
 def temfile_list() -> Response:
-    page, size = paginate_args()
+    page, size = page_args(request.args)
     return ok(files.page_uploads(_user_id(), page, size,
                                  lambda row: _render(row, files.download_path(row))))
 

@@ -6,8 +6,8 @@ from flask import Response
 from flask_jwt_extended import jwt_required
 from marshmallow import Schema
 
-from webapp.app.api import ApiError, ok, parse
-from webapp.app.auth.identity import current_user_id
+from webapp.app.api import ok, parse
+from webapp.app.errors import ApiError
 from webapp.app.openapi import doc
 from webapp.app.playback import bp
 from webapp.app.playback.schemas import (
@@ -24,6 +24,7 @@ from webapp.app.playback.schemas import (
     SettingsSchema,
 )
 from webapp.app.services import generation, playback, preferences
+from webapp.app.web import current_user_id
 
 
 def _parse(schema: Schema, partial: bool = False) -> dict[str, Any]:

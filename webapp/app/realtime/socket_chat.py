@@ -12,11 +12,11 @@ from typing import Any
 from flask import current_app, request
 from flask_socketio import Namespace, join_room
 
-from webapp.app.api import ApiError
+from webapp.app.api import language
+from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db, socketio
 from webapp.app.i18n import translate
-from webapp.app.realtime.auth import language, token_from, user_from_token
-from webapp.app.realtime.errors import as_error
+from webapp.app.realtime.auth import token_from, user_from_token
 from webapp.app.services import calls, chat
 from webapp.app.services.audio_player import WebSocketAudioPlayer
 

@@ -12,10 +12,10 @@ from flask import Blueprint, Flask, Response, current_app, g
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 
-from webapp.app.api import ApiError, error_response
+from webapp.app.api import error_response, language
+from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
-from webapp.app.realtime.auth import language, token_from, user_from_token
-from webapp.app.realtime.errors import as_error
+from webapp.app.realtime.auth import token_from, user_from_token
 from webapp.app.services import chat
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,11 @@ from flask import current_app
 from sqlalchemy import select
 
 from webapp.app import audio
-from webapp.app.api import ApiError, forbidden, paginate
 from webapp.app.concurrency import run_blocking
+from webapp.app.errors import ApiError, forbidden
 from webapp.app.extensions import db
 from webapp.app.models import File
+from webapp.app.pagination import paginate
 from webapp.app.services import urls
 from webapp.app.storage import Storage, StorageError, StorageUnavailable
 

@@ -16,7 +16,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from webapp.app.api import ApiError
+from webapp.app.errors import ApiError, provider_error
 from webapp.app.extensions import db
 from webapp.app.models import File, GeneratedVoice, Voice
 from webapp.app.models.common import utcnow
@@ -127,11 +127,7 @@ def generate(owner_id: int, args: dict[str, Any]) -> dict[str, Any]:
                                     emotion.apply(base, emotion_type, intensity))
     except ProviderError as exc:
         events.publish(stream, "voice_error", {"messageId": message_key, "error": exc.message})
-        status, code = {"quota": (429, "TTS_QUOTA_EXCEEDED"),
-                        "not_configured": (503, "VOICE_SERVICE_UNAVAILABLE"),
-                        "bad_input": (400, "INVALID_VOICE_PARAMETER")}.get(
-            exc.kind, (502, "TTS_PROVIDER_ERROR"))
-        raise _error(status, code, exc.message, provider=provider) from exc
+        raise provider_error(exc, provider) from exc
     except Exception as exc:
         log.exception("voice generation failed")
         events.publish(stream, "voice_error", {"messageId": message_key,

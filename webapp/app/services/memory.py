@@ -16,6 +16,8 @@ from webapp.app.sentences import first_sentence
 log = logging.getLogger(__name__)
 
 SUMMARY_LIMIT = 600
+SUMMARY_TASK = "chat.summarize"
+"""The task that runs ``update_summary`` after a reply (``webapp.app.tasks.chat``)."""
 
 
 def _said(message: Message) -> str:

@@ -8,7 +8,7 @@ import random
 import secrets
 from typing import Any
 
-from webapp.app.api import ApiError
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import PlaybackSession
 from webapp.app.services import events, sessions

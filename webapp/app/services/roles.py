@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from webapp.app.api import ApiError, paginate
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Role
+from webapp.app.pagination import paginate
 from webapp.app.schemas import MAX_INT64
 from webapp.app.services import voices
 

@@ -11,10 +11,11 @@ from flask import current_app
 from sqlalchemy import false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
-from webapp.app.api import ApiError, forbidden, paginate
 from webapp.app.concurrency import run_blocking
+from webapp.app.errors import ApiError, forbidden
 from webapp.app.extensions import db
 from webapp.app.models import File, Job, Role, Voice
+from webapp.app.pagination import paginate
 from webapp.app.providers.base import ProviderError
 from webapp.app.providers.registry import LOCAL_ENGINES
 from webapp.app.services import files, jobs, synthesis, urls
@@ -119,16 +120,8 @@ def resolve_usable(voice_type: str, user_id: int, code: str = "INVALID_VOICE_TYP
     voice = db.session.scalar(usable_query(user_id).where(
         or_(Voice.voice_type == voice_type, Voice.id == voice_type)))
     if voice is None:
-        raise ApiError(400, "bad_request", code, {"detail": _invalid_voice_text()},
-                       {"voice_type": voice_type})
+        raise ApiError(400, "invalid_voice_type", code, details={"voice_type": voice_type})
     return voice
-
-
-def _invalid_voice_text() -> str:
-    from webapp.app.api import language
-    from webapp.app.i18n import translate
-
-    return translate("invalid_voice_type", language())
 
 
 def default_voice() -> Voice:
@@ -238,8 +231,7 @@ def create(owner_id: int, *, name: str, uploads: list[tuple[bytes, str]], file_i
     """
     from webapp.app.models import VoiceModel
     from webapp.app.models.common import new_uuid
-    from webapp.app.services.cloning import local_engine_for
-    from webapp.app.tasks import clone_voice_task
+    from webapp.app.services.cloning import CLONE_TASK, local_engine_for
 
     registry = current_app.extensions["providers"]
     provider = provider or ("dashscope" if registry.is_configured("tts", "dashscope") else "local")
@@ -274,7 +266,7 @@ def create(owner_id: int, *, name: str, uploads: list[tuple[bytes, str]], file_i
         for row in stored:
             files.delete(row)
         raise
-    jobs.dispatch(job, clone_voice_task, job.id)
+    jobs.dispatch(job, CLONE_TASK, job.id)
     return voice, job
 
 

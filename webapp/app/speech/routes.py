@@ -4,11 +4,11 @@ from flask import Response, request
 from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok, parse, streaming_response
-from webapp.app.auth.identity import current_user_id
 from webapp.app.openapi import AUDIO, doc
 from webapp.app.services import speech
 from webapp.app.speech import bp
 from webapp.app.speech.schemas import SttFormSchema, SttResultSchema, TtsResultSchema, TtsSchema
+from webapp.app.web import current_user_id
 
 
 def _tts_request() -> speech.TtsRequest:

@@ -3,11 +3,9 @@
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
-from webapp.app.api import ok, paginate_args, parse
-from webapp.app.auth.identity import current_user_id as _user_id
-from webapp.app.auth.identity import optional_user_id
-from webapp.app.file.serving import send_object
+from webapp.app.api import ok, parse
 from webapp.app.openapi import AUDIO, doc
+from webapp.app.pagination import page_args
 from webapp.app.services import jobs, voices
 from webapp.app.voice import bp
 from webapp.app.voice.schemas import (
@@ -22,6 +20,8 @@ from webapp.app.voice.schemas import (
     VoiceSchema,
     VoiceTypeSchema,
 )
+from webapp.app.web import current_user_id as _user_id
+from webapp.app.web import optional_user_id, send_object
 
 
 def _accepted(voice: object, job: object) -> Response:
@@ -69,7 +69,7 @@ def create_voice() -> Response:
 @doc("Voices I can use: filters gender, provider, search, mine", tag="voices",
      query=VoiceListQuerySchema, response=VoicePageSchema)
 def list_voices() -> Response:
-    page_no, size = paginate_args()
+    page_no, size = page_args(request.args)
     args = parse(VoiceListQuerySchema(), request.args.to_dict())
     return ok(voices.page(_user_id(), page_no, size, gender=args["gender"],
                           provider=args["provider"], search=args["search"], mine=args["mine"]))
