@@ -119,7 +119,7 @@ _MARSHMALLOW_DEFAULTS = {
 
 
 def validation_error(exc: ValidationError) -> ApiError:
-    """The first field error, in the seed's ``参数错误: …`` form; all of them in details."""
+    """The first field error, in the ``参数错误: …`` form; all of them in details."""
     messages = exc.normalized_messages()
     field_name, detail = _first_error(messages)
     lang = language()

@@ -1,4 +1,4 @@
-"""Human messages in Chinese (the default, as in the seeds) and English."""
+"""Human messages in Chinese (the default) and English."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Seed 001's voice upload, seed 004's temporary files, and serving stored audio."""
+"""Uploading a voice message or an audio file (its id names a cloning sample), temporary
+files, and serving stored audio."""
 
 from flask import Response, request
 from flask_jwt_extended import jwt_required
@@ -32,7 +33,7 @@ def _render(row: File, url: str) -> dict:
 
 @bp.post("/api/upload_voice")
 @jwt_required()
-@doc("Upload a voice message (seed 001)", tag="files", form=UploadFormSchema,
+@doc("Upload a voice message", tag="files", form=UploadFormSchema,
      response=FileSchema, errors=(413, 415))
 def upload_voice() -> Response:
     data, name = _uploaded_bytes()
@@ -44,8 +45,8 @@ def upload_voice() -> Response:
 
 @bp.post("/api/temfile/upload")
 @jwt_required()
-@doc("Upload an audio file (seed 004's audio_file_id)", tag="files", form=UploadFormSchema,
-     response=FileSchema, errors=(413, 415))
+@doc("Upload an audio file (its id is the audio_file_id a cloned voice is made from)",
+     tag="files", form=UploadFormSchema, response=FileSchema, errors=(413, 415))
 def temfile_upload() -> Response:
     data, name = _uploaded_bytes()
     row = files.store_upload(_user_id(), data, name, is_public=_form_bool("is_public"))

@@ -1,4 +1,5 @@
-"""Seed 002's ten endpoints: generate, cache, settings, agent profiles, playback."""
+"""The voice generation and playback API's ten endpoints: generate, cache, settings, agent
+profiles, playback."""
 
 from typing import Any
 
@@ -28,7 +29,7 @@ from webapp.app.web import current_user_id
 
 
 def _parse(schema: Schema, partial: bool = False) -> dict[str, Any]:
-    """Seed 002's codes: a bad emotion is INVALID_EMOTION_TYPE, the rest INVALID_VOICE_PARAMETER."""
+    """A bad emotion is INVALID_EMOTION_TYPE, the rest INVALID_VOICE_PARAMETER."""
     try:
         return parse(schema, partial=partial)
     except ApiError as err:

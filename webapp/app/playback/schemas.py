@@ -1,4 +1,4 @@
-"""Seed 002's request bodies, camelCase as written there."""
+"""Request bodies of the voice generation and playback API, in camelCase like its clients."""
 
 from marshmallow import Schema, fields, validate
 
@@ -106,7 +106,7 @@ class ProfileSchema(Schema):
 
 
 class PlaylistItem(fields.Field):
-    """Message keys: numbers as in seed 002 (64-bit, like every integer here), or this
+    """Message keys: the client's numbers (64-bit, like every integer here), or this
     service's message ids (strings)."""
 
     default_error_messages = {"invalid": "playlist_item_invalid", "null": "playlist_item_invalid"}

@@ -1,4 +1,5 @@
-"""Small interfaces, one per capability, named after seed 000's classes.
+"""Small interfaces, one per capability (``TextToSpeechInterface``, ``SpeechToTextInterface``,
+``ChatModelInterface``), with local-model and third-party-API kinds of each.
 
 Every engine produces or consumes 16-bit mono PCM; encoding for clients happens in
 ``webapp.app.audio``. Engines are synchronous; callers on the event loop go through
@@ -149,7 +150,7 @@ class AudioRecordingBase:
 
 
 class TextToSpeechInterface(AudioRecordingBase, ABC):
-    """Synthesis plus seed 000's voice management.
+    """Synthesis plus voice management (list, add by cloning, edit, delete).
 
     Engines implement ``synthesize_sentence``; the sentence adapter in
     ``synthesize_stream`` makes every engine stream, sentence by sentence.

@@ -1,5 +1,5 @@
 """Socket.IO namespace ``/chat``: join a session's room, send text or voice, hear the
-reply streamed (seed 003's audio events), interrupt it."""
+reply streamed (``tts_audio_chunk_start`` / ``tts_audio_chunk`` / ``…_end``), interrupt it."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ class ChatNamespace(Namespace):
                   room=request.sid)
 
     def on_chat_message(self, data: Any) -> None:
-        """Seed 001's message: ``{role_id, message, type, format?, response_type}``."""
+        """A chat message: ``{role_id, message, type, format?, response_type}``."""
         client = self._client()
         try:
             if not isinstance(data, dict):

@@ -1,4 +1,4 @@
-"""Seed 001's plain WebSockets: ``/api/ws/chat`` (text or voice in; a text or a voice-URL
+"""The plain WebSockets: ``/api/ws/chat`` (text or voice in; a text or a voice-URL
 reply) and ``/api/ws/voice_chat`` (voice in; the reply's audio streamed in chunks)."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class _Quiet:
 
 
 class ReplySink(_Quiet):
-    """``/api/ws/chat``: only the finished reply, in seed 001's shape."""
+    """``/api/ws/chat``: only the finished reply, as one frame."""
 
     def __init__(self, ws: Server) -> None:
         self.ws = ws
@@ -137,7 +137,7 @@ def _turn(ws: Server, request_: chat.TurnRequest, sink: Any, voice: bool) -> str
 
 @sock.route("/api/ws/chat", bp=bp)
 def ws_chat(ws: Server) -> None:
-    """Seed 001: ``{role_id, message, type, format?, response_type}`` → one reply each."""
+    """``{role_id, message, type, format?, response_type}`` → one reply each."""
     conversations: dict[int, str] = {}
     while (message := _receive(ws)) is not None:
         try:
@@ -164,7 +164,7 @@ def ws_chat(ws: Server) -> None:
 
 @sock.route("/api/ws/voice_chat", bp=bp)
 def ws_voice_chat(ws: Server) -> None:
-    """Seed 001: ``{role_id, voice_url, format}`` → ``{type, data, format, is_final}``."""
+    """``{role_id, voice_url, format}`` → ``{type, data, format, is_final}``."""
     conversations: dict[int, str] = {}
     while (message := _receive(ws, voice=True)) is not None:
         try:

@@ -1,4 +1,4 @@
-"""Seed 001's role endpoints."""
+"""The role endpoints."""
 
 from flask import Response, request
 from flask_jwt_extended import jwt_required

@@ -1,4 +1,4 @@
-"""Seed 002's ``/api/voice/generate``: emotional synthesis with a per-user cache.
+"""``/api/voice/generate``: emotional synthesis with a per-user cache.
 
 The cache is keyed per user by content (text, voice, emotion, profile, provider) and
 remembers which client message keys point at each entry; a hit costs no synthesis.
@@ -70,7 +70,7 @@ def content_key(*parts: Any) -> str:
 
 
 def _entry_fields(entry: GeneratedVoice, message_key: int) -> dict[str, Any]:
-    """The fields seed 002's generate and cache answers share."""
+    """The fields the generate and the cache answers share."""
     row = db.session.get(File, entry.file_id)
     return {"voiceId": entry.id, "messageId": message_key,
             "audioUrl": files.audio_url(row) if row else None, "format": entry.format,

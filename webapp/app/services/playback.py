@@ -1,4 +1,4 @@
-"""Seed 002's playback sessions: a playlist of messages played in order (or shuffled),
+"""Playback sessions: a playlist of messages played in order (or shuffled),
 with the idle → playing ⇄ paused → stopped state machine and repeat modes. Every action
 is told to the session's event stream."""
 

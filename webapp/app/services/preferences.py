@@ -1,4 +1,4 @@
-"""Seed 002's per-user voice settings and per-agent (role) voice profiles."""
+"""Per-user voice settings and per-agent (role) voice profiles."""
 
 from __future__ import annotations
 

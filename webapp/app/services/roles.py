@@ -1,4 +1,4 @@
-"""Seed 001's roles: characters with a voice. A role is private to its owner unless
+"""Roles: characters with a voice. A role is private to its owner unless
 made public; a public role is read and talked to by every signed-in user, and only its
 owner changes or deletes it. A role someone may not use answers as if it did not exist."""
 

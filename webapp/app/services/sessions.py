@@ -1,4 +1,4 @@
-"""Seed 000's sessions and messages: one table for every kind of message, audio in
+"""Sessions and their messages: one table for every kind of message, audio in
 storage, and deletes that remove the audio too."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Seed 000's TTS and STT requests: the audio is stored, and each is a message."""
+"""TTS and STT requests: the audio is stored, and each is a message."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The voice library: built-in voices of every configured engine, and users' cloned
-voices (public or private), as seed 000, 001 and 004 describe them."""
+voices (public or private)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def usable_query(user_id: int | None) -> Any:
 
 
 def voice_types(user_id: int | None) -> list[dict[str, Any]]:
-    """Seed 001's ``/api/voiceTypes`` list (plus ``provider``)."""
+    """The ``/api/voiceTypes`` list roles choose their voice from (with ``provider``)."""
     sync_builtin_voices()
     query = usable_query(user_id).order_by(Voice.builtin.desc(), Voice.engine, Voice.name)
     return [{"voice_type": v.voice_type, "voice_name": v.name, "category": v.category,

@@ -1,4 +1,4 @@
-"""Seed 000's sessions, message history and deletes; seed 002's SSE stream."""
+"""Sessions, message history and deletes, and a session's SSE stream of voice events."""
 
 from flask import Response, current_app, request
 from flask_jwt_extended import jwt_required
@@ -101,7 +101,7 @@ def delete_message(message_id: str) -> Response:
 
 @bp.get("/sessions/<session_id>/stream")
 @jwt_required()
-@doc("Server-sent voice events of a session (seed 002); EventSource may pass ?token=",
+@doc("Server-sent voice events of a session; EventSource may pass ?token=",
      tag="sessions", errors=(404,), media=EVENTS)
 def stream(session_id: str) -> Response:
     session = sessions.get_owned(session_id, current_user_id())

@@ -1,4 +1,4 @@
-"""Seed 000's TTS (stored, or streamed while it is made) and STT requests."""
+"""TTS (stored, or streamed while it is made) and STT requests."""
 
 from flask import Response, request
 from flask_jwt_extended import jwt_required

@@ -1,4 +1,4 @@
-"""Seed 001's voice types, seed 000's voices API and jobs, seed 004's voice creation."""
+"""Voice types for roles, the voices API and its jobs, and creating a cloned voice."""
 
 from flask import Response, request
 from flask_jwt_extended import jwt_required
@@ -30,7 +30,7 @@ def _accepted(voice: object, job: object) -> Response:
 
 
 @bp.get("/api/voiceTypes")
-@doc("Voice types for roles (seed 001): built-in, public, and with a token your own",
+@doc("Voice types for roles: built-in, public, and with a token your own",
      tag="voices", response=VoiceTypeSchema(many=True), auth=False)
 def voice_types() -> Response:
     return ok(voices.voice_types(optional_user_id()))
@@ -117,7 +117,7 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/api/voice/create_voice")
 @jwt_required()
-@doc("Create a cloned voice from an uploaded file (seed 004)", tag="voices",
+@doc("Create a cloned voice from an uploaded file", tag="voices",
      body=CreateVoiceSchema, response=VoiceAcceptedSchema, status=202,
      errors=(403, 404, 503))
 def create_voice_from_file() -> Response:
@@ -132,7 +132,7 @@ def create_voice_from_file() -> Response:
 
 @bp.post("/api/voice/get_voices")
 @jwt_required()
-@doc("Cloned voices: public and mine, or only mine (seed 004)", tag="voices",
+@doc("Cloned voices: public and mine, or only mine", tag="voices",
      body=GetVoicesSchema, response=VoicePageSchema)
 def get_voices() -> Response:
     args = parse(GetVoicesSchema())

@@ -77,7 +77,7 @@ function roleById(roleId) {
   return rolesCache.find((role) => role.id === Number(roleId)) || null;
 }
 
-/** A stable positive 31-bit number for a string (seed 002's messageId is an integer). */
+/** A stable positive 31-bit number for a string (the voice API's messageId is an integer). */
 function numericKey(text) {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i += 1) {
