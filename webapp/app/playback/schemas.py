@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 
 from webapp.app.schemas import MAX_INT64, BoundedInteger, SpokenText
 from webapp.app.services.emotion import EMOTIONS
+from webapp.app.services.playback import ACTIONS
 
 PROVIDERS = ("doubao", "aliyun", "tencent", "local", "dashscope")
 
@@ -135,8 +136,7 @@ class PlaybackCreateSchema(Schema):
 
 
 class PlaybackUpdateSchema(Schema):
-    action = fields.String(required=True, validate=validate.OneOf(
-        ("play", "pause", "stop", "seek", "next", "previous")))
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
     position = fields.Float(load_default=None, validate=validate.Range(min=0))
     messageId = PlaylistItem(load_default=None)
 
