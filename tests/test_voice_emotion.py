@@ -353,3 +353,22 @@ def test_sse_crosses_web_processes_through_redis(production_stack: Any) -> None:
     listener.join(timeout=30)
     assert [name for name, _ in received] == ["voice_generating", "voice_ready"]
     assert received[1][1]["audioUrl"] == generated.json()["data"]["audioUrl"]
+
+
+@pytest.mark.parametrize("kind", ["quota", "unavailable", "timeout", "bad_input",
+                                  "not_supported", "task_failed"])
+def test_a_provider_failure_answers_alike_on_generate_and_tts(
+        client: FlaskClient, auth_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        kind: str) -> None:
+    from webapp.app.providers.base import ProviderError
+    from webapp.app.services import synthesis
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise ProviderError("espeak", kind, "engine said no")
+
+    monkeypatch.setattr(synthesis, "render", failing)
+    generated = _generate(client, auth_headers, 77)
+    spoken = client.post("/api/tts", headers=auth_headers, json={"text": TEXT})
+    assert generated.status_code == spoken.status_code >= 400
+    assert generated.get_json()["error"]["code"] == spoken.get_json()["error"]["code"]
+    assert generated.get_json()["error"]["details"]["kind"] == kind

@@ -66,6 +66,8 @@ PROVIDER_ERRORS = {
     "unavailable": (503, "VOICE_SERVICE_UNAVAILABLE"),
 }
 """Each ``ProviderError.kind`` as an HTTP status and the voice API's error code."""
+PROVIDER_STATUSES = tuple(sorted({status for status, _ in PROVIDER_ERRORS.values()} | {502}))
+"""Every status a provider failure can answer with, for the routes that call providers."""
 
 
 def provider_error(exc: ProviderError, provider: str | None = None) -> ApiError:

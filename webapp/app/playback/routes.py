@@ -8,7 +8,7 @@ from flask_jwt_extended import jwt_required
 from marshmallow import Schema
 
 from webapp.app.api import ok, parse
-from webapp.app.errors import ApiError
+from webapp.app.errors import PROVIDER_STATUSES, ApiError
 from webapp.app.openapi import doc
 from webapp.app.playback import bp
 from webapp.app.playback.schemas import (
@@ -42,7 +42,8 @@ def _parse(schema: Schema, partial: bool = False) -> dict[str, Any]:
 @bp.post("/generate")
 @jwt_required()
 @doc("Generate (or fetch from cache) a message's voice with an emotion", tag="voice-emotion",
-     body=GenerateSchema, response=GenerateResultSchema, errors=(429, 502, 503, 507))
+     body=GenerateSchema, response=GenerateResultSchema,
+     errors=(*PROVIDER_STATUSES, 507))
 def generate() -> Response:
     return ok(generation.generate(current_user_id(), _parse(GenerateSchema())))
 
