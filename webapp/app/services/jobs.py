@@ -3,8 +3,8 @@
 A job is a row plus a Celery task whose id is the job id (so Flower shows the same id).
 Tasks are sent by name (``webapp.app.tasks`` defines them and calls back into services),
 so services never import the tasks. Without a broker (``JOBS_IN_PROCESS``) the task runs
-in this process, in the background. A job past its
-deadline is failed with the reason when anyone looks at it, and its target is told.
+in this process, in the background. A job past its deadline is failed with the reason
+when anyone looks at it, and its target is told.
 """
 
 from __future__ import annotations
