@@ -1,4 +1,4 @@
-"""Seed 002's generate, cached versus uncached, and a history page of a session with
+"""``/api/voice/generate``, cached versus uncached, and a history page of a session with
 10,000 messages — against the web process under eventlet, on MariaDB when reachable.
 
 Targets: a cached generate ≤ 20 ms median; a history page ≤ 50 ms median.

@@ -1,4 +1,4 @@
-"""Seed 003's AliyunAPIService through the real SDK against the fake DashScope: synthesis
+"""AliyunAPIService through the real SDK against the fake DashScope: synthesis
 (sync, async, streaming into FileWriterCallback), recognition, and streamed LLM + TTS."""
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ print("URLS " + json.dumps([url, written[0], later["url"]]))
 
 def test_works_from_a_plain_script_without_an_app_context(app_factory: Any, tmp_path: Any,
                                                           fake_dashscope: Any) -> None:
-    """Seed 003 constructs the service in a script: no Flask app exists there, and the
+    """The service is constructed in a plain script: no Flask app exists there, and the
     settings come from the environment."""
     import os
     import subprocess

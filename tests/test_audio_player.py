@@ -1,4 +1,4 @@
-"""Seed 003's WebSocketAudioPlayer: events, payloads, order — also under eventlet with
+"""WebSocketAudioPlayer: events, payloads, order — also under eventlet with
 writes coming from real OS threads."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from webapp.app.services import WebSocketAudioPlayer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_start_write_stop_emit_seed_events_to_the_room() -> None:
+def test_start_write_stop_emit_start_chunk_end_events_to_the_room() -> None:
     sent: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     player = WebSocketAudioPlayer(lambda event, data, **kw: sent.append((event, data, kw)),
                                   "session-9", event_name="tts_audio_chunk", namespace="/chat",

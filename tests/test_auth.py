@@ -24,7 +24,7 @@ def test_register_twice_is_409(client: FlaskClient, user: dict[str, Any]) -> Non
     assert response.get_json()["error"]["code"] == "USERNAME_TAKEN"
 
 
-def test_register_validates_in_seed_message_format(client: FlaskClient) -> None:
+def test_register_validates_with_parameter_error_messages(client: FlaskClient) -> None:
     response = client.post("/api/auth/register", json={"username": "ab", "password": "x"})
     body = response.get_json()
     assert response.status_code == 400

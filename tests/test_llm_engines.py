@@ -12,6 +12,7 @@ from tests.fakes.fake_openai import FakeOpenAI, start_fake_openai
 from webapp.app.providers.base import ChatOptions, ProviderError
 from webapp.app.providers.llm.openai_compat import OpenAICompatibleChatModel
 from webapp.app.providers.llm.scripted import ScriptedChatModel, parse_persona
+from webapp.app.sentences import first_sentence
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 POET = "Name: Li Bai\nA Tang dynasty poet who loves wine and the moon."
@@ -25,10 +26,6 @@ def conversation(system: str | None, *users: str) -> list[dict[str, str]]:
             messages.append({"role": "assistant", "content": "…"})
         messages.append({"role": "user", "content": text})
     return messages
-
-
-def first_sentence(text: str) -> str:
-    return re.split(r"(?<=[.。])", text, maxsplit=1)[0]
 
 
 def test_scripted_is_always_configured_and_named() -> None:

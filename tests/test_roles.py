@@ -1,4 +1,4 @@
-"""Seed 001's roles: add, list, user's list, get, update, delete, with its messages."""
+"""Roles: add, list, user's list, get, update, delete, with its messages."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ def _add(client: FlaskClient, headers: dict[str, str], **changes: Any) -> Any:
     return client.post("/api/role/add", headers=headers, json={**VALID, **changes})
 
 
-def test_add_returns_role_id_with_seed_message(client: FlaskClient,
-                                               auth_headers: dict[str, str]) -> None:
+def test_add_returns_role_id_with_success_message(client: FlaskClient,
+                                                 auth_headers: dict[str, str]) -> None:
     body = _add(client, auth_headers).get_json()
     assert body["code"] == 200 and body["message"] == "角色创建成功"
     role = client.get(f"/api/role/{body['data']['role_id']}", headers=auth_headers).get_json()
@@ -35,8 +35,10 @@ def test_add_returns_role_id_with_seed_message(client: FlaskClient,
     ({"voice_type": "qiniu_zh_female_wwxkjx"}, "参数错误: 无效的声音类型"),
     ({"voice_type": "dashscope:longxiaochun_v2"}, "参数错误: 无效的声音类型"),
 ])
-def test_every_rule_answers_in_seed_format(client: FlaskClient, auth_headers: dict[str, str],
-                                           changes: dict[str, Any], message: str) -> None:
+def test_every_rule_answers_with_parameter_error_message(client: FlaskClient,
+                                                         auth_headers: dict[str, str],
+                                                         changes: dict[str, Any],
+                                                         message: str) -> None:
     response = _add(client, auth_headers, **changes)
     assert response.status_code == 400
     body = response.get_json()

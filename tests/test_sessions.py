@@ -1,4 +1,4 @@
-"""Seed 000: sessions, TTS and STT stored as messages, history, and deletes that remove
+"""Sessions, TTS and STT stored as messages, history, and deletes that remove
 the audio too (local files and S3)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Seed 002: generate with emotion and cache, settings, agent profiles, playback sessions
+"""Voice generation with emotion and cache, settings, agent profiles, playback sessions
 and the SSE stream — its fields, statuses and error codes."""
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _measure(app: Flask, client: FlaskClient, url: str) -> dict[str, float]:
             "rms": float(np.sqrt(np.mean(samples ** 2)))}
 
 
-def test_generate_answers_seed_fields(client: FlaskClient, auth_headers: dict[str, str]) -> None:
+def test_generate_answers_its_documented_fields(client: FlaskClient,
+                                               auth_headers: dict[str, str]) -> None:
     body = _generate(client, auth_headers, 123, emotionType="intense", emotionIntensity=0.8)
     assert body.status_code == 200
     data = body.get_json()["data"]
@@ -107,8 +108,8 @@ def test_emotion_audibly_changes_rate_pitch_and_volume(app: Flask, client: Flask
     ({"provider": "doubao"}, 503, "VOICE_SERVICE_UNAVAILABLE"),
     ({"provider": "aliyun"}, 503, "VOICE_SERVICE_UNAVAILABLE"),
 ])
-def test_generate_errors_use_seed_codes(client: FlaskClient, auth_headers: dict[str, str],
-                                        body: dict[str, Any], status: int, code: str) -> None:
+def test_generate_errors_use_voice_api_codes(client: FlaskClient, auth_headers: dict[str, str],
+                                            body: dict[str, Any], status: int, code: str) -> None:
     response = client.post("/api/voice/generate", headers=auth_headers,
                            json={"messageId": 1, "text": TEXT, **body})
     assert response.status_code == status
@@ -299,9 +300,9 @@ def test_sse_stream_in_process(client: FlaskClient, auth_headers: dict[str, str]
     assert events[3][1] == {"messageId": 77, "position": 0.0}
 
 
-def test_sse_errors_and_generating_use_seed_shapes(client: FlaskClient,
-                                                   auth_headers: dict[str, str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sse_errors_and_generating_have_documented_shapes(client: FlaskClient,
+                                                         auth_headers: dict[str, str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from webapp.app.providers.base import ProviderError
     from webapp.app.services import synthesis
 
@@ -352,3 +353,22 @@ def test_sse_crosses_web_processes_through_redis(production_stack: Any) -> None:
     listener.join(timeout=30)
     assert [name for name, _ in received] == ["voice_generating", "voice_ready"]
     assert received[1][1]["audioUrl"] == generated.json()["data"]["audioUrl"]
+
+
+@pytest.mark.parametrize("kind", ["quota", "unavailable", "timeout", "bad_input",
+                                  "not_supported", "task_failed"])
+def test_a_provider_failure_answers_alike_on_generate_and_tts(
+        client: FlaskClient, auth_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        kind: str) -> None:
+    from webapp.app.providers.base import ProviderError
+    from webapp.app.services import synthesis
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise ProviderError("espeak", kind, "engine said no")
+
+    monkeypatch.setattr(synthesis, "render", failing)
+    generated = _generate(client, auth_headers, 77)
+    spoken = client.post("/api/tts", headers=auth_headers, json={"text": TEXT})
+    assert generated.status_code == spoken.status_code >= 400
+    assert generated.get_json()["error"]["code"] == spoken.get_json()["error"]["code"]
+    assert generated.get_json()["error"]["details"]["kind"] == kind

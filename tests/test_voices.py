@@ -1,4 +1,4 @@
-"""The voice library: voice types with playable samples, seed 000's voices API, seed 004's
+"""The voice library: voice types with playable samples, the voices API, cloned-voice
 creation, jobs, and local cloning end to end (jobs in-process)."""
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def test_bad_requests_store_nothing(app: Flask, client: FlaskClient,
     assert _objects(app) == []
 
 
-def test_seed004_create_voice_uses_own_or_public_files_only(
+def test_create_voice_uses_own_or_public_files_only(
         client: FlaskClient, make_user: Any, speech_wav: bytes) -> None:
     owner, other = make_user(), make_user()
     upload = client.post("/api/temfile/upload", headers=owner["headers"],
@@ -139,7 +139,7 @@ def test_seed004_create_voice_uses_own_or_public_files_only(
     assert client.get(upload["url"], headers=owner["headers"]).status_code == 200
 
 
-def test_seed004_get_voices_filters(client: FlaskClient, make_user: Any,
+def test_get_voices_filters(client: FlaskClient, make_user: Any,
                                     speech_wav: bytes) -> None:
     alice, bob = make_user(), make_user()
     made = []

@@ -460,7 +460,7 @@ def test_playground_tts_and_stt(open_page: Any, username: str, speech_wav: Path,
     assert stream["stream"]["chunksScheduled"] >= 1
     assert stream["stream"]["secondsScheduled"] > 1
 
-    # Emotion goes through seed 002's generation API.
+    # Emotion goes through the voice generation API (/api/voice/generate).
     page.select_option("#tts-emotion", "intense")
     expect(page.locator("#tts-format")).to_be_disabled()
     page.click("#tts-submit")

@@ -96,7 +96,7 @@ class SocketIO(Transport):
 
 
 class PlainWebSocket(Transport):
-    """Seed 001's ``/api/ws/chat``: one reply frame, or ``{error, code}``."""
+    """``/api/ws/chat``: one reply frame, or ``{error, code}``."""
 
     name = "websocket"
 

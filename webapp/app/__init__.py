@@ -12,7 +12,8 @@ from flask import Flask, Response
 from config import Config
 from webapp.app import extensions
 from webapp.app.access_log import redact_root_handlers
-from webapp.app.api import ApiError, error_response, register_errorhandlers
+from webapp.app.api import error_response, register_errorhandlers
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db, jwt, limiter, migrate, socketio
 from webapp.app.realtime import register_sockets
 from webapp.app.schemas import IdConverter
@@ -106,7 +107,7 @@ def register_blueprints(app: Flask) -> None:
 def register_jwt_errors() -> None:
     """JWT failures in the same envelope as everything else; a token counts only while
     its user exists (a forged or a deleted user's ``sub`` is a 401, not a 500)."""
-    from webapp.app.auth.identity import existing_user
+    from webapp.app.services.users import existing_user
 
     def _error(key: str) -> Response:
         return error_response(ApiError(401, key, "UNAUTHORIZED"))

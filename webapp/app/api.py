@@ -1,16 +1,15 @@
-"""The envelope, errors and pagination: every JSON response is rendered here.
+"""The envelope: every JSON response is rendered here, in the request's language.
 
-Services raise ``ApiError`` (or ``ProviderError``); routes return ``ok(...)``; the
-handlers registered by ``register_errorhandlers`` render every failure the same way.
+Services raise ``ApiError`` (or ``ProviderError``, see ``webapp.app.errors``); routes
+return ``ok(...)``; the handlers registered by ``register_errorhandlers`` render every
+failure the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from flask import (
@@ -24,87 +23,25 @@ from flask import (
     stream_with_context,
 )
 from marshmallow import ValidationError
-from sqlalchemy import Select, func
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from webapp.app.errors import ApiError, database_unavailable, provider_error
 from webapp.app.extensions import db
 from webapp.app.i18n import MESSAGES, translate
 from webapp.app.providers.base import ProviderError
-from webapp.app.schemas import PageQuerySchema, find_lone_surrogate
+from webapp.app.schemas import find_lone_surrogate
 
 log = logging.getLogger(__name__)
 
-HTTP_CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE", 422: "UNPROCESSABLE_ENTITY", 429: "TOO_MANY_REQUESTS",
-    500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE",
-    507: "INSUFFICIENT_STORAGE",
-}
 HTTP_KEYS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
              405: "method_not_allowed", 409: "conflict", 429: "rate_limited",
              500: "internal_error"}
 
 
-@dataclass
-class ApiError(Exception):
-    """A failure a user can act on: HTTP status, UPPER_SNAKE code, message key."""
-
-    status: int
-    key: str
-    code: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        super().__init__(self.key)
-        if self.code is None:
-            self.code = HTTP_CODES.get(self.status, "ERROR")
-
-
-def bad_request(detail: str, code: str = "VALIDATION_ERROR", **details: Any) -> ApiError:
-    return ApiError(400, "bad_request", code, {"detail": detail}, details or None)
-
-
-def not_found(key: str = "not_found", code: str = "NOT_FOUND") -> ApiError:
-    return ApiError(404, key, code)
-
-
-def forbidden(key: str = "forbidden", code: str = "FORBIDDEN") -> ApiError:
-    return ApiError(403, key, code)
-
-
-PROVIDER_ERRORS = {
-    "not_configured": (503, "VOICE_SERVICE_UNAVAILABLE"),
-    "not_supported": (400, "NOT_SUPPORTED"),
-    "auth": (502, "TTS_PROVIDER_ERROR"),
-    "quota": (429, "TTS_QUOTA_EXCEEDED"),
-    "timeout": (502, "TTS_PROVIDER_ERROR"),
-    "task_failed": (502, "TTS_PROVIDER_ERROR"),
-    "bad_input": (400, "INVALID_VOICE_PARAMETER"),
-    "unavailable": (503, "VOICE_SERVICE_UNAVAILABLE"),
-}
-
-
-def provider_error(exc: ProviderError) -> ApiError:
-    """How a provider failure looks to a client (seed 002's codes)."""
-    status, code = PROVIDER_ERRORS.get(exc.kind, (502, "TTS_PROVIDER_ERROR"))
-    if exc.kind == "not_configured":
-        return ApiError(status, "provider_not_configured", code, {"provider": exc.provider},
-                        {"provider": exc.provider})
-    return ApiError(status, "bad_request" if status == 400 else "provider_failed", code,
-                    {"detail": exc.message}, {"provider": exc.provider, "kind": exc.kind})
-
-
 def is_openai_path() -> bool:
     """True inside ``/v1``, where OpenAI's clients expect OpenAI's shapes."""
     return has_request_context() and (request.path == "/v1" or request.path.startswith("/v1/"))
-
-
-def database_unavailable() -> ApiError:
-    """The database could not be reached (a dropped connection, a restart): try again."""
-    return ApiError(503, "database_unavailable", "DATABASE_UNAVAILABLE")
 
 
 def language() -> str:
@@ -182,7 +119,7 @@ _MARSHMALLOW_DEFAULTS = {
 
 
 def validation_error(exc: ValidationError) -> ApiError:
-    """The first field error, in the seed's ``参数错误: …`` form; all of them in details."""
+    """The first field error, in the ``参数错误: …`` form; all of them in details."""
     messages = exc.normalized_messages()
     field_name, detail = _first_error(messages)
     lang = language()
@@ -228,38 +165,6 @@ def refuse_lone_surrogates(data: Any) -> None:
         raise ApiError(400, "bad_request", "VALIDATION_ERROR",
                        {"detail": translate("lone_surrogate", language(), field=where)},
                        {"fields": {where: ["lone_surrogate"]}})
-
-
-def paginate_args(source: Any = None) -> tuple[int, int]:
-    """``page`` (≥1, default 1) and ``page_size`` (1–100, default 10) from query or body."""
-    source = source if source is not None else request.args
-    given = {name: source.get(name) for name in ("page", "page_size")
-             if source.get(name) not in (None, "")}
-    try:
-        args = PageQuerySchema().load(given)
-    except ValidationError as exc:
-        raise ApiError(400, "page_invalid", "VALIDATION_ERROR",
-                       details={"fields": exc.normalized_messages()}) from exc
-    return args["page"], args["page_size"]
-
-
-def paginate(query: Select, page: int, page_size: int, render: Any,
-             count: tuple[str, str] | None = None) -> dict[str, Any]:
-    """Seed 001's page: ``{total, list, page, pages, has_more}``.
-
-    ``count`` = (table, key) lets the total come from the count cache while that table
-    is unchanged; the key must name the query's filter exactly.
-    """
-
-    def compute() -> int:
-        counting = query.order_by(None).with_only_columns(func.count(), maintain_column_froms=True)
-        return db.session.scalar(counting) or 0
-
-    total = compute() if count is None else current_app.extensions["counts"].total(*count, compute)
-    rows = db.session.scalars(query.limit(page_size).offset((page - 1) * page_size)).all()
-    pages = math.ceil(total / page_size) if total else 0
-    return {"total": total, "list": [render(row) for row in rows], "page": page,
-            "pages": pages, "has_more": page < pages}
 
 
 def streaming_response(chunks: Any, mimetype: str, **headers: str) -> Response:

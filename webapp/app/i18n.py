@@ -1,4 +1,4 @@
-"""Human messages in Chinese (the default, as in the seeds) and English."""
+"""Human messages in Chinese (the default) and English."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "voice_updated": ("音色更新成功", "Voice updated"),
     "voice_deleted": ("音色删除成功", "Voice deleted"),
     "voice_not_ready": ("音色尚未就绪", "The voice is not ready yet"),
-    "invalid_voice_type": ("无效的声音类型", "invalid voice type"),
+    "invalid_voice_type": ("参数错误: 无效的声音类型", "Invalid parameter: invalid voice type"),
     "sample_required": ("请提供至少一个音频样本", "Provide at least one audio sample"),
     "role_created": ("角色创建成功", "Role created"),
     "role_updated": ("角色更新成功", "Role updated"),

@@ -1,5 +1,5 @@
 """Schemas and fields every blueprint shares: bounded integers, text that can be stored
-and spoken, and seed 001's page and its query.
+and spoken, and the page every list answers with, and its query.
 
 Every integer the API accepts is bounded here (and in ``IdConverter`` for URL paths):
 an integer beyond 64 bits cannot be bound as a database parameter (SQLite raises
@@ -116,7 +116,7 @@ class PageQuerySchema(Schema):
 
 
 def page_of(item: type[Schema]) -> type[Schema]:
-    """Seed 001's page ``{total, list, page, pages, has_more}`` of ``item``."""
+    """A page ``{total, list, page, pages, has_more}`` of ``item``."""
     name = item.__name__.removesuffix("Schema")
     return Schema.from_dict({"total": fields.Integer(), "list": fields.List(fields.Nested(item)),
                              "page": fields.Integer(), "pages": fields.Integer(),

@@ -3,11 +3,11 @@ from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok, parse
 from webapp.app.auth import bp
-from webapp.app.auth.identity import current_user_id
 from webapp.app.auth.schemas import CredentialsSchema, TokensSchema, UserSchema
 from webapp.app.extensions import limiter
 from webapp.app.openapi import doc
 from webapp.app.services import users
+from webapp.app.web import current_user_id
 
 
 @bp.post("/register")

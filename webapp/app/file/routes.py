@@ -1,17 +1,19 @@
-"""Seed 001's voice upload, seed 004's temporary files, and serving stored audio."""
+"""Uploading a voice message or an audio file (its id names a cloning sample), temporary
+files, and serving stored audio."""
 
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
-from webapp.app.api import ApiError, ok, paginate_args
-from webapp.app.auth.identity import current_user_id as _user_id
-from webapp.app.auth.identity import optional_user_id
+from webapp.app.api import ok
+from webapp.app.errors import ApiError
 from webapp.app.file import bp
 from webapp.app.file.schemas import FilePageSchema, FileSchema, PageQuerySchema, UploadFormSchema
-from webapp.app.file.serving import send_object
 from webapp.app.models import File
 from webapp.app.openapi import AUDIO, NOTHING, doc
+from webapp.app.pagination import page_args
 from webapp.app.services import files, urls
+from webapp.app.web import current_user_id as _user_id
+from webapp.app.web import optional_user_id, send_object
 
 
 def _uploaded_bytes() -> tuple[bytes, str]:
@@ -31,7 +33,7 @@ def _render(row: File, url: str) -> dict:
 
 @bp.post("/api/upload_voice")
 @jwt_required()
-@doc("Upload a voice message (seed 001)", tag="files", form=UploadFormSchema,
+@doc("Upload a voice message", tag="files", form=UploadFormSchema,
      response=FileSchema, errors=(413, 415))
 def upload_voice() -> Response:
     data, name = _uploaded_bytes()
@@ -43,8 +45,8 @@ def upload_voice() -> Response:
 
 @bp.post("/api/temfile/upload")
 @jwt_required()
-@doc("Upload an audio file (seed 004's audio_file_id)", tag="files", form=UploadFormSchema,
-     response=FileSchema, errors=(413, 415))
+@doc("Upload an audio file (its id is the audio_file_id a cloned voice is made from)",
+     tag="files", form=UploadFormSchema, response=FileSchema, errors=(413, 415))
 def temfile_upload() -> Response:
     data, name = _uploaded_bytes()
     row = files.store_upload(_user_id(), data, name, is_public=_form_bool("is_public"))
@@ -56,7 +58,7 @@ def temfile_upload() -> Response:
 @doc("My uploaded files, newest first", tag="files", query=PageQuerySchema,
      response=FilePageSchema)
 def temfile_list() -> Response:
-    page, size = paginate_args()
+    page, size = page_args(request.args)
     return ok(files.page_uploads(_user_id(), page, size,
                                  lambda row: _render(row, files.download_path(row))))
 

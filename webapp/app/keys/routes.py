@@ -4,11 +4,11 @@ from flask import Response
 from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok, parse
-from webapp.app.auth.identity import current_user_id
 from webapp.app.keys import bp
 from webapp.app.keys.schemas import KeyCreatedSchema, KeyCreateSchema, KeyListSchema
 from webapp.app.openapi import doc
 from webapp.app.services import api_keys
+from webapp.app.web import current_user_id
 
 
 @bp.post("/keys")

@@ -11,7 +11,7 @@ from webapp.app.models.common import MYSQL_TABLE, iso, new_uuid, utcnow
 
 
 class Session(db.Model):
-    """Seed 000's session: one conversation, optionally with a role and a voice."""
+    """A session: one conversation, optionally with a role and a voice."""
 
     __tablename__ = "sessions"
     __table_args__ = (Index("ix_sessions_owner_started", "owner_id", "started_at", "id"),

@@ -1,4 +1,4 @@
-"""Seed 002's voice cache, settings, agent profiles and playback sessions."""
+"""The generated-voice cache, voice settings, agent profiles and playback sessions."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ class VoiceSettings(db.Model):
 
 
 class VoiceProfile(db.Model):
-    """How an agent (a role) speaks: seed 002's per-agent voice configuration."""
+    """How an agent (a role) speaks: its per-agent voice configuration."""
 
     __tablename__ = "voice_profiles"
     __table_args__ = (MYSQL_TABLE,)

@@ -11,7 +11,7 @@ from webapp.app.models.common import NEVER_REUSED_IDS, iso, utcnow
 
 
 class Role(db.Model):
-    """Seed 001's role: a character people talk to, with a voice."""
+    """A role: a character people talk to, with a voice."""
 
     __tablename__ = "roles"
     __table_args__ = (Index("ix_roles_owner_created", "owner_id", "created_at", "id"),

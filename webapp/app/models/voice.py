@@ -58,7 +58,7 @@ class Voice(db.Model):
 
 
 class VoiceModel(db.Model):
-    """Seed 000's VoiceModel: what an engine needs to speak with a voice."""
+    """A voice's model: what an engine needs to speak with a voice."""
 
     __tablename__ = "voice_models"
     __table_args__ = (MYSQL_TABLE,)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import request
 from flask_jwt_extended import verify_jwt_in_request
 
-from webapp.app.auth.identity import current_user_id
 from webapp.app.services import api_keys
 from webapp.app.services.openai_audio import Caller
+from webapp.app.web import current_user_id
 
 
 def current_caller() -> Caller:

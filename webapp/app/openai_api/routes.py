@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from webapp.app.api import ApiError, parse, streaming_response
+from webapp.app.api import parse, streaming_response
+from webapp.app.errors import ApiError
 from webapp.app.openai_api import bp
 from webapp.app.openai_api.auth import current_caller
 from webapp.app.openai_api.schemas import SpeechSchema, TranscriptionSchema

@@ -1,4 +1,5 @@
-"""Seed 002's ten endpoints: generate, cache, settings, agent profiles, playback."""
+"""The voice generation and playback API's ten endpoints: generate, cache, settings, agent
+profiles, playback."""
 
 from typing import Any
 
@@ -6,8 +7,8 @@ from flask import Response
 from flask_jwt_extended import jwt_required
 from marshmallow import Schema
 
-from webapp.app.api import ApiError, ok, parse
-from webapp.app.auth.identity import current_user_id
+from webapp.app.api import ok, parse
+from webapp.app.errors import PROVIDER_STATUSES, ApiError
 from webapp.app.openapi import doc
 from webapp.app.playback import bp
 from webapp.app.playback.schemas import (
@@ -24,10 +25,11 @@ from webapp.app.playback.schemas import (
     SettingsSchema,
 )
 from webapp.app.services import generation, playback, preferences
+from webapp.app.web import current_user_id
 
 
 def _parse(schema: Schema, partial: bool = False) -> dict[str, Any]:
-    """Seed 002's codes: a bad emotion is INVALID_EMOTION_TYPE, the rest INVALID_VOICE_PARAMETER."""
+    """A bad emotion is INVALID_EMOTION_TYPE, the rest INVALID_VOICE_PARAMETER."""
     try:
         return parse(schema, partial=partial)
     except ApiError as err:
@@ -40,7 +42,8 @@ def _parse(schema: Schema, partial: bool = False) -> dict[str, Any]:
 @bp.post("/generate")
 @jwt_required()
 @doc("Generate (or fetch from cache) a message's voice with an emotion", tag="voice-emotion",
-     body=GenerateSchema, response=GenerateResultSchema, errors=(429, 502, 503, 507))
+     body=GenerateSchema, response=GenerateResultSchema,
+     errors=(*PROVIDER_STATUSES, 507))
 def generate() -> Response:
     return ok(generation.generate(current_user_id(), _parse(GenerateSchema())))
 

@@ -1,9 +1,10 @@
-"""Seed 002's request bodies, camelCase as written there."""
+"""Request bodies of the voice generation and playback API, in camelCase like its clients."""
 
 from marshmallow import Schema, fields, validate
 
 from webapp.app.schemas import MAX_INT64, BoundedInteger, SpokenText
 from webapp.app.services.emotion import EMOTIONS
+from webapp.app.services.playback import ACTIONS
 
 PROVIDERS = ("doubao", "aliyun", "tencent", "local", "dashscope")
 
@@ -106,7 +107,7 @@ class ProfileSchema(Schema):
 
 
 class PlaylistItem(fields.Field):
-    """Message keys: numbers as in seed 002 (64-bit, like every integer here), or this
+    """Message keys: the client's numbers (64-bit, like every integer here), or this
     service's message ids (strings)."""
 
     default_error_messages = {"invalid": "playlist_item_invalid", "null": "playlist_item_invalid"}
@@ -135,8 +136,7 @@ class PlaybackCreateSchema(Schema):
 
 
 class PlaybackUpdateSchema(Schema):
-    action = fields.String(required=True, validate=validate.OneOf(
-        ("play", "pause", "stop", "seek", "next", "previous")))
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
     position = fields.Float(load_default=None, validate=validate.Range(min=0))
     messageId = PlaylistItem(load_default=None)
 

@@ -1,4 +1,5 @@
-"""Small interfaces, one per capability, named after seed 000's classes.
+"""Small interfaces, one per capability (``TextToSpeechInterface``, ``SpeechToTextInterface``,
+``ChatModelInterface``), with local-model and third-party-API kinds of each.
 
 Every engine produces or consumes 16-bit mono PCM; encoding for clients happens in
 ``webapp.app.audio``. Engines are synchronous; callers on the event loop go through
@@ -7,11 +8,12 @@ Every engine produces or consumes 16-bit mono PCM; encoding for clients happens 
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from webapp.app.sentences import split_sentences
 
 
 class ProviderError(Exception):
@@ -126,30 +128,10 @@ class VoiceInfo:
         return asdict(self)
 
 
-class AudioStore(Protocol):
-    """Where an engine keeps audio it records; the service layer supplies one."""
-
-    def save(self, data: bytes, fmt: str) -> str: ...
-
-    def delete(self, file_id: str) -> bool: ...
-
-
-class TranscriptionStore(Protocol):
-    """Where transcriptions are kept (the messages table); the service layer supplies one."""
-
-    def history(self, session_id: str) -> list[dict[str, Any]]: ...
-
-    def get(self, message_id: str) -> dict[str, Any] | None: ...
-
-    def delete(self, session_or_message_id: str) -> bool: ...
-
-
 class AudioRecordingBase:
-    """Seed 000's base: an engine records the audio it last produced or heard.
-
-    ``record_audio`` returns that audio; ``save_audio_file`` and ``delete_audio_file``
-    keep it in the service's storage through an ``AudioStore``.
-    """
+    """What every speech engine shares: it keeps the audio it last produced or heard,
+    which ``record_audio`` returns (stored audio is the services' concern, not the
+    engine's)."""
 
     name = "base"
     cpu_bound = False
@@ -158,37 +140,17 @@ class AudioRecordingBase:
 
     def __init__(self) -> None:
         self._recorded: bytes = b""
-        self._recorded_format = "wav"
-        self.audio_store: AudioStore | None = None
 
-    def _record(self, data: bytes, fmt: str) -> None:
+    def _record(self, data: bytes) -> None:
         self._recorded = data
-        self._recorded_format = fmt
 
     def record_audio(self) -> bytes:
+        """What the engine last synthesized (raw PCM) or recognised (WAV)."""
         return self._recorded
-
-    def save_audio_file(self, audio_data: bytes) -> str:
-        if self.audio_store is None:
-            raise ProviderError(self.name, "not_configured", "no audio store attached")
-        return self.audio_store.save(audio_data, self._recorded_format)
-
-    def delete_audio_file(self, file_id: str) -> bool:
-        if self.audio_store is None:
-            raise ProviderError(self.name, "not_configured", "no audio store attached")
-        return self.audio_store.delete(file_id)
-
-
-_SENTENCE_END = re.compile(r"(?<=[。！？!?；;…\n])|(?<=[.](?=\s))")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Cut text at sentence ends (Chinese and Western punctuation), dropping empty parts."""
-    return [part.strip() for part in _SENTENCE_END.split(text) if part.strip()]
 
 
 class TextToSpeechInterface(AudioRecordingBase, ABC):
-    """Synthesis plus seed 000's voice management.
+    """Synthesis plus voice management (list, add by cloning, edit, delete).
 
     Engines implement ``synthesize_sentence``; the sentence adapter in
     ``synthesize_stream`` makes every engine stream, sentence by sentence.
@@ -211,7 +173,7 @@ class TextToSpeechInterface(AudioRecordingBase, ABC):
         chunks = list(self.synthesize_stream(text, options))
         rate = chunks[0].sample_rate if chunks else self.capabilities.sample_rate
         pcm = b"".join(c.pcm for c in chunks)
-        self._record(pcm, "pcm")
+        self._record(pcm)
         return AudioChunk(pcm=pcm, sample_rate=rate)
 
     @abstractmethod
@@ -243,10 +205,10 @@ class TextToSpeechInterface(AudioRecordingBase, ABC):
 
 
 class SpeechToTextInterface(AudioRecordingBase, ABC):
-    """Recognition plus seed 000's transcription history (kept by a TranscriptionStore)."""
+    """Recognition. The transcriptions themselves are messages of a session, kept and
+    listed by the sessions service."""
 
     capabilities: Capabilities
-    transcription_store: TranscriptionStore | None = None
 
     @abstractmethod
     def is_configured(self) -> bool: ...
@@ -270,20 +232,6 @@ class SpeechToTextInterface(AudioRecordingBase, ABC):
         """The segments as the engine finds them; engines that cannot stream give them
         all at once when recognition ends."""
         yield from self.transcribe(audio_file, language, additional_params).segments
-
-    def _store(self) -> TranscriptionStore:
-        if self.transcription_store is None:
-            raise ProviderError(self.name, "not_configured", "no transcription store attached")
-        return self.transcription_store
-
-    def get_transcription_history(self, session_id: str) -> list[dict[str, Any]]:
-        return self._store().history(session_id)
-
-    def get_transcription(self, message_id: str) -> dict[str, Any] | None:
-        return self._store().get(message_id)
-
-    def delete_transcription(self, session_or_message_id: str) -> bool:
-        return self._store().delete(session_or_message_id)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "stt", "configured": self.is_configured(),

@@ -52,14 +52,6 @@ def _load(path: str) -> type:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def split_voice_type(voice_type: str) -> tuple[str, str]:
-    """``"piper:en_US-joe-medium"`` → ``("piper", "en_US-joe-medium")``."""
-    engine, sep, voice = voice_type.partition(":")
-    if not sep or not voice or engine not in ENGINES["tts"]:
-        raise ProviderError(engine or "tts", "bad_input", f"unknown voice type {voice_type!r}")
-    return engine, voice
-
-
 class ProviderRegistry:
     """Builds each engine once from the app's settings and hands it out by name."""
 
@@ -116,10 +108,6 @@ class ProviderRegistry:
     def local_tts_for(self, language: str | None) -> str:
         """The local TTS engine that speaks ``language`` best."""
         return local_engine_for(language, self._tts_configured)
-
-    def tts_for_voice(self, voice_type: str) -> tuple[TextToSpeechInterface, str]:
-        engine, voice = split_voice_type(voice_type)
-        return self.tts(engine), voice
 
     def is_configured(self, kind: str, name: str) -> bool:
         try:

@@ -10,7 +10,7 @@ from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
 
-from webapp.app.auth.identity import existing_user
+from webapp.app.services.users import existing_user
 
 
 def token_from(auth: Any = None) -> str | None:
@@ -34,8 +34,3 @@ def user_from_token(token: str | None) -> int | None:
         return None
     user = existing_user(claims)
     return user.id if user is not None else None
-
-
-def language() -> str:
-    best = request.accept_languages.best_match(["zh", "en"], default="zh")
-    return "en" if best == "en" else "zh"

@@ -1,5 +1,5 @@
 """Socket.IO namespace ``/chat``: join a session's room, send text or voice, hear the
-reply streamed (seed 003's audio events), interrupt it."""
+reply streamed (``tts_audio_chunk_start`` / ``tts_audio_chunk`` / ``…_end``), interrupt it."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 from flask import current_app, request
 from flask_socketio import Namespace, join_room
 
-from webapp.app.api import ApiError
+from webapp.app.api import language
+from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db, socketio
 from webapp.app.i18n import translate
 from webapp.app.realtime import schemas
-from webapp.app.realtime.auth import language, token_from, user_from_token
-from webapp.app.realtime.errors import as_error
+from webapp.app.realtime.auth import token_from, user_from_token
 from webapp.app.services import calls, chat
 from webapp.app.services.reply_events import ReplyEvents
 
@@ -99,7 +99,7 @@ class ChatNamespace(Namespace):
         return joined
 
     def on_chat_message(self, data: Any = None) -> None:
-        """Seed 001's message: ``{role_id, message, type, format?, response_type}``."""
+        """A chat message: ``{role_id, message, type, format?, response_type}``."""
         client = self._client()
         try:
             frame = schemas.load("chat_message", data, client.lang, role_id=client.role_id)

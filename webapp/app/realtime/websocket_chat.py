@@ -1,4 +1,4 @@
-"""Seed 001's plain WebSockets: ``/api/ws/chat`` (text or voice in; a text or a voice-URL
+"""The plain WebSockets: ``/api/ws/chat`` (text or voice in; a text or a voice-URL
 reply) and ``/api/ws/voice_chat`` (voice in; the reply's audio streamed in chunks)."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from flask import Blueprint, Flask, Response, current_app, g
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 
-from webapp.app.api import ApiError, error_response
+from webapp.app.api import error_response, language
+from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.realtime import schemas
-from webapp.app.realtime.auth import language, token_from, user_from_token
-from webapp.app.realtime.errors import as_error
+from webapp.app.realtime.auth import token_from, user_from_token
 from webapp.app.services import chat
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class _Quiet:
 
 
 class ReplySink(_Quiet):
-    """``/api/ws/chat``: only the finished reply, in seed 001's shape."""
+    """``/api/ws/chat``: only the finished reply, as one frame."""
 
     def __init__(self, ws: Server) -> None:
         self.ws = ws
@@ -131,7 +131,7 @@ def _turn(ws: Server, request_: chat.TurnRequest, sink: Any, voice: bool) -> str
 
 @sock.route("/api/ws/chat", bp=bp)
 def ws_chat(ws: Server) -> None:
-    """Seed 001: ``{role_id, message, type, format?, response_type}`` → one reply each."""
+    """``{role_id, message, type, format?, response_type}`` → one reply each."""
     conversations: dict[int, str] = {}
     for frame in _frames(ws, "chat_message", response_type=chat.RESPONSE_TEXT):
         role_id, voice = frame["role_id"], frame["type"] == "voice"

@@ -1,11 +1,11 @@
-"""Seed 001's role endpoints."""
+"""The role endpoints."""
 
-from flask import Response
+from flask import Response, request
 from flask_jwt_extended import jwt_required
 
-from webapp.app.api import ok, paginate_args, parse
-from webapp.app.auth.identity import current_user_id
+from webapp.app.api import ok, parse
 from webapp.app.openapi import doc
+from webapp.app.pagination import page_args
 from webapp.app.role import bp
 from webapp.app.role.schemas import (
     PageQuerySchema,
@@ -15,6 +15,7 @@ from webapp.app.role.schemas import (
     RoleSchema,
 )
 from webapp.app.services import roles, users
+from webapp.app.web import current_user_id
 
 
 @bp.post("/add")
@@ -30,7 +31,7 @@ def add() -> Response:
 @doc("Every role I may use (mine and the public ones), newest first", tag="roles",
      query=PageQuerySchema, response=RolePageSchema)
 def list_roles() -> Response:
-    return ok(roles.page_usable(current_user_id(), *paginate_args()))
+    return ok(roles.page_usable(current_user_id(), *page_args(request.args)))
 
 
 @bp.get("/user/<int:user_id>")
@@ -39,7 +40,7 @@ def list_roles() -> Response:
      response=RolePageSchema, errors=(404,))
 def user_roles(user_id: int) -> Response:
     users.get(user_id)
-    return ok(roles.page_of_user(user_id, current_user_id(), *paginate_args()))
+    return ok(roles.page_of_user(user_id, current_user_id(), *page_args(request.args)))
 
 
 @bp.get("/<int:role_id>")

@@ -1,4 +1,4 @@
-"""Seed 001's role fields and rules; messages are catalogue keys (``参数错误: …``)."""
+"""Role fields and rules; messages are catalogue keys (``参数错误: …``)."""
 
 from marshmallow import Schema, ValidationError, fields
 
@@ -36,7 +36,7 @@ def _voice_type(value: str) -> None:
 
 
 class StrictInteger(fields.Integer):
-    """Seed 001's ``age`` is an int: ``"30"`` and ``30.5`` are refused, not coerced."""
+    """``age`` is an int: ``"30"`` and ``30.5`` are refused, not coerced."""
 
     default_error_messages = {"invalid": "role_age_rule"}
 

@@ -1,6 +1,6 @@
 """The domain layer: callable from routes, socket handlers, tasks and tests alike.
 
-Seed 003's names are importable from here:
+The DashScope-style service classes are importable from here:
 ``from webapp.app.services import AliyunAPIService, WebSocketAudioPlayer, FileWriterCallback``.
 """
 

@@ -1,4 +1,4 @@
-"""Seed 003's ``AliyunAPIService`` and ``FileWriterCallback``: DashScope recognition,
+"""``AliyunAPIService`` and ``FileWriterCallback``: DashScope recognition,
 synthesis (sync, async, streaming) and streamed LLM + TTS, over the provider layer.
 
 Audio it writes goes to the configured storage under ``tmp/`` and is handed out as an

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects import mysql, sqlite
 
-from webapp.app.api import ApiError, not_found
+from webapp.app.errors import ApiError, not_found
 from webapp.app.extensions import db
 from webapp.app.models import ApiKey, ApiKeyUsage, Session
 from webapp.app.models.common import utcnow

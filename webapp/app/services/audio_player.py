@@ -1,4 +1,4 @@
-"""Seed 003's ``WebSocketAudioPlayer``: audio to a Socket.IO room as
+"""``WebSocketAudioPlayer``: audio to a Socket.IO room as
 ``<event>_start`` / ``<event>`` / ``<event>_end``, chunks base64-encoded and numbered.
 
 Written to from a green thread it emits at once. Written to from a real OS thread of a

@@ -32,9 +32,9 @@ from typing import Any
 from flask import Flask, current_app
 
 from webapp.app import audio
-from webapp.app.api import ApiError
 from webapp.app.audio.vad import SpeechScorer
 from webapp.app.concurrency import run_blocking, sleep, spawn
+from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.providers.base import Transcription
 from webapp.app.services import chat, live_recognition
@@ -264,8 +264,6 @@ class Call:
             self.end("idle")
 
     def _error(self, exc: Exception) -> None:
-        from webapp.app.realtime.errors import as_error
-
         self.emit("error", {**as_error(exc, self.lang), "session_id": self.session_id})
 
     def _listen(self) -> None:

@@ -20,8 +20,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from webapp.app import audio
-from webapp.app.api import ApiError
 from webapp.app.concurrency import run_blocking
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import File, Message, Role, Session, Voice, VoiceProfile
 from webapp.app.models.common import new_uuid
@@ -338,11 +338,5 @@ def run_turn(request: TurnRequest, sink: TurnSink,
             "user_message_id": user_message_id, "interrupted": reply.interrupted,
             "timings": timings}
     sink.complete(done)
-    jobs.follow_up(_summary_task(), session_id)
+    jobs.follow_up(memory.SUMMARY_TASK, session_id)
     return done
-
-
-def _summary_task() -> Any:
-    from webapp.app.tasks import summarize_session_task
-
-    return summarize_session_task

@@ -13,9 +13,9 @@ import numpy as np
 from flask import current_app
 
 from webapp.app import audio
-from webapp.app.api import ApiError
 from webapp.app.audio import dsp
 from webapp.app.concurrency import run_blocking, sleep
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import File, Voice, VoiceModel
 from webapp.app.providers.base import ProviderError
@@ -29,6 +29,8 @@ MIN_SPEECH_RATIO = 0.3
 READY_WAIT_SECONDS = 300
 MAX_ATTEMPTS = 3
 SAMPLE_IDS = "sample_file_ids"
+CLONE_TASK = "voices.clone"
+"""The task that runs ``run`` for a voice job (``webapp.app.tasks.voices``)."""
 
 
 class SampleRejected(Exception):

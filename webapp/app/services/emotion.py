@@ -1,5 +1,6 @@
-"""Seed 002's emotions as prosody: every engine changes rate, pitch and volume; engines
-with their own emotion or instruction control also get told in words."""
+"""The voice API's emotions (happy, sad, angry, …) as prosody: every engine changes rate,
+pitch and volume; engines with their own emotion or instruction control also get told in
+words."""
 
 from __future__ import annotations
 

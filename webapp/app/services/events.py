@@ -1,4 +1,4 @@
-"""Server-sent events of a session (seed 002's six voice events), across processes.
+"""Server-sent events of a session (the six voice and playback events), across processes.
 
 Without Redis, subscribers are queues in this process; with ``REDIS_URL`` every web
 process publishes to and listens on Redis pub/sub, so a stream served by one process

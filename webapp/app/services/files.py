@@ -16,10 +16,11 @@ from flask import current_app
 from sqlalchemy import select
 
 from webapp.app import audio
-from webapp.app.api import ApiError, forbidden, paginate
 from webapp.app.concurrency import run_blocking
+from webapp.app.errors import ApiError, forbidden
 from webapp.app.extensions import db
 from webapp.app.models import File
+from webapp.app.pagination import paginate
 from webapp.app.services import urls
 from webapp.app.storage import Storage, StorageError, StorageUnavailable
 
@@ -207,7 +208,7 @@ def resolve_own_url(url: str, user_id: int) -> File:
 
 def page_uploads(user_id: int, page: int, page_size: int,
                  render: Callable[[File], dict[str, Any]]) -> dict[str, Any]:
-    """The user's own uploads, newest first, as a seed 001 page."""
+    """The user's own uploads, newest first, as a page."""
     query = (select(File).where(File.owner_id == user_id, File.kind == "upload")
              .order_by(File.created_at.desc(), File.id.desc()))
     return paginate(query, page, page_size, render, count=("files", f"uploads:{user_id}"))

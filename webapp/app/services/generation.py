@@ -1,4 +1,4 @@
-"""Seed 002's ``/api/voice/generate``: emotional synthesis with a per-user cache.
+"""``/api/voice/generate``: emotional synthesis with a per-user cache.
 
 The cache is keyed per user by content (text, voice, emotion, profile, provider) and
 remembers which client message keys point at each entry; a hit costs no synthesis.
@@ -16,7 +16,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from webapp.app.api import ApiError
+from webapp.app.errors import ApiError, provider_error
 from webapp.app.extensions import db
 from webapp.app.models import File, GeneratedVoice, Voice
 from webapp.app.models.common import utcnow
@@ -70,7 +70,7 @@ def content_key(*parts: Any) -> str:
 
 
 def _entry_fields(entry: GeneratedVoice, message_key: int) -> dict[str, Any]:
-    """The fields seed 002's generate and cache answers share."""
+    """The fields the generate and the cache answers share."""
     row = db.session.get(File, entry.file_id)
     return {"voiceId": entry.id, "messageId": message_key,
             "audioUrl": files.audio_url(row) if row else None, "format": entry.format,
@@ -127,11 +127,7 @@ def generate(owner_id: int, args: dict[str, Any]) -> dict[str, Any]:
                                     emotion.apply(base, emotion_type, intensity))
     except ProviderError as exc:
         events.publish(stream, "voice_error", {"messageId": message_key, "error": exc.message})
-        status, code = {"quota": (429, "TTS_QUOTA_EXCEEDED"),
-                        "not_configured": (503, "VOICE_SERVICE_UNAVAILABLE"),
-                        "bad_input": (400, "INVALID_VOICE_PARAMETER")}.get(
-            exc.kind, (502, "TTS_PROVIDER_ERROR"))
-        raise _error(status, code, exc.message, provider=provider) from exc
+        raise provider_error(exc, provider) from exc
     except Exception as exc:
         log.exception("voice generation failed")
         events.publish(stream, "voice_error", {"messageId": message_key,

@@ -1,8 +1,10 @@
 """Background jobs as their owners see them: pending → running → succeeded | failed.
 
 A job is a row plus a Celery task whose id is the job id (so Flower shows the same id).
-Without a broker the task runs in this process, in the background. A job past its
-deadline is failed with the reason when anyone looks at it, and its target is told.
+Tasks are sent by name (``webapp.app.tasks`` defines them and calls back into services),
+so services never import the tasks. Without a broker (``JOBS_IN_PROCESS``) the task runs
+in this process, in the background. A job past its deadline is failed with the reason
+when anyone looks at it, and its target is told.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from celery import Task
 from flask import current_app
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
-from webapp.app.api import ApiError
 from webapp.app.concurrency import spawn
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Job
 from webapp.app.models.common import utcnow
@@ -48,7 +49,7 @@ def create(owner_id: int, job_type: str, target_id: str | None = None) -> Job:
     return job
 
 
-def dispatch(job: Job, task: Task, *args: Any) -> None:
+def dispatch(job: Job, task: str, *args: Any) -> None:
     """Send the job's task to the workers, or run it here in the background.
 
     When the queue cannot be reached the job fails at once with that reason (its type's
@@ -63,24 +64,27 @@ def dispatch(job: Job, task: Task, *args: Any) -> None:
         raise ApiError(503, "queue_unavailable", "JOB_QUEUE_UNAVAILABLE") from exc
 
 
-def follow_up(task: Task, *args: Any) -> None:
+def follow_up(task: str, *args: Any) -> None:
     """Queue work nobody waits for (a conversation summary): if the queue is down it is
     skipped with a warning rather than failing what was already done."""
     try:
         background(task, *args)
     except QUEUE_ERRORS as exc:
-        log.warning("skipped %s: the job queue was unreachable (%s)", task.name, exc)
+        log.warning("skipped %s: the job queue was unreachable (%s)", task, exc)
 
 
-def background(task: Task, *args: Any, task_id: str | None = None) -> None:
-    """Run a task on the workers (production) or in this process's background (embedded)."""
+def background(task: str, *args: Any, task_id: str | None = None) -> None:
+    """Run the task named ``task`` on the workers (production) or in this process's
+    background (embedded)."""
+    celery = current_app.extensions["celery"]
     if current_app.config["JOBS_IN_PROCESS"]:
         app = current_app._get_current_object()
+        registered = celery.tasks[task]
 
         def run() -> None:
             with app.app_context():
                 try:
-                    task.apply(args=args, task_id=task_id)
+                    registered.apply(args=args, task_id=task_id)
                 finally:
                     db.session.remove()
 
@@ -89,7 +93,7 @@ def background(task: Task, *args: Any, task_id: str | None = None) -> None:
     # The job's row is its result. Without ignore_result the sender subscribes to the
     # result backend on every send, which fails a send for 20 s during a Redis outage
     # and leaves the backend asking for a restart afterwards.
-    task.apply_async(args=args, task_id=task_id, ignore_result=True)
+    celery.send_task(task, args=args, task_id=task_id, ignore_result=True)
 
 
 def get_for(job_id: str, user_id: int) -> Job:

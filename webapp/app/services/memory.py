@@ -4,7 +4,6 @@ it that a background task updates after each reply."""
 from __future__ import annotations
 
 import logging
-import re
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -12,11 +11,13 @@ from sqlalchemy import func, select
 from webapp.app.extensions import db
 from webapp.app.models import Message, Session
 from webapp.app.providers.base import ChatOptions
+from webapp.app.sentences import first_sentence
 
 log = logging.getLogger(__name__)
 
 SUMMARY_LIMIT = 600
-_FIRST_SENTENCE = re.compile(r"^.+?(?:[。！？!?]|[.](?=\s|$)|$)", re.S)
+SUMMARY_TASK = "chat.summarize"
+"""The task that runs ``update_summary`` after a reply (``webapp.app.tasks.chat``)."""
 
 
 def _said(message: Message) -> str:
@@ -39,9 +40,8 @@ def extractive_summary(previous: str, messages: list[Message]) -> str:
         said = _said(message)
         if not said:
             continue
-        first = _FIRST_SENTENCE.match(said)
         speaker = "用户" if message.role == "user" else "角色"
-        parts.append(f"{speaker}：{(first.group(0) if first else said).strip()}")
+        parts.append(f"{speaker}：{first_sentence(said)}")
     summary = " ".join(parts)
     return summary[-SUMMARY_LIMIT:]
 

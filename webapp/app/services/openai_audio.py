@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from webapp.app.api import ApiError
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import ApiKey, File, Voice
 from webapp.app.providers.base import Segment, Transcription

@@ -1,4 +1,4 @@
-"""Seed 002's playback sessions: a playlist of messages played in order (or shuffled),
+"""Playback sessions: a playlist of messages played in order (or shuffled),
 with the idle → playing ⇄ paused → stopped state machine and repeat modes. Every action
 is told to the session's event stream."""
 
@@ -8,7 +8,7 @@ import random
 import secrets
 from typing import Any
 
-from webapp.app.api import ApiError
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import PlaybackSession
 from webapp.app.services import events, sessions

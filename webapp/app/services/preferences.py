@@ -1,4 +1,4 @@
-"""Seed 002's per-user voice settings and per-agent (role) voice profiles."""
+"""Per-user voice settings and per-agent (role) voice profiles."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from webapp.app.api import ApiError
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Role, Voice, VoiceProfile, VoiceSettings
 from webapp.app.services import voices

@@ -1,4 +1,4 @@
-"""Seed 001's roles: characters with a voice. A role is private to its owner unless
+"""Roles: characters with a voice. A role is private to its owner unless
 made public; a public role is read and talked to by every signed-in user, and only its
 owner changes or deletes it. A role someone may not use answers as if it did not exist."""
 
@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from webapp.app.api import ApiError, paginate
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Role
+from webapp.app.pagination import paginate
 from webapp.app.schemas import MAX_INT64
 from webapp.app.services import voices
 

@@ -1,4 +1,4 @@
-"""Seed 000's sessions and messages: one table for every kind of message, audio in
+"""Sessions and their messages: one table for every kind of message, audio in
 storage, and deletes that remove the audio too."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
-from webapp.app.api import ApiError, paginate
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import File, Message, Session
 from webapp.app.models.common import utcnow
+from webapp.app.pagination import paginate
 from webapp.app.services import files, roles
 
 
@@ -123,33 +124,3 @@ def delete(session: Session) -> None:
     db.session.delete(session)
     db.session.commit()
 
-
-class MessageTranscriptionStore:
-    """Seed 000's transcription history on the STT engines, kept in the messages table
-    and limited to one user's sessions."""
-
-    def __init__(self, owner_id: int) -> None:
-        self.owner_id = owner_id
-
-    def history(self, session_id: str) -> list[dict[str, Any]]:
-        session = get_owned(session_id, self.owner_id)
-        rows = db.session.scalars(select(Message).where(
-            Message.session_id == session.id, Message.transcription.is_not(None))
-            .order_by(Message.timestamp, Message.id))
-        return [render_message(row) for row in rows]
-
-    def get(self, message_id: str) -> dict[str, Any] | None:
-        try:
-            return render_message(get_message(message_id, self.owner_id))
-        except ApiError:
-            return None
-
-    def delete(self, session_or_message_id: str) -> bool:
-        message = db.session.get(Message, session_or_message_id)
-        if message is not None and message.owner_id == self.owner_id:
-            delete_message(message)
-            return True
-        session = db.session.get(Session, session_or_message_id)
-        if session is not None and session.owner_id == self.owner_id:
-            return delete_messages(session) > 0
-        return False

@@ -1,4 +1,4 @@
-"""Seed 000's TTS and STT requests: the audio is stored, and each is a message."""
+"""TTS and STT requests: the audio is stored, and each is a message."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 from flask import current_app
 
 from webapp.app import audio
-from webapp.app.api import ApiError
 from webapp.app.concurrency import run_blocking
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import File, Message, Session
 from webapp.app.providers.base import ProviderError, SynthesisOptions, Transcription

@@ -28,7 +28,7 @@ from webapp.app.providers.base import (
     SynthesisOptions,
     TextToSpeechInterface,
 )
-from webapp.app.services.sentences import SentenceCutter
+from webapp.app.sentences import SentenceCutter
 
 _END = object()
 _POLL = 0.02
@@ -41,18 +41,14 @@ def drain(engine: Any, iterator: Iterator[Any]) -> Iterator[Any]:
 
 @dataclass
 class SpokenReply:
+    """What was written (``text``), what of it was heard to the end (``spoken_text``),
+    whether it was cut short and why, and the reply's timings in ms."""
+
     text: str = ""
     spoken_text: str = ""
-    pcm: bytes = b""
-    sample_rate: int = 0
     interrupted: bool = False
     error: ProviderError | None = None
-    sentences: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float:
-        return len(self.pcm) / 2 / self.sample_rate if self.sample_rate else 0.0
 
 
 def _ms(since: float) -> float:
@@ -63,7 +59,6 @@ def stream_reply(
     llm: ChatModelInterface, messages: list[dict[str, str]], tts: TextToSpeechInterface | None,
     tts_options: SynthesisOptions, *, chat_options: ChatOptions | None = None,
     on_text: Callable[[str], None] | None = None,
-    on_sentence: Callable[[str], None] | None = None,
     on_audio: Callable[[AudioChunk], None] | None = None,
     cancel: threading.Event | None = None, started: float | None = None,
 ) -> SpokenReply:
@@ -99,7 +94,7 @@ def stream_reply(
 
     spawn(generate)
     spoken: list[str] = []
-    pcm = bytearray()
+    audio_sent = False
     try:
         while True:
             try:
@@ -111,9 +106,6 @@ def stream_reply(
             if sentence is _END or cancel.is_set():
                 break
             reply.timings.setdefault("first_sentence_ms", _ms(started))
-            reply.sentences.append(sentence)
-            if on_sentence:
-                on_sentence(sentence)
             if tts is None:
                 spoken.append(sentence)
                 continue
@@ -123,8 +115,7 @@ def stream_reply(
                     if cancel.is_set():
                         break
                     reply.timings.setdefault("first_audio_ms", _ms(started))
-                    reply.sample_rate = chunk.sample_rate
-                    pcm += chunk.pcm
+                    audio_sent = audio_sent or bool(chunk.pcm)
                     if on_audio:
                         on_audio(chunk)
                     if cancel.is_set():
@@ -137,19 +128,18 @@ def stream_reply(
                     close()
     except ProviderError as exc:
         cancel.set()
-        if not (text_parts or pcm):
+        if not (text_parts or audio_sent):
             raise
         reply.error = exc
     except BaseException:
         cancel.set()
         raise
     if failure and reply.error is None and not cancel.is_set():
-        if not (text_parts or pcm) or not isinstance(failure[0], ProviderError):
+        if not (text_parts or audio_sent) or not isinstance(failure[0], ProviderError):
             raise failure[0]
         reply.error = failure[0]
     reply.interrupted = cancel.is_set() or reply.error is not None
     reply.text = "".join(text_parts)
     reply.spoken_text = "".join(spoken)
-    reply.pcm = bytes(pcm)
     reply.timings["total_ms"] = _ms(started)
     return reply

@@ -44,7 +44,7 @@ def engine_for(voice: Voice, base: SynthesisOptions | None = None, *,
     A locally derived voice multiplies the caller's pitch and speed by its factors.
     ``with_fallback`` wraps the engine so that it fails over to the voice's fallback
     (``labels.fallback``, else ``TTS_FALLBACK``) before its first audio; previews and
-    seed 002's generate, which promise one provider, go without.
+    ``/api/voice/generate``, which promise one provider, go without.
     """
     registry = current_app.extensions["providers"]
     engine = registry.tts(voice.engine)

@@ -1,4 +1,9 @@
-"""Accounts and tokens."""
+"""Accounts and tokens.
+
+A token names its user by id in ``sub``; it counts only while that user exists, so a
+deleted account's tokens stop working everywhere (REST through Flask-JWT-Extended's
+user lookup, sockets through ``realtime.auth``).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,27 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from webapp.app.api import ApiError
 from webapp.app.concurrency import run_blocking
+from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import User
+from webapp.app.schemas import MAX_INT64
+
+
+def user_id_of(claims: dict[str, Any]) -> int | None:
+    """The user id a token's ``sub`` names, or None when it cannot name one (a forged
+    ``"abc"``, a number beyond 64 bits)."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.isascii() or not subject.isdigit():
+        return None
+    user_id = int(subject)
+    return user_id if 1 <= user_id <= MAX_INT64 else None
+
+
+def existing_user(claims: dict[str, Any]) -> User | None:
+    """The user a token's claims name, while that user exists."""
+    user_id = user_id_of(claims)
+    return db.session.get(User, user_id) if user_id is not None else None
 
 
 def register(username: str, password: str) -> User:

@@ -1,5 +1,5 @@
 """The voice library: built-in voices of every configured engine, and users' cloned
-voices (public or private), as seed 000, 001 and 004 describe them."""
+voices (public or private)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from flask import current_app
 from sqlalchemy import false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
-from webapp.app.api import ApiError, forbidden, paginate
 from webapp.app.concurrency import run_blocking
+from webapp.app.errors import ApiError, forbidden
 from webapp.app.extensions import db
 from webapp.app.models import File, Job, Role, Voice
+from webapp.app.pagination import paginate
 from webapp.app.providers.base import ProviderError
 from webapp.app.providers.registry import LOCAL_ENGINES
 from webapp.app.services import files, jobs, synthesis, urls
@@ -67,7 +68,7 @@ def usable_query(user_id: int | None) -> Any:
 
 
 def voice_types(user_id: int | None) -> list[dict[str, Any]]:
-    """Seed 001's ``/api/voiceTypes`` list (plus ``provider``)."""
+    """The ``/api/voiceTypes`` list roles choose their voice from (with ``provider``)."""
     sync_builtin_voices()
     query = usable_query(user_id).order_by(Voice.builtin.desc(), Voice.engine, Voice.name)
     return [{"voice_type": v.voice_type, "voice_name": v.name, "category": v.category,
@@ -119,16 +120,8 @@ def resolve_usable(voice_type: str, user_id: int, code: str = "INVALID_VOICE_TYP
     voice = db.session.scalar(usable_query(user_id).where(
         or_(Voice.voice_type == voice_type, Voice.id == voice_type)))
     if voice is None:
-        raise ApiError(400, "bad_request", code, {"detail": _invalid_voice_text()},
-                       {"voice_type": voice_type})
+        raise ApiError(400, "invalid_voice_type", code, details={"voice_type": voice_type})
     return voice
-
-
-def _invalid_voice_text() -> str:
-    from webapp.app.api import language
-    from webapp.app.i18n import translate
-
-    return translate("invalid_voice_type", language())
 
 
 def default_voice() -> Voice:
@@ -238,8 +231,7 @@ def create(owner_id: int, *, name: str, uploads: list[tuple[bytes, str]], file_i
     """
     from webapp.app.models import VoiceModel
     from webapp.app.models.common import new_uuid
-    from webapp.app.services.cloning import local_engine_for
-    from webapp.app.tasks import clone_voice_task
+    from webapp.app.services.cloning import CLONE_TASK, local_engine_for
 
     registry = current_app.extensions["providers"]
     provider = provider or ("dashscope" if registry.is_configured("tts", "dashscope") else "local")
@@ -274,7 +266,7 @@ def create(owner_id: int, *, name: str, uploads: list[tuple[bytes, str]], file_i
         for row in stored:
             files.delete(row)
         raise
-    jobs.dispatch(job, clone_voice_task, job.id)
+    jobs.dispatch(job, CLONE_TASK, job.id)
     return voice, job
 
 

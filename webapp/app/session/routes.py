@@ -1,11 +1,11 @@
-"""Seed 000's sessions, message history and deletes; seed 002's SSE stream."""
+"""Sessions, message history and deletes, and a session's SSE stream of voice events."""
 
 from flask import Response, current_app, request
 from flask_jwt_extended import jwt_required
 
-from webapp.app.api import ok, paginate_args, parse, streaming_response
-from webapp.app.auth.identity import current_user_id
+from webapp.app.api import ok, parse, streaming_response
 from webapp.app.openapi import EVENTS, NOTHING, doc
+from webapp.app.pagination import page_args
 from webapp.app.services import events, sessions
 from webapp.app.session import bp
 from webapp.app.session.schemas import (
@@ -18,6 +18,7 @@ from webapp.app.session.schemas import (
     SessionQuerySchema,
     SessionSchema,
 )
+from webapp.app.web import current_user_id
 
 
 @bp.post("/sessions")
@@ -35,7 +36,7 @@ def create_session() -> Response:
      query=SessionQuerySchema, response=SessionPageSchema)
 def list_sessions() -> Response:
     args = parse(SessionQuerySchema(), request.args.to_dict())
-    return ok(sessions.page(current_user_id(), *paginate_args(), role_id=args["role_id"]))
+    return ok(sessions.page(current_user_id(), *page_args(request.args), role_id=args["role_id"]))
 
 
 @bp.get("/sessions/<session_id>")
@@ -67,7 +68,7 @@ def delete_session(session_id: str) -> Response:
 @doc("A session's messages, oldest first; filters voice_id, type, role", tag="messages",
      query=MessageQuerySchema, response=MessagePageSchema, errors=(404,))
 def list_messages(session_id: str) -> Response:
-    page_no, size = paginate_args()
+    page_no, size = page_args(request.args)
     args = parse(MessageQuerySchema(), request.args.to_dict())
     session = sessions.get_owned(session_id, current_user_id())
     return ok(sessions.messages_page(session, page_no, size, voice_id=args["voice_id"],
@@ -100,7 +101,7 @@ def delete_message(message_id: str) -> Response:
 
 @bp.get("/sessions/<session_id>/stream")
 @jwt_required()
-@doc("Server-sent voice events of a session (seed 002); EventSource may pass ?token=",
+@doc("Server-sent voice events of a session; EventSource may pass ?token=",
      tag="sessions", errors=(404,), media=EVENTS)
 def stream(session_id: str) -> Response:
     session = sessions.get_owned(session_id, current_user_id())

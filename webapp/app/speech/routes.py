@@ -1,14 +1,15 @@
-"""Seed 000's TTS (stored, or streamed while it is made) and STT requests."""
+"""TTS (stored, or streamed while it is made) and STT requests."""
 
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok, parse, streaming_response
-from webapp.app.auth.identity import current_user_id
+from webapp.app.errors import PROVIDER_STATUSES
 from webapp.app.openapi import AUDIO, doc
 from webapp.app.services import speech
 from webapp.app.speech import bp
 from webapp.app.speech.schemas import SttFormSchema, SttResultSchema, TtsResultSchema, TtsSchema
+from webapp.app.web import current_user_id
 
 
 def _tts_request() -> speech.TtsRequest:
@@ -21,7 +22,7 @@ def _tts_request() -> speech.TtsRequest:
 @bp.post("/tts")
 @jwt_required()
 @doc("Synthesize text; the audio is stored as a message", tag="speech", body=TtsSchema,
-     response=TtsResultSchema, errors=(404, 502, 503))
+     response=TtsResultSchema, errors=(404, *PROVIDER_STATUSES))
 def tts() -> Response:
     return ok(speech.tts(current_user_id(), _tts_request()))
 
@@ -29,7 +30,7 @@ def tts() -> Response:
 @bp.post("/tts/stream")
 @jwt_required()
 @doc("Synthesize text as a chunked audio stream (stored once complete)", tag="speech",
-     body=TtsSchema, errors=(404, 502, 503), media=AUDIO)
+     body=TtsSchema, errors=(404, *PROVIDER_STATUSES), media=AUDIO)
 def tts_stream() -> Response:
     result = speech.tts_stream(current_user_id(), _tts_request())
     return streaming_response(result.chunks, result.content_type,
@@ -40,7 +41,8 @@ def tts_stream() -> Response:
 @bp.post("/stt")
 @jwt_required()
 @doc("Recognise speech: an upload, or my file by file_id / audio_url", tag="speech",
-     form=SttFormSchema, response=SttResultSchema, errors=(404, 413, 415, 502, 503))
+     form=SttFormSchema, response=SttResultSchema,
+     errors=(404, 413, 415, *PROVIDER_STATUSES))
 def stt() -> Response:
     form = request.form.to_dict() if request.form or request.files else (
         request.get_json(silent=True) or {})

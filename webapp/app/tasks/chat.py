@@ -4,7 +4,7 @@ from sqlalchemy.exc import OperationalError
 from webapp.app.services import memory
 
 
-@shared_task(name="chat.summarize", acks_late=True, max_retries=2,
+@shared_task(name=memory.SUMMARY_TASK, acks_late=True, max_retries=2,
              autoretry_for=(OperationalError,), retry_backoff=True)
 def summarize_session_task(session_id: str) -> str | None:
     """Update a conversation's rolling summary after a reply; a deadlock with the

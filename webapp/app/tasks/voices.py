@@ -7,7 +7,7 @@ from webapp.app.providers.base import ProviderError
 from webapp.app.services import cloning, jobs
 
 
-@shared_task(bind=True, name="voices.clone", max_retries=3, acks_late=True)
+@shared_task(bind=True, name=cloning.CLONE_TASK, max_retries=3, acks_late=True)
 def clone_voice_task(self: Any, job_id: str) -> dict[str, Any] | None:
     """Clone a voice; provider errors that may pass are retried with back-off."""
     try:

@@ -1,13 +1,11 @@
-"""Seed 001's voice types, seed 000's voices API and jobs, seed 004's voice creation."""
+"""Voice types for roles, the voices API and its jobs, and creating a cloned voice."""
 
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
-from webapp.app.api import ok, paginate_args, parse
-from webapp.app.auth.identity import current_user_id as _user_id
-from webapp.app.auth.identity import optional_user_id
-from webapp.app.file.serving import send_object
+from webapp.app.api import ok, parse
 from webapp.app.openapi import AUDIO, doc
+from webapp.app.pagination import page_args
 from webapp.app.services import jobs, voices
 from webapp.app.voice import bp
 from webapp.app.voice.schemas import (
@@ -22,6 +20,8 @@ from webapp.app.voice.schemas import (
     VoiceSchema,
     VoiceTypeSchema,
 )
+from webapp.app.web import current_user_id as _user_id
+from webapp.app.web import optional_user_id, send_object
 
 
 def _accepted(voice: object, job: object) -> Response:
@@ -30,7 +30,7 @@ def _accepted(voice: object, job: object) -> Response:
 
 
 @bp.get("/api/voiceTypes")
-@doc("Voice types for roles (seed 001): built-in, public, and with a token your own",
+@doc("Voice types for roles: built-in, public, and with a token your own",
      tag="voices", response=VoiceTypeSchema(many=True), auth=False)
 def voice_types() -> Response:
     return ok(voices.voice_types(optional_user_id()))
@@ -69,7 +69,7 @@ def create_voice() -> Response:
 @doc("Voices I can use: filters gender, provider, search, mine", tag="voices",
      query=VoiceListQuerySchema, response=VoicePageSchema)
 def list_voices() -> Response:
-    page_no, size = paginate_args()
+    page_no, size = page_args(request.args)
     args = parse(VoiceListQuerySchema(), request.args.to_dict())
     return ok(voices.page(_user_id(), page_no, size, gender=args["gender"],
                           provider=args["provider"], search=args["search"], mine=args["mine"]))
@@ -117,7 +117,7 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/api/voice/create_voice")
 @jwt_required()
-@doc("Create a cloned voice from an uploaded file (seed 004)", tag="voices",
+@doc("Create a cloned voice from an uploaded file", tag="voices",
      body=CreateVoiceSchema, response=VoiceAcceptedSchema, status=202,
      errors=(403, 404, 503))
 def create_voice_from_file() -> Response:
@@ -132,7 +132,7 @@ def create_voice_from_file() -> Response:
 
 @bp.post("/api/voice/get_voices")
 @jwt_required()
-@doc("Cloned voices: public and mine, or only mine (seed 004)", tag="voices",
+@doc("Cloned voices: public and mine, or only mine", tag="voices",
      body=GetVoicesSchema, response=VoicePageSchema)
 def get_voices() -> Response:
     args = parse(GetVoicesSchema())

@@ -41,7 +41,7 @@ class VoiceAcceptedSchema(Schema):
 
 
 class VoiceModelSchema(Schema):
-    """Seed 000's VoiceModel: what an engine needs to speak with the voice."""
+    """The voice's model: what an engine needs to speak with the voice."""
 
     model_id = fields.String()
     voice_id = fields.String()
@@ -71,10 +71,10 @@ class VoiceSchema(Schema):
     preview_url = fields.String(allow_none=True)
     sample_url = fields.String()
     model = fields.Nested(VoiceModelSchema, allow_none=True)
-    voice_name = fields.String(metadata={"description": "seed 004's name for name"})
-    voice_gender = fields.String(metadata={"description": "seed 004's name for gender"})
-    voice_description = fields.String(metadata={"description": "seed 004's name for "
-                                                              "description"})
+    voice_name = fields.String(metadata={"description": "name, as voice creation calls it"})
+    voice_gender = fields.String(metadata={"description": "gender, as voice creation calls it"})
+    voice_description = fields.String(metadata={"description": "description, as voice "
+                                                              "creation calls it"})
     job_id = fields.String(allow_none=True)
     created_at = fields.String()
     updated_at = fields.String(allow_none=True)
@@ -99,7 +99,7 @@ class VoicePatchSchema(Schema):
 
 
 class CreateVoiceSchema(Schema):
-    """Seed 004's ``/api/voice/create_voice`` body."""
+    """The ``/api/voice/create_voice`` body."""
 
     audio_file_id = fields.String(required=True, validate=validate.Length(1, 36))
     voice_name = fields.String(required=True, validate=validate.Length(1, 100))
@@ -111,7 +111,7 @@ class CreateVoiceSchema(Schema):
 
 
 class GetVoicesSchema(PageQuerySchema):
-    """Seed 004's ``/api/voice/get_voices`` body."""
+    """The ``/api/voice/get_voices`` body."""
 
     gender = fields.String(load_default="all", validate=validate.OneOf(("all", "male", "female")))
     created_by_current_user = fields.Boolean(load_default=False)

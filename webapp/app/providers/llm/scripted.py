@@ -22,6 +22,7 @@ from typing import Any
 
 from webapp.app.concurrency import sleep
 from webapp.app.providers.base import ChatModelInterface, ChatOptions
+from webapp.app.sentences import first_sentence
 
 _NAME_LINE = re.compile(r"^\s*(?:name|角色|名字|姓名)\s*[:：]\s*(?P<name>.+?)\s*$",
                         re.IGNORECASE | re.MULTILINE)
@@ -82,10 +83,6 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _first_sentence(text: str) -> str:
-    return re.split(r"(?<=[.!?。！？])\s*", text, maxsplit=1)[0].strip()
-
-
 def _in_first_person(trait: str) -> str:
     """Personas are often written to the model ("You are …"); the role speaks as "I"."""
     trait = re.sub(r"^you are\b", "I am", trait, flags=re.IGNORECASE)
@@ -124,7 +121,7 @@ class ScriptedChatModel(ChatModelInterface):
         middle = (_ZH_QUESTION if question else _ZH_STATEMENT) if chinese else (
             _EN_QUESTION if question else _EN_STATEMENT)
         closing = _ZH_CLOSING if chinese else _EN_CLOSING
-        trait = _in_first_person(_shorten(_first_sentence(description), 60)).rstrip("。.!！")
+        trait = _in_first_person(_shorten(first_sentence(description), 60)).rstrip("。.!！")
         said = _shorten(user, 60)
         if chinese:
             role = name or "你的助手"

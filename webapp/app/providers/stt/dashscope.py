@@ -109,7 +109,7 @@ class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
             pcm = run_blocking(audio.decode_pcm, bytes(audio_file), SAMPLE_RATE)
         except AudioError as exc:
             raise ProviderError(self.name, "bad_input", str(exc)) from exc
-        self._record(audio.encode(pcm, SAMPLE_RATE, "wav"), "wav")
+        self._record(audio.encode(pcm, SAMPLE_RATE, "wav"))
         duration = audio.pcm_duration(pcm, SAMPLE_RATE)
         if not pcm:
             return Transcription(text="", language=language, duration=0.0)

@@ -107,7 +107,7 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
             pcm = dsp.pcm_from_source(audio_file, SAMPLE_RATE)
         except AudioError as exc:
             raise ProviderError(self.name, "bad_input", f"audio: {exc}") from exc
-        self._record(encode(pcm, SAMPLE_RATE, "wav"), "wav")
+        self._record(encode(pcm, SAMPLE_RATE, "wav"))
         duration = round(len(pcm) / 2 / SAMPLE_RATE, 3)
         text = self.transcribe_pcm(pcm)
         segments = [Segment(start=0.0, end=duration, text=text)] if text else []

@@ -206,7 +206,7 @@ class WhisperSpeechToText(LocalModelSpeechToText):
             raise ProviderError(self.name, "bad_input", f"audio: {exc}") from exc
         duration = len(pcm) / 2 / SAMPLE_RATE
         found.update(duration=duration, language=code)
-        self._record(encode(pcm, SAMPLE_RATE, "wav"), "wav")
+        self._record(encode(pcm, SAMPLE_RATE, "wav"))
         if not pcm:
             return
         model = self._loaded()

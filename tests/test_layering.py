@@ -1,0 +1,153 @@
+"""Imports point one way: routes/realtime/tasks → services → providers/storage/audio →
+models, and no blueprint imports another.
+
+The imports are read from the source (every ``import`` statement, those inside functions
+too) and followed transitively, so a service that reaches a route through a helper is
+caught as surely as one that imports it directly.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "webapp" / "app"
+PREFIX = "webapp.app"
+
+LOWER = {  # layer → what it may never reach, directly or through anything it imports
+    "services": ("web", "blueprint", "realtime", "tasks", "factory"),
+    "providers": ("services", "web", "blueprint", "realtime", "tasks", "factory"),
+    "storage": ("services", "web", "blueprint", "realtime", "tasks", "factory"),
+    "audio": ("services", "web", "blueprint", "realtime", "tasks", "factory"),
+    "models": ("services", "providers", "storage", "web", "blueprint", "realtime", "tasks",
+               "factory"),
+    "foundation": ("services", "web", "blueprint", "realtime", "tasks", "factory"),
+}
+REQUEST_BOUND = {"request", "g", "session"}
+"""Names of ``flask`` that exist only while a request is handled."""
+ALLOWED = {
+    # ``AliyunAPIService`` used from a plain script builds its own app, once.
+    ("webapp.app.services.aliyun", "webapp.app"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in APP.rglob("*.py")}
+
+
+def imports_of(source: str, known: set[str]) -> tuple[set[str], set[str]]:
+    """The app modules a source imports, and the request-bound names it takes from flask."""
+    found: set[str] = set()
+    flask_names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith(PREFIX))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "flask":
+                flask_names.update(a.name for a in node.names if a.name in REQUEST_BOUND)
+            elif node.module.startswith(PREFIX):
+                for alias in node.names:
+                    submodule = f"{node.module}.{alias.name}"
+                    found.add(submodule if submodule in known else node.module)
+    return found, flask_names
+
+
+def blueprint_packages(sources: dict[str, str]) -> set[str]:
+    """The top-level packages (or modules) of the app that define a Flask blueprint."""
+    return {top_level(name) for name, source in sources.items() if "Blueprint(" in source}
+
+
+def top_level(name: str) -> str:
+    rest = name[len(PREFIX) + 1:] if name.startswith(PREFIX + ".") else ""
+    return rest.split(".")[0] if rest else ""
+
+
+def layer_of(name: str, blueprints: set[str]) -> str:
+    top = top_level(name)
+    if name == PREFIX:
+        return "factory"
+    if top in ("services", "providers", "storage", "audio", "models", "realtime", "tasks",
+               "web"):
+        return top
+    if top in blueprints or top == "api":
+        return "blueprint"
+    return "foundation"
+
+
+def violations(sources: dict[str, str]) -> list[str]:
+    """Every import that points the wrong way, as readable sentences."""
+    known = set(sources)
+    graph: dict[str, set[str]] = {}
+    problems: list[str] = []
+    blueprints = blueprint_packages(sources)
+    for name, source in sources.items():
+        graph[name], flask_names = imports_of(source, known)
+        if flask_names and layer_of(name, blueprints) in LOWER:
+            problems.append(f"{name} imports flask.{', flask.'.join(sorted(flask_names))}")
+    for name in sorted(sources):
+        layer = layer_of(name, blueprints)
+        if layer in LOWER:
+            problems += _reaches(name, graph, LOWER[layer], blueprints)
+        if layer in ("blueprint", "realtime") and top_level(name) != "api":
+            for target in sorted(graph[name]):
+                other = top_level(target)
+                if (layer_of(target, blueprints) in ("blueprint", "realtime")
+                        and other not in (top_level(name), "api")):
+                    problems.append(f"{name} (a blueprint) imports the blueprint {target}")
+    return problems
+
+
+def _reaches(start: str, graph: dict[str, set[str]], banned: tuple[str, ...],
+             blueprints: set[str]) -> list[str]:
+    """The banned modules ``start`` reaches, each with the chain of imports that leads there."""
+    seen = {start}
+    queue: list[list[str]] = [[start]]
+    found = []
+    while queue:
+        chain = queue.pop(0)
+        for target in sorted(graph.get(chain[-1], ())):
+            if target in seen or (chain[-1], target) in ALLOWED:
+                continue
+            seen.add(target)
+            if layer_of(target, blueprints) in banned:
+                found.append(f"{start} reaches {target}: {' → '.join([*chain, target])}")
+            else:
+                queue.append([*chain, target])
+    return found
+
+
+def test_imports_point_one_way() -> None:
+    sources = {name: path.read_text(encoding="utf-8") for name, path in modules().items()}
+    assert violations(sources) == []
+
+
+def test_a_wrong_way_import_is_caught() -> None:
+    sources = {
+        "webapp.app.api": "from flask import request\n",
+        "webapp.app.helpers": "def f():\n    from webapp.app.api import ok\n",
+        "webapp.app.services.a": "from webapp.app import helpers\n",
+        "webapp.app.services.b": "from flask import g, current_app\n",
+        "webapp.app.services.c": "from webapp.app.tasks import job\n",
+        "webapp.app.tasks": "",
+        "webapp.app.providers.x": "import webapp.app.services.a\n",
+        "webapp.app.role": "from flask import Blueprint\nbp = Blueprint('role', 'r')\n",
+        "webapp.app.role.routes": "from webapp.app.voice.routes import helper\n",
+        "webapp.app.voice": "from flask import Blueprint\nbp = Blueprint('voice', 'v')\n",
+        "webapp.app.voice.routes": "from webapp.app.api import ok\n",
+    }
+    problems = violations(sources)
+    assert ("webapp.app.services.a reaches webapp.app.api: webapp.app.services.a → "
+            "webapp.app.helpers → webapp.app.api") in problems
+    assert "webapp.app.services.b imports flask.g" in problems
+    assert any(p.startswith("webapp.app.services.c reaches webapp.app.tasks") for p in problems)
+    assert any(p.startswith("webapp.app.providers.x reaches webapp.app.services.a")
+               for p in problems)
+    assert ("webapp.app.role.routes (a blueprint) imports the blueprint "
+            "webapp.app.voice.routes") in problems
+    assert not any(p.startswith("webapp.app.voice.routes") for p in problems)
