@@ -1,4 +1,4 @@
-"""Imports point one way: routes/realtime/tasks → services → providers/storage/audio →
+"""Imports point one way: routes/sockets/tasks → services → providers/storage/audio →
 models, and no blueprint imports another.
 
 The imports are read from the source (every ``import`` statement, those inside functions
@@ -16,13 +16,13 @@ APP = ROOT / "webapp" / "app"
 PREFIX = "webapp.app"
 
 LOWER = {  # layer → what it may never reach, directly or through anything it imports
-    "services": ("web", "blueprint", "realtime", "tasks", "factory"),
-    "providers": ("services", "web", "blueprint", "realtime", "tasks", "factory"),
-    "storage": ("services", "web", "blueprint", "realtime", "tasks", "factory"),
-    "audio": ("services", "web", "blueprint", "realtime", "tasks", "factory"),
-    "models": ("services", "providers", "storage", "web", "blueprint", "realtime", "tasks",
+    "services": ("web", "blueprint", "tasks", "factory"),
+    "providers": ("services", "web", "blueprint", "tasks", "factory"),
+    "storage": ("services", "web", "blueprint", "tasks", "factory"),
+    "audio": ("services", "web", "blueprint", "tasks", "factory"),
+    "models": ("services", "providers", "storage", "web", "blueprint", "tasks",
                "factory"),
-    "foundation": ("services", "web", "blueprint", "realtime", "tasks", "factory"),
+    "foundation": ("services", "web", "blueprint", "tasks", "factory"),
 }
 REQUEST_BOUND = {"request", "g", "session"}
 """Names of ``flask`` that exist only while a request is handled."""
@@ -72,8 +72,7 @@ def layer_of(name: str, blueprints: set[str]) -> str:
     top = top_level(name)
     if name == PREFIX:
         return "factory"
-    if top in ("services", "providers", "storage", "audio", "models", "realtime", "tasks",
-               "web"):
+    if top in ("services", "providers", "storage", "audio", "models", "tasks", "web"):
         return top
     if top in blueprints or top == "api":
         return "blueprint"
@@ -94,10 +93,10 @@ def violations(sources: dict[str, str]) -> list[str]:
         layer = layer_of(name, blueprints)
         if layer in LOWER:
             problems += _reaches(name, graph, LOWER[layer], blueprints)
-        if layer in ("blueprint", "realtime") and top_level(name) != "api":
+        if layer == "blueprint" and top_level(name) != "api":
             for target in sorted(graph[name]):
                 other = top_level(target)
-                if (layer_of(target, blueprints) in ("blueprint", "realtime")
+                if (layer_of(target, blueprints) == "blueprint"
                         and other not in (top_level(name), "api")):
                     problems.append(f"{name} (a blueprint) imports the blueprint {target}")
     return problems

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from webapp.app.api import ApiError
-from webapp.app.realtime import schemas
+from webapp.app.chat import schemas
 from webapp.app.services.calls import CallOptions, ReplyOutput
 from webapp.app.services.reply_events import ReplyEvents
 

@@ -13,9 +13,9 @@ from config import Config
 from webapp.app import extensions
 from webapp.app.access_log import redact_root_handlers
 from webapp.app.api import error_response, register_errorhandlers
+from webapp.app.chat import register_sockets
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db, jwt, limiter, migrate, socketio
-from webapp.app.realtime import register_sockets
 from webapp.app.schemas import IdConverter
 
 

@@ -9,8 +9,8 @@ from webapp.app.extensions import socketio
 
 
 def register_sockets(app: Flask) -> None:
-    from webapp.app.realtime.socket_chat import ChatNamespace
-    from webapp.app.realtime.websocket_chat import register_websockets
+    from webapp.app.chat.socket_chat import ChatNamespace
+    from webapp.app.chat.websocket_chat import register_websockets
 
     socketio.on_namespace(ChatNamespace("/chat"))
     register_websockets(app)

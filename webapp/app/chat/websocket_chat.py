@@ -14,10 +14,10 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 
 from webapp.app.api import error_response, language
+from webapp.app.chat import schemas
+from webapp.app.chat.auth import token_from, user_from_token
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
-from webapp.app.realtime import schemas
-from webapp.app.realtime.auth import token_from, user_from_token
 from webapp.app.services import chat
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def ws_voice_chat(ws: Server) -> None:
 
 
 def register_websockets(app: Flask) -> None:
-    from webapp.app.realtime import websocket_call  # noqa: F401 - adds /api/ws/call to bp
+    from webapp.app.chat import websocket_call  # noqa: F401 - adds /api/ws/call to bp
 
     app.register_blueprint(bp)
     sock.init_app(app)

@@ -13,11 +13,11 @@ from flask import current_app, request
 from flask_socketio import Namespace, join_room
 
 from webapp.app.api import language
+from webapp.app.chat import schemas
+from webapp.app.chat.auth import token_from, user_from_token
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db, socketio
 from webapp.app.i18n import translate
-from webapp.app.realtime import schemas
-from webapp.app.realtime.auth import token_from, user_from_token
 from webapp.app.services import calls, chat
 from webapp.app.services.reply_events import ReplyEvents
 

@@ -16,10 +16,10 @@ from typing import Any
 from flask import current_app, g
 from simple_websocket import ConnectionClosed, Server
 
+from webapp.app.chat import schemas
+from webapp.app.chat.websocket_chat import bp, sock
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
-from webapp.app.realtime import schemas
-from webapp.app.realtime.websocket_chat import bp, sock
 from webapp.app.services import calls
 
 log = logging.getLogger(__name__)
