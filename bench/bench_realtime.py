@@ -323,8 +323,8 @@ def in_process_comparison(work: Path, wav: bytes) -> dict[str, Any]:
     from webapp.app.models import Role
     from webapp.app.providers.base import ChatOptions, SynthesisOptions
     from webapp.app.sentences import SentenceCutter
-    from webapp.app.services.chat import persona_prompt
-    from webapp.app.services.speech_pipeline import stream_reply
+    from webapp.app.services.conversation.chat import persona_prompt
+    from webapp.app.services.conversation.reply_stream import stream_reply
 
     work.mkdir(parents=True, exist_ok=True)
     models = ROOT / "instance" / "models"

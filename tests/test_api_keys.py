@@ -127,7 +127,7 @@ def test_concurrent_charges_never_pass_the_quota(app: Flask, user: dict[str, Any
                                                  client: FlaskClient) -> None:
     """Eight threads race for 40 characters, one at a time: exactly 40 get through."""
     from webapp.app.api import ApiError
-    from webapp.app.services import api_keys
+    from webapp.app.services.platform import api_keys
 
     key_id = _key(client, user, monthly_characters=40)["key_id"]
     granted: list[int] = []

@@ -146,7 +146,7 @@ def test_signed_url_works_until_tampered_or_expired(app: Flask, client: FlaskCli
     tampered = f"{signed.path}?expires={later}&signature={query['signature'][0]}"
     assert client.get(tampered).status_code == 403
     with app.app_context():
-        from webapp.app.services import urls
+        from webapp.app.services.platform import urls
 
         expired = urls._signature(signed.path, int(time.time()) - 1)
     assert client.get(f"{signed.path}?expires={int(time.time()) - 1}&signature={expired}"

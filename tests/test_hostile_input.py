@@ -199,7 +199,7 @@ def test_an_engine_that_says_nothing_is_the_callers_mistake(
         app: Flask, user: dict[str, Any]) -> None:
     """Text that reaches an engine (past the schema) and comes out as no audio at all."""
     from webapp.app.providers.base import ProviderError
-    from webapp.app.services import synthesis, voices
+    from webapp.app.services.voice_library import synthesis, voices
 
     with app.test_request_context():
         voice = voices.resolve_usable("piper:en_US-joe-medium", user["id"])

@@ -28,7 +28,7 @@ REQUEST_BOUND = {"request", "g", "session"}
 """Names of ``flask`` that exist only while a request is handled."""
 ALLOWED = {
     # ``AliyunAPIService`` used from a plain script builds its own app, once.
-    ("webapp.app.services.aliyun", "webapp.app"),
+    ("webapp.app.services.speech.aliyun", "webapp.app"),
 }
 
 

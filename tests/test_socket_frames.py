@@ -12,8 +12,8 @@ import pytest
 
 from webapp.app.api import ApiError
 from webapp.app.chat import schemas
-from webapp.app.services.calls import CallOptions, ReplyOutput
-from webapp.app.services.reply_events import ReplyEvents
+from webapp.app.services.conversation.calls import CallOptions, ReplyOutput
+from webapp.app.services.conversation.reply_events import ReplyEvents
 
 
 def refused(event: str, data: Any, lang: str = "en", **defaults: Any) -> str:

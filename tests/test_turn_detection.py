@@ -8,8 +8,8 @@ import pytest
 
 from bench.call_client import noise, silence, speech
 from webapp.app.audio.vad import SpeechScorer
-from webapp.app.services.calls import is_backchannel
-from webapp.app.services.turn_detection import TurnDetector, TurnSettings
+from webapp.app.services.conversation.calls import is_backchannel
+from webapp.app.services.conversation.turn_detection import TurnDetector, TurnSettings
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_second_generate_is_cached_and_costs_no_synthesis(
         client: FlaskClient, auth_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _generate(client, auth_headers, 1).get_json()["data"]
-    from webapp.app.services import synthesis
+    from webapp.app.services.voice_library import synthesis
 
     def no_synthesis(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a cached answer must not synthesize")
@@ -304,7 +304,7 @@ def test_sse_errors_and_generating_have_documented_shapes(client: FlaskClient,
                                                          auth_headers: dict[str, str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from webapp.app.providers.base import ProviderError
-    from webapp.app.services import synthesis
+    from webapp.app.services.voice_library import synthesis
 
     session_id = client.post("/api/sessions", headers=auth_headers, json={}).get_json()["data"][
         "session_id"]
@@ -361,7 +361,7 @@ def test_a_provider_failure_answers_alike_on_generate_and_tts(
         client: FlaskClient, auth_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch,
         kind: str) -> None:
     from webapp.app.providers.base import ProviderError
-    from webapp.app.services import synthesis
+    from webapp.app.services.voice_library import synthesis
 
     def failing(*args: Any, **kwargs: Any) -> None:
         raise ProviderError("espeak", kind, "engine said no")

@@ -14,7 +14,7 @@ from eventlet import tpool  # noqa: E402
 from flask import Flask  # noqa: E402
 from flask_socketio import SocketIO, join_room  # noqa: E402
 
-from webapp.app.services.audio_player import WebSocketAudioPlayer  # noqa: E402
+from webapp.app.services.speech.audio_player import WebSocketAudioPlayer  # noqa: E402
 
 app = Flask(__name__)
 socketio = SocketIO(app, async_mode="eventlet")

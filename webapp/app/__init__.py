@@ -43,8 +43,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from webapp.app import database
     from webapp.app.providers import ProviderRegistry
-    from webapp.app.services.counts import CountCache
-    from webapp.app.services.events import build_bus
+    from webapp.app.services.conversation.events import build_bus
+    from webapp.app.services.platform.counts import CountCache
     from webapp.app.storage import build_storage
 
     database.prepare(app)
@@ -107,7 +107,7 @@ def register_blueprints(app: Flask) -> None:
 def register_jwt_errors() -> None:
     """JWT failures in the same envelope as everything else; a token counts only while
     its user exists (a forged or a deleted user's ``sub`` is a 401, not a 500)."""
-    from webapp.app.services.users import existing_user
+    from webapp.app.services.platform.users import existing_user
 
     def _error(key: str) -> Response:
         return error_response(ApiError(401, key, "UNAUTHORIZED"))

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields
 
 from webapp.app.api import ok
 from webapp.app.openapi import build_spec, doc
-from webapp.app.services import health
+from webapp.app.services.platform import health
 
 bp = Blueprint("system", __name__)
 

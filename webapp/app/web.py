@@ -13,7 +13,7 @@ from jwt.exceptions import PyJWTError
 
 from webapp.app.api import parse
 from webapp.app.errors import ApiError
-from webapp.app.services import files
+from webapp.app.services.platform import files
 
 
 def current_user_id() -> int:

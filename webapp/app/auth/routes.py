@@ -6,7 +6,7 @@ from webapp.app.auth import bp
 from webapp.app.auth.schemas import CredentialsSchema, TokensSchema, UserSchema
 from webapp.app.extensions import limiter
 from webapp.app.openapi import doc
-from webapp.app.services import users
+from webapp.app.services.platform import users
 from webapp.app.web import current_user_id
 
 

@@ -10,7 +10,7 @@ from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
 
-from webapp.app.services.users import existing_user
+from webapp.app.services.platform.users import existing_user
 
 
 def token_from(auth: Any = None) -> str | None:

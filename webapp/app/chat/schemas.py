@@ -27,8 +27,13 @@ from marshmallow import (
 from webapp.app.api import ApiError
 from webapp.app.i18n import MESSAGES, translate
 from webapp.app.schemas import BoundedInteger, Id, has_lone_surrogate
-from webapp.app.services.calls import SAMPLE_RATE, SAMPLE_RATES, CallOptions
-from webapp.app.services.chat import RESPONSE_RANDOM, RESPONSE_TEXT, RESPONSE_VOICE, STREAM_FORMATS
+from webapp.app.services.conversation.calls import SAMPLE_RATE, SAMPLE_RATES, CallOptions
+from webapp.app.services.conversation.chat import (
+    RESPONSE_RANDOM,
+    RESPONSE_TEXT,
+    RESPONSE_VOICE,
+    STREAM_FORMATS,
+)
 
 
 class Text(fields.String):

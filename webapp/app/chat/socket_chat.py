@@ -18,8 +18,8 @@ from webapp.app.chat.auth import token_from, user_from_token
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db, socketio
 from webapp.app.i18n import translate
-from webapp.app.services import calls, chat
-from webapp.app.services.reply_events import ReplyEvents
+from webapp.app.services.conversation import calls, chat
+from webapp.app.services.conversation.reply_events import ReplyEvents
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/chat"

@@ -20,7 +20,7 @@ from webapp.app.chat import schemas
 from webapp.app.chat.websocket_chat import bp, sock
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
-from webapp.app.services import calls
+from webapp.app.services.conversation import calls
 
 log = logging.getLogger(__name__)
 

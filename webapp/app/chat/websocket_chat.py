@@ -18,7 +18,7 @@ from webapp.app.chat import schemas
 from webapp.app.chat.auth import token_from, user_from_token
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
-from webapp.app.services import chat
+from webapp.app.services.conversation import chat
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from webapp.app.file.schemas import FilePageSchema, FileSchema, PageQuerySchema,
 from webapp.app.models import File
 from webapp.app.openapi import AUDIO, NOTHING, doc
 from webapp.app.pagination import page_args
-from webapp.app.services import files, urls
+from webapp.app.services.platform import files, urls
 from webapp.app.web import current_user_id as _user_id
 from webapp.app.web import optional_user_id, send_object
 

@@ -7,7 +7,7 @@ from webapp.app.api import ok, parse
 from webapp.app.keys import bp
 from webapp.app.keys.schemas import KeyCreatedSchema, KeyCreateSchema, KeyListSchema
 from webapp.app.openapi import doc
-from webapp.app.services import api_keys
+from webapp.app.services.platform import api_keys
 from webapp.app.web import current_user_id
 
 

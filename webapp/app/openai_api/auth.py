@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import request
 from flask_jwt_extended import verify_jwt_in_request
 
-from webapp.app.services import api_keys
-from webapp.app.services.openai_audio import Caller
+from webapp.app.services.platform import api_keys
+from webapp.app.services.speech.openai_audio import Caller
 from webapp.app.web import current_user_id
 
 

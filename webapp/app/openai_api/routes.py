@@ -10,7 +10,7 @@ from webapp.app.openai_api import bp
 from webapp.app.openai_api.auth import current_caller
 from webapp.app.openai_api.schemas import SpeechSchema, TranscriptionSchema
 from webapp.app.openai_api.spec import openai_spec
-from webapp.app.services import openai_audio
+from webapp.app.services.speech import openai_audio
 
 
 @bp.post("/audio/speech")

@@ -6,8 +6,8 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from webapp.app.audio import OUTPUT_FORMATS
-from webapp.app.services.openai_audio import MAX_INPUT_CHARACTERS
-from webapp.app.services.transcripts import FORMATS, GRANULARITIES
+from webapp.app.services.speech.openai_audio import MAX_INPUT_CHARACTERS
+from webapp.app.services.speech.transcripts import FORMATS, GRANULARITIES
 
 
 class VoiceField(fields.Field):

@@ -6,7 +6,7 @@ from flask_jwt_extended import jwt_required
 from webapp.app.api import ok, parse, streaming_response
 from webapp.app.openapi import EVENTS, NOTHING, doc
 from webapp.app.pagination import page_args
-from webapp.app.services import events, sessions
+from webapp.app.services.conversation import conversations, events
 from webapp.app.session import bp
 from webapp.app.session.schemas import (
     DeletedCountSchema,
@@ -27,7 +27,7 @@ from webapp.app.web import current_user_id
      body=SessionCreateSchema, response=SessionSchema, errors=(404,))
 def create_session() -> Response:
     args = parse(SessionCreateSchema())
-    return ok(sessions.create(current_user_id(), **args).to_dict())
+    return ok(conversations.create(current_user_id(), **args).to_dict())
 
 
 @bp.get("/sessions")
@@ -36,21 +36,22 @@ def create_session() -> Response:
      query=SessionQuerySchema, response=SessionPageSchema)
 def list_sessions() -> Response:
     args = parse(SessionQuerySchema(), request.args.to_dict())
-    return ok(sessions.page(current_user_id(), *page_args(request.args), role_id=args["role_id"]))
+    return ok(conversations.page(current_user_id(), *page_args(request.args),
+                                 role_id=args["role_id"]))
 
 
 @bp.get("/sessions/<session_id>")
 @jwt_required()
 @doc("One of my sessions", tag="sessions", response=SessionSchema, errors=(404,))
 def get_session(session_id: str) -> Response:
-    return ok(sessions.get_owned(session_id, current_user_id()).to_dict())
+    return ok(conversations.get_owned(session_id, current_user_id()).to_dict())
 
 
 @bp.post("/sessions/<session_id>/end")
 @jwt_required()
 @doc("End a session", tag="sessions", response=SessionSchema, errors=(404,))
 def end_session(session_id: str) -> Response:
-    session = sessions.end(sessions.get_owned(session_id, current_user_id()))
+    session = conversations.end(conversations.get_owned(session_id, current_user_id()))
     return ok(session.to_dict(), message="session_ended")
 
 
@@ -59,7 +60,7 @@ def end_session(session_id: str) -> Response:
 @doc("Delete a session, its messages and their audio", tag="sessions", errors=(404,),
      response=NOTHING)
 def delete_session(session_id: str) -> Response:
-    sessions.delete(sessions.get_owned(session_id, current_user_id()))
+    conversations.delete(conversations.get_owned(session_id, current_user_id()))
     return ok(None, message="deleted")
 
 
@@ -70,9 +71,9 @@ def delete_session(session_id: str) -> Response:
 def list_messages(session_id: str) -> Response:
     page_no, size = page_args(request.args)
     args = parse(MessageQuerySchema(), request.args.to_dict())
-    session = sessions.get_owned(session_id, current_user_id())
-    return ok(sessions.messages_page(session, page_no, size, voice_id=args["voice_id"],
-                                     type=args["type"], role=args["role"]))
+    session = conversations.get_owned(session_id, current_user_id())
+    return ok(conversations.messages_page(session, page_no, size, voice_id=args["voice_id"],
+                                          type=args["type"], role=args["role"]))
 
 
 @bp.delete("/sessions/<session_id>/messages")
@@ -80,7 +81,7 @@ def list_messages(session_id: str) -> Response:
 @doc("Delete every message of a session and their audio", tag="messages", errors=(404,),
      response=DeletedCountSchema)
 def delete_messages(session_id: str) -> Response:
-    count = sessions.delete_messages(sessions.get_owned(session_id, current_user_id()))
+    count = conversations.delete_messages(conversations.get_owned(session_id, current_user_id()))
     return ok({"deleted": count}, message="deleted")
 
 
@@ -88,14 +89,15 @@ def delete_messages(session_id: str) -> Response:
 @jwt_required()
 @doc("One message", tag="messages", response=MessageSchema, errors=(404,))
 def get_message(message_id: str) -> Response:
-    return ok(sessions.render_message(sessions.get_message(message_id, current_user_id())))
+    message = conversations.get_message(message_id, current_user_id())
+    return ok(conversations.render_message(message))
 
 
 @bp.delete("/messages/<message_id>")
 @jwt_required()
 @doc("Delete a message and its audio", tag="messages", errors=(404,), response=NOTHING)
 def delete_message(message_id: str) -> Response:
-    sessions.delete_message(sessions.get_message(message_id, current_user_id()))
+    conversations.delete_message(conversations.get_message(message_id, current_user_id()))
     return ok(None, message="deleted")
 
 
@@ -104,6 +106,6 @@ def delete_message(message_id: str) -> Response:
 @doc("Server-sent voice events of a session; EventSource may pass ?token=",
      tag="sessions", errors=(404,), media=EVENTS)
 def stream(session_id: str) -> Response:
-    session = sessions.get_owned(session_id, current_user_id())
+    session = conversations.get_owned(session_id, current_user_id())
     subscription = current_app.extensions["events"].subscribe(session.id)
     return streaming_response(events.sse_stream(subscription), "text/event-stream")

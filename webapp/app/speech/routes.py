@@ -6,17 +6,17 @@ from flask_jwt_extended import jwt_required
 from webapp.app.api import ok, parse, streaming_response
 from webapp.app.errors import PROVIDER_STATUSES
 from webapp.app.openapi import AUDIO, doc
-from webapp.app.services import speech
+from webapp.app.services.speech import recorded_speech
 from webapp.app.speech import bp
 from webapp.app.speech.schemas import SttFormSchema, SttResultSchema, TtsResultSchema, TtsSchema
 from webapp.app.web import current_user_id
 
 
-def _tts_request() -> speech.TtsRequest:
+def _tts_request() -> recorded_speech.TtsRequest:
     args = parse(TtsSchema())
     voice = args.pop("voice_id") or args.pop("voice_type")
     args.pop("voice_type", None)
-    return speech.TtsRequest(voice=voice, **args)
+    return recorded_speech.TtsRequest(voice=voice, **args)
 
 
 @bp.post("/tts")
@@ -24,7 +24,7 @@ def _tts_request() -> speech.TtsRequest:
 @doc("Synthesize text; the audio is stored as a message", tag="speech", body=TtsSchema,
      response=TtsResultSchema, errors=(404, *PROVIDER_STATUSES))
 def tts() -> Response:
-    return ok(speech.tts(current_user_id(), _tts_request()))
+    return ok(recorded_speech.tts(current_user_id(), _tts_request()))
 
 
 @bp.post("/tts/stream")
@@ -32,7 +32,7 @@ def tts() -> Response:
 @doc("Synthesize text as a chunked audio stream (stored once complete)", tag="speech",
      body=TtsSchema, errors=(404, *PROVIDER_STATUSES), media=AUDIO)
 def tts_stream() -> Response:
-    result = speech.tts_stream(current_user_id(), _tts_request())
+    result = recorded_speech.tts_stream(current_user_id(), _tts_request())
     return streaming_response(result.chunks, result.content_type,
                               **{"X-Message-Id": result.message_id,
                                  "X-Session-Id": result.session_id})
@@ -56,5 +56,5 @@ def stt() -> Response:
     args = parse(SttFormSchema(), form)
     args["timestamp_granularities"] = tuple(args["timestamp_granularities"])
     upload = request.files.get("file")
-    return ok(speech.stt(current_user_id(), upload=(upload.read(), upload.filename or "")
-                         if upload else None, **args))
+    return ok(recorded_speech.stt(current_user_id(), upload=(upload.read(), upload.filename or "")
+                                  if upload else None, **args))

@@ -2,7 +2,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from webapp.app.audio import OUTPUT_FORMATS
 from webapp.app.schemas import SpokenText
-from webapp.app.services import transcripts
+from webapp.app.services.speech import transcripts
 
 
 class TtsSchema(Schema):

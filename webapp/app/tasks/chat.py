@@ -1,7 +1,7 @@
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
-from webapp.app.services import memory
+from webapp.app.services.conversation import memory
 
 
 @shared_task(name=memory.SUMMARY_TASK, acks_late=True, max_retries=2,

@@ -2,7 +2,7 @@ from typing import Any
 
 from celery import shared_task
 
-from webapp.app.services import health
+from webapp.app.services.platform import health
 
 
 @shared_task(name="system.health")

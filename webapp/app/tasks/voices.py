@@ -4,7 +4,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from webapp.app.providers.base import ProviderError
-from webapp.app.services import cloning, jobs
+from webapp.app.services.platform import jobs
+from webapp.app.services.voice_library import cloning
 
 
 @shared_task(bind=True, name=cloning.CLONE_TASK, max_retries=3, acks_late=True)

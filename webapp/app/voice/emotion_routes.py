@@ -7,7 +7,7 @@ from flask_jwt_extended import jwt_required
 from webapp.app.api import ok
 from webapp.app.errors import PROVIDER_STATUSES
 from webapp.app.openapi import doc
-from webapp.app.services import generation, preferences
+from webapp.app.services.voice_library import generation, preferences
 from webapp.app.voice import bp
 from webapp.app.voice.emotion_schemas import (
     CachedVoiceSchema,

@@ -4,7 +4,7 @@ camelCase like their clients."""
 from marshmallow import Schema, fields, validate
 
 from webapp.app.schemas import BoundedInteger, SpokenText
-from webapp.app.services.emotion import EMOTIONS
+from webapp.app.services.voice_library.emotion import EMOTIONS
 
 PROVIDERS = ("doubao", "aliyun", "tencent", "local", "dashscope")
 

@@ -6,7 +6,8 @@ from flask_jwt_extended import jwt_required
 from webapp.app.api import ok, parse
 from webapp.app.openapi import AUDIO, doc
 from webapp.app.pagination import page_args
-from webapp.app.services import jobs, voices
+from webapp.app.services.platform import jobs
+from webapp.app.services.voice_library import voices
 from webapp.app.voice import bp
 from webapp.app.voice.schemas import (
     CreateVoiceSchema,

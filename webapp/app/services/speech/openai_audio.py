@@ -23,8 +23,11 @@ from webapp.app.extensions import db
 from webapp.app.models import ApiKey, File, Voice
 from webapp.app.providers.base import Segment, Transcription
 from webapp.app.providers.registry import ENGINES
-from webapp.app.services import api_keys, files, sessions, speech, transcripts, voices
-from webapp.app.services.speech_pipeline import drain
+from webapp.app.services.conversation import conversations
+from webapp.app.services.conversation.reply_stream import drain
+from webapp.app.services.platform import api_keys, files
+from webapp.app.services.speech import recorded_speech, transcripts
+from webapp.app.services.voice_library import voices
 
 MAX_INPUT_CHARACTERS = 4096
 PCM_RATE = 24000  # OpenAI's raw PCM is 24 kHz 16-bit mono; clients assume that rate.
@@ -165,7 +168,7 @@ def synthesize(caller: Caller, request: SpeechRequest) -> AudioOut:
     mood = mood_of(request.instructions)
     spent = caller.charge(characters=len(request.input))
     try:
-        tts_request = speech.TtsRequest(
+        tts_request = recorded_speech.TtsRequest(
             text=text, voice=voice.voice_type, session_id=caller.session_id(),
             format=request.response_format,
             # OpenAI accepts 0.25–4; the engines speak between half and double speed.
@@ -173,7 +176,7 @@ def synthesize(caller: Caller, request: SpeechRequest) -> AudioOut:
             emotion=mood, emotion_intensity=INSTRUCTION_INTENSITY if mood else 0.0,
             instruction=request.instructions or None,
             output_rate=PCM_RATE if request.response_format == "pcm" else None)
-        stream = speech.tts_stream(caller.user_id, tts_request, history=caller.history)
+        stream = recorded_speech.tts_stream(caller.user_id, tts_request, history=caller.history)
         chunks = _primed(stream.chunks)
     except Exception:
         api_keys.refund(spent)
@@ -212,7 +215,7 @@ def stt_engine_for_model(model: str) -> Any:
     if model not in STT_MODEL_ENGINES:
         raise ApiError(404, "model_not_found", "MODEL_NOT_FOUND", {"model": model},
                        {"param": "model"})
-    return speech.stt_engine(STT_MODEL_ENGINES[model])
+    return recorded_speech.stt_engine(STT_MODEL_ENGINES[model])
 
 
 @dataclass
@@ -250,7 +253,7 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
             return TranscriptOut("text/event-stream", chunks=_transcript_events(
                 caller, engine, data, language, params, info.duration,
                 row.id if row else None, spent))
-        result, elapsed_ms = speech.recognise(engine, data, language, params)
+        result, elapsed_ms = recorded_speech.recognise(engine, data, language, params)
     except Exception:
         api_keys.refund(spent)
         if row is not None:
@@ -267,10 +270,10 @@ def _keep(caller: Caller, engine: Any, result: Transcription, elapsed_ms: float,
     """The recognition as a message of the caller's session (with history on)."""
     if row is None:
         return
-    session = sessions.get_or_create(caller.user_id, caller.session_id())
-    sessions.add_message(session, role="user", type="voice", transcription=result.text,
-                         audio=row, meta=speech.transcribed_meta(engine, result, elapsed_ms,
-                                                                 task=task, api="openai"))
+    session = conversations.get_or_create(caller.user_id, caller.session_id())
+    meta = recorded_speech.transcribed_meta(engine, result, elapsed_ms, task=task, api="openai")
+    conversations.add_message(session, role="user", type="voice", transcription=result.text,
+                              audio=row, meta=meta)
 
 
 def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str | None,

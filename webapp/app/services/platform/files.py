@@ -21,7 +21,7 @@ from webapp.app.errors import ApiError, forbidden
 from webapp.app.extensions import db
 from webapp.app.models import File
 from webapp.app.pagination import paginate
-from webapp.app.services import urls
+from webapp.app.services.platform import urls
 from webapp.app.storage import Storage, StorageError, StorageUnavailable
 
 log = logging.getLogger(__name__)

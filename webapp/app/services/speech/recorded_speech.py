@@ -17,7 +17,10 @@ from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import File, Message, Session
 from webapp.app.providers.base import ProviderError, SynthesisOptions, Transcription
-from webapp.app.services import emotion, files, sessions, synthesis, transcripts, voices
+from webapp.app.services.conversation import conversations
+from webapp.app.services.platform import files
+from webapp.app.services.speech import transcripts
+from webapp.app.services.voice_library import emotion, synthesis, voices
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +68,17 @@ def _message_out(message: Message, session: Session, row: File | None) -> dict[s
 def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
     """Synthesize and store; a new session is made only once there is audio to put in it."""
     voice = _voice(owner_id, request.voice)
-    named = sessions.get_owned(request.session_id, owner_id) if request.session_id else None
+    named = conversations.get_owned(request.session_id, owner_id) if request.session_id else None
     started = time.perf_counter()
     rendered = synthesis.render(voice, request.text, request.format, request.options(),
                                 with_fallback=True)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    session = named or sessions.create(owner_id, voice_id=voice.voice_type)
+    session = named or conversations.create(owner_id, voice_id=voice.voice_type)
     row = files.save(owner_id, rendered.data, request.format, rendered.duration,
                      kind="generated")
     spoken = {"engine": rendered.engine, **(
         {"fallback": rendered.fell_back_from} if rendered.fell_back_from else {})}
-    message = sessions.add_message(
+    message = conversations.add_message(
         session, role="assistant", type="voice", text=request.text, audio=row,
         voice_id=voice.voice_type,
         meta={"kind": "synthesized", **spoken, "synthesis_ms": elapsed_ms,
@@ -102,7 +105,7 @@ def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> T
     while one that fails later ends the stream early and leaves the message marked
     interrupted, with the reason."""
     voice = _voice(owner_id, request.voice)
-    named = sessions.get_owned(request.session_id, owner_id) if request.session_id else None
+    named = conversations.get_owned(request.session_id, owner_id) if request.session_id else None
     engine, options = synthesis.engine_for(voice, request.options(), with_fallback=True)
     started = time.perf_counter()
     stream = synthesis.EncodedStream(engine, request.text, options, request.format,
@@ -116,11 +119,11 @@ def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> T
         raise ProviderError(voice.engine, "bad_input", synthesis.SILENT_TEXT)
     if not history:
         return TtsStream(itertools.chain([first], pieces), "", "", content_type)
-    session = named or sessions.create(owner_id, voice_id=voice.voice_type)
-    message = sessions.add_message(session, role="assistant", type="voice", text=request.text,
-                                   voice_id=voice.voice_type,
-                                   meta={"kind": "synthesized", **synthesis.spoken_by(engine),
-                                         "streamed": True})
+    session = named or conversations.create(owner_id, voice_id=voice.voice_type)
+    message = conversations.add_message(session, role="assistant", type="voice", text=request.text,
+                                        voice_id=voice.voice_type,
+                                        meta={"kind": "synthesized", **synthesis.spoken_by(engine),
+                                              "streamed": True})
     message_id, session_id = message.id, session.id
 
     def generate() -> Iterator[bytes]:
@@ -206,7 +209,7 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
     ``vtt`` add the document as ``content``. A recognition that fails keeps nothing.
     """
     engine = stt_engine(provider)
-    named = sessions.get_owned(session_id, owner_id) if session_id else None
+    named = conversations.get_owned(session_id, owner_id) if session_id else None
     made_here = upload is not None
     if upload is not None:
         row = files.store_upload(owner_id, upload[0], upload[1])
@@ -228,10 +231,10 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
         if made_here:
             files.delete(row)
         raise
-    session = named or sessions.create(owner_id)
-    message = sessions.add_message(session, role="user", type="voice",
-                                   transcription=result.text, audio=row,
-                                   meta=transcribed_meta(engine, result, elapsed_ms))
+    session = named or conversations.create(owner_id)
+    message = conversations.add_message(session, role="user", type="voice",
+                                        transcription=result.text, audio=row,
+                                        meta=transcribed_meta(engine, result, elapsed_ms))
     out = {"message_id": message.id, "session_id": session.id,
            "transcription": result.text, "language": result.language,
            "duration": round(row.duration, 3),

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from webapp.app.extensions import db
-from webapp.app.services.files import storage
+from webapp.app.services.platform.files import storage
 
 
 def report() -> dict[str, Any]:

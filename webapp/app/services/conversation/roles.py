@@ -13,7 +13,7 @@ from webapp.app.extensions import db
 from webapp.app.models import Role
 from webapp.app.pagination import paginate
 from webapp.app.schemas import MAX_INT64
-from webapp.app.services import voices
+from webapp.app.services.voice_library import voices
 
 _NEWEST_FIRST = (Role.created_at.desc(), Role.id.desc())
 

@@ -27,8 +27,10 @@ from webapp.app.models import File, Message, Role, Session, Voice, VoiceProfile
 from webapp.app.models.common import new_uuid
 from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions, Transcription
 from webapp.app.schemas import find_lone_surrogate
-from webapp.app.services import files, jobs, memory, roles, sessions, synthesis, voices
-from webapp.app.services.speech_pipeline import stream_reply
+from webapp.app.services.conversation import conversations, memory, roles
+from webapp.app.services.conversation.reply_stream import stream_reply
+from webapp.app.services.platform import files, jobs
+from webapp.app.services.voice_library import synthesis, voices
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +105,11 @@ def open_session(user_id: int, role_id: int, session_id: str | None = None
                                    or find_lone_surrogate(session_id) is not None):
         raise _bad("session_id must be a session id (a string)")
     if session_id:
-        session = sessions.get_owned(session_id, user_id)
+        session = conversations.get_owned(session_id, user_id)
         if session.role_id not in (None, role.id):
             raise _bad("the session belongs to another role", "SESSION_ROLE_MISMATCH")
         return role, session
-    return role, sessions.create(user_id, role_id=role.id, voice_id=role.voice_type)
+    return role, conversations.create(user_id, role_id=role.id, voice_id=role.voice_type)
 
 
 def prepare(request: TurnRequest) -> Turn:
@@ -261,14 +263,14 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     session, role = turn.session, turn.role
     if request.text is not None and turn.input_file is None and turn.input_bytes is None:
         user_text = request.text.strip()
-        said = sessions.add_message(session, role="user", type="text", text=user_text,
-                                    meta={"kind": "typed"})
+        said = conversations.add_message(session, role="user", type="text", text=user_text,
+                                         meta={"kind": "typed"})
     else:
         user_text = _recognise(turn, sink)
-        said = sessions.add_message(session, role="user", type="voice", transcription=user_text,
-                                    audio=turn.input_file,
-                                    meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
-                                          "language": turn.language, "asr": turn.asr_engine})
+        said = conversations.add_message(
+            session, role="user", type="voice", transcription=user_text, audio=turn.input_file,
+            meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
+                  "language": turn.language, "asr": turn.asr_engine})
     user_message_id = said.id
     mode = request.response_type
     if mode == RESPONSE_RANDOM:

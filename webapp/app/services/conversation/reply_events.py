@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from webapp.app.services.audio_player import WebSocketAudioPlayer
+from webapp.app.services.speech.audio_player import WebSocketAudioPlayer
 
 Emit = Callable[[str, dict[str, Any]], None]
 

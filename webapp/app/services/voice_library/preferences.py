@@ -10,7 +10,7 @@ from sqlalchemy import select
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Role, Voice, VoiceProfile, VoiceSettings
-from webapp.app.services import voices
+from webapp.app.services.voice_library import voices
 
 _SETTINGS = {"autoPlay": "auto_play", "defaultVolume": "default_volume",
              "playbackSpeed": "playback_speed", "voiceEnabled": "voice_enabled",

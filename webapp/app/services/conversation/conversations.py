@@ -13,7 +13,8 @@ from webapp.app.extensions import db
 from webapp.app.models import File, Message, Session
 from webapp.app.models.common import utcnow
 from webapp.app.pagination import paginate
-from webapp.app.services import files, roles
+from webapp.app.services.conversation import roles
+from webapp.app.services.platform import files
 
 
 def create(owner_id: int, role_id: int | None = None, voice_id: str | None = None,

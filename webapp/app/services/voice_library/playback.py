@@ -11,7 +11,7 @@ from typing import Any
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import PlaybackSession
-from webapp.app.services import events, sessions
+from webapp.app.services.conversation import conversations, events
 
 ACTIONS = ("play", "pause", "stop", "seek", "next", "previous")
 
@@ -25,7 +25,7 @@ def _order(length: int, shuffle: bool) -> list[int]:
 
 def create(owner_id: int, debate_id: str, playlist: list[Any], repeat_mode: str,
            shuffle: bool) -> PlaybackSession:
-    sessions.get_owned(debate_id, owner_id)
+    conversations.get_owned(debate_id, owner_id)
     row = PlaybackSession(id="sess_" + secrets.token_hex(8), owner_id=owner_id,
                           debate_id=debate_id, status="idle", playlist=list(playlist),
                           order=_order(len(playlist), shuffle), current_index=0,

@@ -18,7 +18,8 @@ from webapp.app.models import File, Job, Role, Voice
 from webapp.app.pagination import paginate
 from webapp.app.providers.base import ProviderError
 from webapp.app.providers.registry import LOCAL_ENGINES
-from webapp.app.services import files, jobs, synthesis, urls
+from webapp.app.services.platform import files, jobs, urls
+from webapp.app.services.voice_library import synthesis
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def _clone_failed(job: Job, reason: str) -> None:
         voice.error = reason
         if voice.provider == "dashscope" and voice.provider_voice_id:
             # A job that timed out (its worker gone) may have enrolled a voice already.
-            from webapp.app.services.cloning import delete_enrolled
+            from webapp.app.services.voice_library.cloning import delete_enrolled
 
             if delete_enrolled(voice.provider_voice_id):
                 voice.provider_voice_id = ""
@@ -231,7 +232,7 @@ def create(owner_id: int, *, name: str, uploads: list[tuple[bytes, str]], file_i
     """
     from webapp.app.models import VoiceModel
     from webapp.app.models.common import new_uuid
-    from webapp.app.services.cloning import CLONE_TASK, local_engine_for
+    from webapp.app.services.voice_library.cloning import CLONE_TASK, local_engine_for
 
     registry = current_app.extensions["providers"]
     provider = provider or ("dashscope" if registry.is_configured("tts", "dashscope") else "local")

@@ -19,7 +19,8 @@ from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import File, Voice, VoiceModel
 from webapp.app.providers.base import ProviderError
-from webapp.app.services import files, jobs, synthesis
+from webapp.app.services.platform import files, jobs
+from webapp.app.services.voice_library import synthesis
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,9 @@ from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.providers.base import Transcription
-from webapp.app.services import chat, live_recognition
-from webapp.app.services.reply_events import Emit, ReplyEvents
-from webapp.app.services.turn_detection import TurnDetector, TurnEvent, TurnSettings
+from webapp.app.services.conversation import chat, live_recognition
+from webapp.app.services.conversation.reply_events import Emit, ReplyEvents
+from webapp.app.services.conversation.turn_detection import TurnDetector, TurnEvent, TurnSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from webapp.app import audio
 from webapp.app.concurrency import run_blocking
 from webapp.app.models import Voice
 from webapp.app.providers.base import ProviderError, SynthesisOptions, TextToSpeechInterface
-from webapp.app.services.speech_pipeline import drain
+from webapp.app.services.conversation.reply_stream import drain
 
 SAMPLE_TEXT = {"zh": "你好，欢迎使用听说。这是我的声音。",
                "en": "Hello, welcome to Tingshuo. This is what my voice sounds like.",

@@ -22,7 +22,9 @@ from webapp.app.models import File, GeneratedVoice, Voice
 from webapp.app.models.common import utcnow
 from webapp.app.models.playback import MessageKey, epoch
 from webapp.app.providers.base import ProviderError, SynthesisOptions
-from webapp.app.services import emotion, events, files, preferences, synthesis, voices
+from webapp.app.services.conversation import events
+from webapp.app.services.platform import files
+from webapp.app.services.voice_library import emotion, preferences, synthesis, voices
 
 log = logging.getLogger(__name__)
 
