@@ -24,7 +24,7 @@ from webapp.app.models import ApiKey, File, Voice
 from webapp.app.providers.base import Segment, Transcription
 from webapp.app.providers.registry import ENGINES
 from webapp.app.services import api_keys, files, sessions, speech, transcripts, voices
-from webapp.app.services.speech_pipeline import drain
+from webapp.app.services.voice_input import VoiceInput
 
 MAX_INPUT_CHARACTERS = 4096
 PCM_RATE = 24000  # OpenAI's raw PCM is 24 kHz 16-bit mono; clients assume that rate.
@@ -250,7 +250,10 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
             return TranscriptOut("text/event-stream", chunks=_transcript_events(
                 caller, engine, data, language, params, info.duration,
                 row.id if row else None, spent))
-        result, elapsed_ms = speech.recognise(engine, data, language, params)
+        # The audio in hand is what is recognised; it is stored only with history on.
+        heard = VoiceInput(caller.user_id, data, info.format, info.duration, row=row,
+                           may_store=False)
+        result, elapsed_ms = speech.recognise(engine, heard, language, params)
     except Exception:
         api_keys.refund(spent)
         if row is not None:
@@ -284,7 +287,7 @@ def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str |
     row = db.session.get(File, row_id) if row_id else None
     segments: list[Segment] = []
     try:
-        for segment in drain(engine, engine.transcribe_segments(data, language, params)):
+        for segment in engine.transcribe_segments(data, language, params):
             delta = segment.text if not segments or _unspaced(segment.text) else " " + segment.text
             segments.append(segment)
             yield _event({"type": "transcript.text.delta", "delta": delta})
