@@ -134,8 +134,8 @@ class VoiceInput:
         try:
             if self._write is not None:
                 self._write.wait()
-        except ApiError:
-            return  # the write failed: nothing was stored
+        except Exception:  # noqa: BLE001 - the write failed: nothing was stored
+            return
         if _saved(row):
             files.delete(row)
             return
