@@ -72,6 +72,16 @@ def probe(data: bytes) -> AudioInfo:
     Containers written by browsers (WebM from MediaRecorder) carry no duration, so the
     length is counted from decoded samples rather than read from headers.
     """
+    return _measure(data, None)[0]
+
+
+def probe_and_decode(data: bytes, sample_rate: int = 16000) -> tuple[AudioInfo, bytes]:
+    """``probe`` and ``decode_pcm`` in one pass over the frames: what an upload is, and
+    its samples as s16le mono PCM at ``sample_rate``."""
+    return _measure(data, av.AudioResampler(format="s16", layout="mono", rate=sample_rate))
+
+
+def _measure(data: bytes, resampler: av.AudioResampler | None) -> tuple[AudioInfo, bytes]:
     if len(data) < 32:
         raise AudioError("file too small to be audio")
     container = _open(data)
@@ -83,12 +93,21 @@ def probe(data: bytes) -> AudioInfo:
         samples = 0
         rate = stream.codec_context.sample_rate or 0
         channels = stream.codec_context.channels or 1
+        out = bytearray()
         for frame in container.decode(stream):
             samples += frame.samples
             rate = frame.sample_rate or rate
+            if resampler is not None:
+                for converted in resampler.resample(frame):
+                    out += converted.to_ndarray().tobytes()
         if samples == 0 or rate == 0:
             raise AudioError("no decodable audio")
-        return AudioInfo(format=fmt, duration=samples / rate, sample_rate=rate, channels=channels)
+        if resampler is not None:
+            for converted in resampler.resample(None):
+                out += converted.to_ndarray().tobytes()
+        info = AudioInfo(format=fmt, duration=samples / rate, sample_rate=rate,
+                         channels=channels)
+        return info, bytes(out)
     except av.FFmpegError as exc:
         raise AudioError("undecodable audio") from exc
     finally:

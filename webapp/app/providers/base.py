@@ -2,8 +2,9 @@
 ``ChatModelInterface``), with local-model and third-party-API kinds of each.
 
 Every engine produces or consumes 16-bit mono PCM; encoding for clients happens in
-``webapp.app.audio``. Engines are synchronous; callers on the event loop go through
-``webapp.app.concurrency``.
+``webapp.app.audio``. Engines are synchronous; the registry hands out the ones that
+compute on this machine wrapped so that their work leaves the event loop
+(``providers.offload``), so callers never decide where an engine runs.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
+from webapp.app.audio import wav_header
 from webapp.app.sentences import split_sentences
 
 
@@ -135,17 +137,27 @@ class AudioRecordingBase:
 
     name = "base"
     cpu_bound = False
-    """True for engines that compute on this machine: callers on the event loop must run
-    them in the thread pool. API engines stay on green threads (their SDKs hang in it)."""
+    """True for engines that compute on this machine: the registry wraps them so that
+    their work runs in the thread pool. API engines stay on green threads (their SDKs
+    hang in it)."""
 
     def __init__(self) -> None:
         self._recorded: bytes = b""
+        self._heard_rate = 0
 
     def _record(self, data: bytes) -> None:
         self._recorded = data
+        self._heard_rate = 0
+
+    def _record_heard(self, pcm: bytes, sample_rate: int) -> None:
+        """Remember the PCM a recogniser heard; it becomes a WAV only when
+        ``record_audio`` asks, so recognition never pays for a copy nobody reads."""
+        self._recorded, self._heard_rate = pcm, sample_rate
 
     def record_audio(self) -> bytes:
         """What the engine last synthesized (raw PCM) or recognised (WAV)."""
+        if self._heard_rate:
+            return wav_header(self._heard_rate, len(self._recorded)) + self._recorded
         return self._recorded
 
 
@@ -204,11 +216,44 @@ class TextToSpeechInterface(AudioRecordingBase, ABC):
                 **self.capabilities.as_dict()}
 
 
+class SpeechSource(Protocol):
+    """A recording the service holds, in each form a recogniser may take it."""
+
+    def pcm(self) -> bytes:
+        """The speech as 16 kHz mono 16-bit PCM."""
+
+    def url(self) -> str:
+        """An http(s) URL of the stored recording that a provider can fetch."""
+
+
+SPEECH_SAMPLE_RATE = 16000
+InputKind = Literal["pcm", "url"]
+
+
 class SpeechToTextInterface(AudioRecordingBase, ABC):
     """Recognition. The transcriptions themselves are messages of a session, kept and
     listed by the sessions service."""
 
     capabilities: Capabilities
+    input_kind: InputKind = "pcm"
+    """What ``transcribe_input`` hands the engine: ``"pcm"``, the 16 kHz samples the
+    service already decoded; ``"url"``, a URL of the stored audio that the provider
+    fetches itself (Qwen-Audio)."""
+
+    def transcribe_input(self, source: SpeechSource, language: str | None = None,
+                         additional_params: dict[str, Any] | None = None) -> Transcription:
+        """Recognise a recording the service holds, given in the form this engine takes:
+        the one place that reads ``input_kind``."""
+        if self.input_kind == "url":
+            return self.transcribe(source.url(), language, additional_params)
+        return self.transcribe_decoded(source.pcm(), language, additional_params)
+
+    def transcribe_decoded(self, pcm: bytes, language: str | None = None,
+                           additional_params: dict[str, Any] | None = None) -> Transcription:
+        """Recognise 16 kHz mono PCM. Engines that decode to exactly that override this to
+        skip the decode; any other engine is handed the samples as a WAV file."""
+        return self.transcribe(wav_header(SPEECH_SAMPLE_RATE, len(pcm)) + pcm, language,
+                               additional_params)
 
     @abstractmethod
     def is_configured(self) -> bool: ...
@@ -271,7 +316,6 @@ class ChatModelInterface(ABC):
 
     name = "llm"
     model: str = ""
-    cpu_bound = False
 
     @abstractmethod
     def is_configured(self) -> bool: ...

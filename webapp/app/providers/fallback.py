@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from webapp.app.concurrency import iterate_blocking, run_blocking
 from webapp.app.providers.base import (
     AudioChunk,
     ProviderError,
+    SpeechSource,
     SpeechToTextInterface,
     SynthesisOptions,
     TextToSpeechInterface,
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 # A caller's own mistake stays an error: another engine would refuse it too, or
 # answer something the caller did not ask for.
 NO_FALLBACK_KINDS = frozenset({"bad_input", "not_supported"})
-
-
-def _drain(engine: Any, iterator: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
-    return iterate_blocking(iterator) if engine.cpu_bound else iterator
 
 
 def _close(iterator: Iterator[Any]) -> None:
@@ -56,9 +52,6 @@ class FallbackTextToSpeech(TextToSpeechInterface):
     ``spoke`` names the engine that produced the audio; ``fell_back_from`` says which
     engine failed and why, or is None.
     """
-
-    cpu_bound = False
-    """Each engine is drained the way it needs (local ones in the thread pool)."""
 
     def __init__(self, primary: TextToSpeechInterface, fallback: TextToSpeechInterface,
                  fallback_voice: str | None) -> None:
@@ -78,7 +71,7 @@ class FallbackTextToSpeech(TextToSpeechInterface):
 
     def synthesize_sentence(self, text: str, options: SynthesisOptions) -> Iterator[AudioChunk]:
         if self.fell_back_from is None:
-            chunks = _drain(self.primary, self.primary.synthesize_sentence(text, options))
+            chunks = self.primary.synthesize_sentence(text, options)
             try:
                 for chunk in chunks:
                     self._audio_started = True
@@ -96,7 +89,7 @@ class FallbackTextToSpeech(TextToSpeechInterface):
             finally:
                 _close(chunks)
         options = replace(options, voice=self.fallback_voice, emotion=None, instruction=None)
-        chunks = _drain(self.fallback, self.fallback.synthesize_sentence(text, options))
+        chunks = self.fallback.synthesize_sentence(text, options)
         try:
             for chunk in chunks:
                 self._audio_started = True
@@ -111,9 +104,6 @@ class FallbackSpeechToText(SpeechToTextInterface):
     ``used`` names the engine that answered. Build one per request.
     """
 
-    cpu_bound = False
-    """A local fallback is run in the thread pool here, so callers stay on the loop."""
-
     def __init__(self, primary: SpeechToTextInterface, fallback: SpeechToTextInterface) -> None:
         super().__init__()
         self.primary, self.fallback = primary, fallback
@@ -125,15 +115,21 @@ class FallbackSpeechToText(SpeechToTextInterface):
     def is_configured(self) -> bool:
         return self.primary.is_configured()
 
-    @staticmethod
-    def _call(engine: SpeechToTextInterface, *args: Any) -> Transcription:
-        return run_blocking(engine.transcribe, *args) if engine.cpu_bound else engine.transcribe(
-            *args)
-
     def transcribe(self, audio_file: bytes | str, language: str | None = None,
                    additional_params: dict[str, Any] | None = None) -> Transcription:
+        return self._either(lambda engine: engine.transcribe(audio_file, language,
+                                                              additional_params))
+
+    def transcribe_input(self, source: SpeechSource, language: str | None = None,
+                         additional_params: dict[str, Any] | None = None) -> Transcription:
+        """Each engine is handed the recording in the form it takes itself."""
+        return self._either(lambda engine: engine.transcribe_input(source, language,
+                                                                    additional_params))
+
+    def _either(self, recognise: Callable[[SpeechToTextInterface], Transcription]
+                ) -> Transcription:
         try:
-            return self._call(self.primary, audio_file, language, additional_params)
+            return recognise(self.primary)
         except ProviderError as exc:
             if exc.kind in NO_FALLBACK_KINDS:
                 raise
@@ -143,7 +139,7 @@ class FallbackSpeechToText(SpeechToTextInterface):
                                    "reason": exc.message}
             self.used = self.fallback.name
             try:
-                return self._call(self.fallback, audio_file, language, additional_params)
+                return recognise(self.fallback)
             except ProviderError:
                 raise exc from None
 

@@ -1,7 +1,9 @@
 """The one registry of engines: which exist, which are configured, and one instance each.
 
 Engines are imported and built on first use, so an optional dependency is only needed
-by a deployment that uses it, and heavy models load once per process.
+by a deployment that uses it, and heavy models load once per process. An engine that
+computes on this machine is handed out wrapped (``offload.loop_safe``): its calls are
+safe to make from the event loop, wherever they are made.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from webapp.app.providers.fallback import (
     local_engine_for,
     parse_fallback,
 )
+from webapp.app.providers.offload import loop_safe
 
 ENGINES: dict[str, dict[str, str]] = {
     "tts": {
@@ -67,7 +70,7 @@ class ProviderRegistry:
         key = (kind, name)
         with self._lock:
             if key not in self._instances:
-                self._instances[key] = _load(ENGINES[kind][name])(self.config)
+                self._instances[key] = loop_safe(kind, _load(ENGINES[kind][name])(self.config))
             engine = self._instances[key]
         return engine
 

@@ -109,7 +109,13 @@ class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
             pcm = run_blocking(audio.decode_pcm, bytes(audio_file), SAMPLE_RATE)
         except AudioError as exc:
             raise ProviderError(self.name, "bad_input", str(exc)) from exc
-        self._record(audio.encode(pcm, SAMPLE_RATE, "wav"))
+        return self.transcribe_decoded(pcm, language, additional_params)
+
+    def transcribe_decoded(self, pcm: bytes, language: str | None = None,
+                           additional_params: dict[str, Any] | None = None) -> Transcription:
+        """Recognise 16 kHz mono PCM: streamed to Paraformer as it is."""
+        about_to_call(self.name, self.settings)
+        self._record_heard(pcm, SAMPLE_RATE)
         duration = audio.pcm_duration(pcm, SAMPLE_RATE)
         if not pcm:
             return Transcription(text="", language=language, duration=0.0)
@@ -178,6 +184,7 @@ class QwenAudioSpeechToText(ThirdPartyAPISpeechToText):
     """Qwen-Audio transcription of audio at a URL (DashScope fetches it)."""
 
     name = "qwen-audio"
+    input_kind = "url"
     capabilities = Capabilities(streaming=False, cloning=False, emotion=False,
                                 languages=("zh", "en"), formats=ACCEPTED_FORMATS,
                                 sample_rate=SAMPLE_RATE, controls=())

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp, encode, pcm_to_float
+from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp, pcm_to_float
 from webapp.app.concurrency import real_lock
 from webapp.app.providers.base import (
     Capabilities,
@@ -101,13 +101,17 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
         self, audio_file: bytes | str, language: str | None = None,
         additional_params: dict[str, Any] | None = None,
     ) -> Transcription:
-        if language and not language.lower().startswith("en"):
-            raise ProviderError(self.name, "bad_input", "Moonshine tiny-en recognises English only")
         try:
             pcm = dsp.pcm_from_source(audio_file, SAMPLE_RATE)
         except AudioError as exc:
             raise ProviderError(self.name, "bad_input", f"audio: {exc}") from exc
-        self._record(encode(pcm, SAMPLE_RATE, "wav"))
+        return self.transcribe_decoded(pcm, language, additional_params)
+
+    def transcribe_decoded(self, pcm: bytes, language: str | None = None,
+                           additional_params: dict[str, Any] | None = None) -> Transcription:
+        if language and not language.lower().startswith("en"):
+            raise ProviderError(self.name, "bad_input", "Moonshine tiny-en recognises English only")
+        self._record_heard(pcm, SAMPLE_RATE)
         duration = round(len(pcm) / 2 / SAMPLE_RATE, 3)
         text = self.transcribe_pcm(pcm)
         segments = [Segment(start=0.0, end=duration, text=text)] if text else []

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp, encode, pcm_to_float
+from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp, pcm_to_float
 from webapp.app.concurrency import real_lock
 from webapp.app.providers.base import (
     Capabilities,
@@ -178,8 +178,13 @@ class WhisperSpeechToText(LocalModelSpeechToText):
         turns the speech into English text). Audio without speech gives empty text
         rather than invented words.
         """
+        return self.transcribe_decoded(self._decoded(audio_file), language, additional_params)
+
+    def transcribe_decoded(self, pcm: bytes, language: str | None = None,
+                           additional_params: dict[str, Any] | None = None) -> Transcription:
+        """Recognise 16 kHz mono PCM (what ``transcribe`` decodes any audio to)."""
         found: dict[str, Any] = {}
-        segments = list(self._segments(audio_file, language, additional_params or {}, found))
+        segments = list(self._segments(pcm, language, additional_params or {}, found))
         detected = found.get("language")
         joiner = "" if detected in _UNSPACED_LANGUAGES else " "
         return Transcription(text=joiner.join(s.text for s in segments).strip(),
@@ -191,22 +196,24 @@ class WhisperSpeechToText(LocalModelSpeechToText):
         additional_params: dict[str, Any] | None = None,
     ) -> Iterator[Segment]:
         """Segments one by one as Whisper decodes them (each hop is CPU-bound)."""
-        return self._segments(audio_file, language, additional_params or {}, {})
+        return self._segments(self._decoded(audio_file), language, additional_params or {}, {})
 
-    def _segments(self, audio_file: bytes | str, language: str | None,
+    def _decoded(self, audio_file: bytes | str) -> bytes:
+        try:
+            return dsp.pcm_from_source(audio_file, SAMPLE_RATE)
+        except AudioError as exc:
+            raise ProviderError(self.name, "bad_input", f"audio: {exc}") from exc
+
+    def _segments(self, pcm: bytes, language: str | None,
                   params: dict[str, Any], found: dict[str, Any]) -> Iterator[Segment]:
-        """Decode, then hold the model while its lazy segment generator runs.
+        """Hold the model while its lazy segment generator runs.
 
         ``found`` receives the audio's ``duration`` and the detected ``language``.
         """
         code = _language_code(language)
-        try:
-            pcm = dsp.pcm_from_source(audio_file, SAMPLE_RATE)
-        except AudioError as exc:
-            raise ProviderError(self.name, "bad_input", f"audio: {exc}") from exc
         duration = len(pcm) / 2 / SAMPLE_RATE
         found.update(duration=duration, language=code)
-        self._record(encode(pcm, SAMPLE_RATE, "wav"))
+        self._record_heard(pcm, SAMPLE_RATE)
         if not pcm:
             return
         model = self._loaded()

@@ -9,7 +9,7 @@ settings read by ``dashscope_sdk``.
 
 The SDK runs its websocket on a thread of its own and makes its callbacks there. Under
 eventlet that thread is green, and so must the caller be: inside ``tpool`` the callbacks
-never arrive. ``cpu_bound`` stays False so callers keep this engine on green threads.
+never arrive. ``cpu_bound`` stays False so the registry keeps this engine on green threads.
 """
 
 from __future__ import annotations

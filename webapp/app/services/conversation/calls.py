@@ -444,7 +444,7 @@ class Call:
         self.turns += 1
         request = chat.TurnRequest(
             user_id=self.user_id, role_id=self.options.role_id, session_id=self.session_id,
-            audio=audio.encode(pcm, SAMPLE_RATE, "wav"), response_type=chat.RESPONSE_VOICE,
+            pcm=pcm, response_type=chat.RESPONSE_VOICE,
             audio_format=self.options.audio_format, recognised=result, started=speech_end,
             timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True)
         spawn(self._reply, request, reply)

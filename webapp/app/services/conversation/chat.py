@@ -4,6 +4,10 @@ voice in → ASR → LLM streamed → sentences synthesized while the next is wr
 audio out in order; both sides of the turn are stored with per-turn timings. A
 transport supplies a ``TurnSink`` (how it tells its client) and a cancel event
 (``interrupt``); it holds no chat logic of its own.
+
+Voice in is recognised from the audio in hand (``VoiceInput``) while it is written to
+storage beside; it is kept with the user's message, or not at all. The reply is
+encoded once, as it streams, and those bytes are what is stored.
 """
 
 from __future__ import annotations
@@ -19,17 +23,18 @@ from typing import Any, Protocol
 from flask import current_app
 from sqlalchemy import select
 
-from webapp.app import audio
-from webapp.app.concurrency import run_blocking
+from webapp.app.audio.outgoing import OutgoingAudio
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
-from webapp.app.models import File, Message, Role, Session, Voice, VoiceProfile
+from webapp.app.models import Message, Role, Session, Voice, VoiceProfile
 from webapp.app.models.common import new_uuid
 from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions, Transcription
 from webapp.app.schemas import find_lone_surrogate
 from webapp.app.services.conversation import conversations, memory, roles
 from webapp.app.services.conversation.reply_stream import stream_reply
 from webapp.app.services.platform import files, jobs
+from webapp.app.services.speech import recorded_speech
+from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import synthesis, voices
 
 log = logging.getLogger(__name__)
@@ -67,9 +72,11 @@ class TurnRequest:
     voice_url: str | None = None
     response_type: int = RESPONSE_VOICE
     audio_format: str = "mp3"
-    # A live call has recognised the speech while it was spoken: the turn stores ``audio``
-    # with this text instead of recognising it again, and counts its timings from
-    # ``started`` (the end of speech), carrying over the call's own ``timings``.
+    # A live call hands over the speech as it heard it (16 kHz mono samples), and has
+    # recognised it while it was spoken: the turn stores ``pcm`` with this text instead
+    # of recognising it again, and counts its timings from ``started`` (the end of
+    # speech), carrying over the call's own ``timings``.
+    pcm: bytes | None = None
     recognised: Transcription | None = None
     started: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -84,9 +91,7 @@ class Turn:
     request: TurnRequest
     role: Role
     session: Session
-    input_file: File | None = None
-    input_bytes: bytes | None = None
-    input_info: audio.AudioInfo | None = None
+    voice: VoiceInput | None = None
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     language: str | None = None
@@ -118,7 +123,8 @@ def prepare(request: TurnRequest) -> Turn:
         raise _bad("response_type must be 0, 1 or 2")
     if request.audio_format not in STREAM_FORMATS:
         raise _bad("audio_format must be mp3 or pcm")
-    if not (request.text or "").strip() and request.audio is None and not request.voice_url:
+    if not (request.text or "").strip() and request.audio is None and request.pcm is None \
+            and not request.voice_url:
         raise _bad("message is empty")
     if find_lone_surrogate([request.text, request.voice_url, request.session_id]) is not None:
         raise _bad("the message contains a lone UTF-16 surrogate, which is not a character")
@@ -128,47 +134,38 @@ def prepare(request: TurnRequest) -> Turn:
         turn.started = request.started
     limit = current_app.config["MAX_CHAT_AUDIO_SECONDS"]
     if request.voice_url:
-        row = files.resolve_own_url(request.voice_url, request.user_id)
-        if row.duration > limit:
-            raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{limit:g}"})
-        turn.input_file = row
+        turn.voice = VoiceInput.stored(files.resolve_own_url(request.voice_url, request.user_id))
+    elif request.pcm is not None:
+        turn.voice = VoiceInput.heard(request.user_id, request.pcm)
     elif request.audio is not None:
-        turn.input_info = files.inspect_upload(request.audio, max_seconds=limit)
-        turn.input_bytes = request.audio
+        turn.voice = VoiceInput.upload(request.user_id, request.audio, max_seconds=limit)
     elif len(request.text or "") > 4000:
         raise _bad("message is longer than 4000 characters")
+    if turn.voice is not None and turn.voice.duration > limit:
+        raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{limit:g}"})
     return turn
 
 
-def _recognise(turn: Turn, sink: TurnSink) -> str:
-    if turn.input_bytes is not None and turn.input_info is not None:
-        info = turn.input_info
-        turn.input_file = files.save(turn.request.user_id, turn.input_bytes, info.format,
-                                     info.duration, kind="upload")
-    assert turn.input_file is not None
-    if turn.request.recognised is not None:
-        turn.language = turn.request.recognised.language
+def _recognise(turn: Turn, voice: VoiceInput, sink: TurnSink) -> str:
+    """The words of the voice input, recognised while it is written to storage; a turn
+    that ends here (no speech, a failed recogniser) leaves nothing stored."""
+    voice.store_beside()
+    try:
+        result = turn.request.recognised
+        if result is None:
+            engine = current_app.extensions["providers"].stt_with_fallback()
+            result, turn.timings["asr_ms"] = recorded_speech.recognise(
+                engine, voice, conversation_language(turn.session.id), {})
+            turn.asr_engine = getattr(engine, "used", engine.name)
         turn.timings.setdefault("asr_ms", 0.0)
-        text = turn.request.recognised.text.strip()
+        turn.language = result.language
+        text = result.text.strip()
         sink.asr_result(text)
         if not text:
             raise ApiError(400, "no_speech", "NO_SPEECH")
-        return text
-    engine = current_app.extensions["providers"].stt_with_fallback()
-    source = files.read(turn.input_file)
-    language = conversation_language(turn.session.id)
-    started = time.perf_counter()
-    if engine.cpu_bound:
-        result = run_blocking(engine.transcribe, source, language, {})
-    else:
-        result = engine.transcribe(source, language, {})
-    turn.timings["asr_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    turn.language = result.language
-    turn.asr_engine = getattr(engine, "used", engine.name)
-    text = result.text.strip()
-    sink.asr_result(text)
-    if not text:
-        raise ApiError(400, "no_speech", "NO_SPEECH")
+    except Exception:
+        voice.discard()
+        raise
     return text
 
 
@@ -214,13 +211,12 @@ def role_voice(role: Role) -> tuple[Voice, SynthesisOptions]:
 
 
 class _AudioOut:
-    """Encodes the reply's audio for the client as it comes and keeps it for storage."""
+    """Encodes the reply's audio for the client as it comes and keeps it for storage
+    (as MP3: a raw PCM stream is kept as MP3 encoded alongside)."""
 
     def __init__(self, sink: TurnSink, fmt: str, message_id: str) -> None:
         self.sink, self.format, self.message_id = sink, fmt, message_id
-        self.encoder: audio.StreamEncoder | None = None
-        self.pcm = bytearray()
-        self.sample_rate = 0
+        self.audio = OutgoingAudio(fmt, keep_as="mp3")
 
     def __call__(self, chunk: AudioChunk) -> None:
         # A sink with ``pace`` (a live call) is handed audio no faster than it is heard,
@@ -235,21 +231,17 @@ class _AudioOut:
             self._send(piece, chunk.sample_rate)
 
     def _send(self, pcm: bytes, sample_rate: int) -> None:
-        if self.encoder is None:
-            self.sample_rate = sample_rate
-            self.encoder = audio.StreamEncoder(self.format, sample_rate)
+        if not self.audio.started:
             self.sink.audio_start(self.format, sample_rate, self.message_id)
-        self.pcm += pcm
-        data = pcm if self.format == "pcm" else run_blocking(self.encoder.write, pcm)
+        data = self.audio.write(pcm, sample_rate)
         if data:
             self.sink.audio_chunk(data)
 
     def finish(self, interrupted: bool = False) -> None:
-        if self.encoder is not None and self.format != "pcm":
-            tail = run_blocking(self.encoder.close)
-            # After an interruption nothing more is sent: the listener stopped listening.
-            if tail and not interrupted:
-                self.sink.audio_chunk(tail)
+        tail = self.audio.close()
+        # After an interruption nothing more is sent: the listener stopped listening.
+        if tail and not interrupted:
+            self.sink.audio_chunk(tail)
 
 
 def run_turn(request: TurnRequest, sink: TurnSink,
@@ -261,16 +253,22 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     if on_prepared:
         on_prepared(turn)
     session, role = turn.session, turn.role
-    if request.text is not None and turn.input_file is None and turn.input_bytes is None:
-        user_text = request.text.strip()
+    if turn.voice is None:
+        user_text = (request.text or "").strip()
         said = conversations.add_message(session, role="user", type="text", text=user_text,
-                                         meta={"kind": "typed"})
+                                    meta={"kind": "typed"})
     else:
-        user_text = _recognise(turn, sink)
-        said = conversations.add_message(
-            session, role="user", type="voice", transcription=user_text, audio=turn.input_file,
-            meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
-                  "language": turn.language, "asr": turn.asr_engine})
+        user_text = _recognise(turn, turn.voice, sink)
+        try:
+            said = conversations.add_message(
+                session, role="user", type="voice", transcription=user_text,
+                audio=turn.voice.keep(),
+                meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
+                      "language": turn.language, "asr": turn.asr_engine})
+        except Exception:
+            db.session.rollback()
+            turn.voice.discard()
+            raise
     user_message_id = said.id
     mode = request.response_type
     if mode == RESPONSE_RANDOM:
@@ -290,11 +288,9 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     out.finish(reply.interrupted)
     timings = {**turn.timings, **reply.timings}
     audio_row = None
-    if out.pcm:
-        data = run_blocking(audio.encode, bytes(out.pcm), out.sample_rate, "mp3")
-        audio_row = files.save(request.user_id, data, "mp3",
-                               audio.pcm_duration(bytes(out.pcm), out.sample_rate),
-                               kind="generated")
+    if out.audio.samples:
+        audio_row = files.save(request.user_id, out.audio.whole(), out.audio.kept_format,
+                               out.audio.duration, kind="generated")
     # A call cut off by the caller keeps what the caller heard; a reply broken off by a
     # provider keeps what was streamed, as on every other transport.
     heard_only = request.store_delivered and reply.interrupted and reply.error is None

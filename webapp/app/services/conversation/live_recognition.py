@@ -11,7 +11,8 @@ when the turn ends; what matters is how little is left to do at that moment.
 
 Which one serves a call follows the call's ``language``, else the conversation's last
 recognised language, else Whisper detects it on the first turn and the call keeps it.
-Every method here may be called from green code: the inference runs in the thread pool.
+Every method here may be called from green code: the registry's engines run their
+inference in the thread pool. The samples go to them as they are, never re-encoded.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from typing import Protocol
 
 from flask import current_app
 
-from webapp.app import audio
-from webapp.app.concurrency import run_blocking
 from webapp.app.providers.base import ProviderError, Transcription
 
 SAMPLE_RATE = 16000
@@ -51,11 +50,10 @@ class MoonshineLive:
         self.language: str | None = "en"
 
     def partial(self, pcm: bytes) -> str:
-        return run_blocking(self.engine.transcribe_pcm, pcm)
+        return self.engine.transcribe_decoded(pcm, "en").text
 
     def final(self, pcm: bytes) -> Transcription:
-        text = run_blocking(self.engine.transcribe_pcm, pcm)
-        return Transcription(text=text, language="en", duration=len(pcm) / _BYTES_PER_SECOND)
+        return self.engine.transcribe_decoded(pcm, "en")
 
 
 class WhisperLive:
@@ -72,8 +70,7 @@ class WhisperLive:
         self._committed_bytes = 0
 
     def _read(self, pcm: bytes) -> Transcription:
-        wav = audio.encode(pcm, SAMPLE_RATE, "wav")
-        return run_blocking(self.engine.transcribe, wav, self.language, {"beam_size": 1})
+        return self.engine.transcribe_decoded(pcm, self.language, {"beam_size": 1})
 
     def _joined(self, parts: list[str]) -> str:
         joiner = "" if (self.language or "").startswith(("zh", "ja", "yue")) else " "

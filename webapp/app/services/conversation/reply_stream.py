@@ -15,11 +15,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from webapp.app.concurrency import iterate_blocking, spawn
+from webapp.app.concurrency import spawn
 from webapp.app.providers.base import (
     AudioChunk,
     ChatModelInterface,
@@ -32,11 +32,6 @@ from webapp.app.sentences import SentenceCutter
 
 _END = object()
 _POLL = 0.02
-
-
-def drain(engine: Any, iterator: Iterator[Any]) -> Iterator[Any]:
-    """Iterate an engine's output off the event loop if (and only if) it computes locally."""
-    return iterate_blocking(iterator) if getattr(engine, "cpu_bound", False) else iterator
 
 
 @dataclass
@@ -73,7 +68,7 @@ def stream_reply(
     def generate() -> None:
         cutter = SentenceCutter()
         try:
-            for delta in drain(llm, llm.stream_chat(messages, chat_options or ChatOptions())):
+            for delta in llm.stream_chat(messages, chat_options or ChatOptions()):
                 if cancel.is_set():
                     return
                 if not delta:
@@ -109,7 +104,7 @@ def stream_reply(
             if tts is None:
                 spoken.append(sentence)
                 continue
-            chunks = drain(tts, tts.synthesize_sentence(sentence, tts_options))
+            chunks = tts.synthesize_sentence(sentence, tts_options)
             try:
                 for chunk in chunks:
                     if cancel.is_set():

@@ -9,7 +9,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from flask import current_app
@@ -20,11 +20,13 @@ from webapp.app.concurrency import run_blocking
 from webapp.app.errors import ApiError, forbidden
 from webapp.app.extensions import db
 from webapp.app.models import File
+from webapp.app.models.common import new_uuid
 from webapp.app.pagination import paginate
 from webapp.app.services.platform import urls
 from webapp.app.storage import Storage, StorageError, StorageUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _EXTENSIONS = {"ogg": "ogg", "opus": "ogg", "pcm": "pcm"}
 
@@ -40,51 +42,86 @@ def _limit_text(nbytes: int) -> str:
 def inspect_upload(data: bytes, max_seconds: float | None = None,
                    min_seconds: float | None = None) -> audio.AudioInfo:
     """Check size and content (never the name or declared type) and measure the audio."""
-    config = current_app.config
+    _check_size(data)
+    info = _decoded(audio.probe, data)
+    _check_length(info, max_seconds, min_seconds)
+    return info
+
+
+def inspect_speech(data: bytes, max_seconds: float | None = None
+                   ) -> tuple[audio.AudioInfo, bytes]:
+    """``inspect_upload`` that also keeps what the one decoding pass made: the speech as
+    16 kHz mono PCM, ready for a recogniser."""
+    _check_size(data)
+    info, pcm = _decoded(audio.probe_and_decode, data)
+    _check_length(info, max_seconds, None)
+    return info, pcm
+
+
+def _check_size(data: bytes) -> None:
+    limit = current_app.config["MAX_UPLOAD_BYTES"]
     if not data:
         raise ApiError(400, "file_empty", "FILE_EMPTY")
-    if len(data) > config["MAX_UPLOAD_BYTES"]:
-        raise ApiError(413, "too_large", "PAYLOAD_TOO_LARGE",
-                       {"limit": _limit_text(config["MAX_UPLOAD_BYTES"])})
+    if len(data) > limit:
+        raise ApiError(413, "too_large", "PAYLOAD_TOO_LARGE", {"limit": _limit_text(limit)})
+
+
+def _decoded(decode: Callable[[bytes], T], data: bytes) -> T:
     try:
-        info = run_blocking(audio.probe, data)
+        return run_blocking(decode, data)
     except audio.AudioError as exc:
         raise ApiError(415, "unsupported_audio", "UNSUPPORTED_MEDIA_TYPE",
                        details={"reason": str(exc)}) from exc
-    max_seconds = max_seconds if max_seconds is not None else config["MAX_SAMPLE_SECONDS"]
+
+
+def _check_length(info: audio.AudioInfo, max_seconds: float | None,
+                  min_seconds: float | None) -> None:
+    if max_seconds is None:
+        max_seconds = current_app.config["MAX_SAMPLE_SECONDS"]
     if info.duration > max_seconds:
         raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{max_seconds:g}"},
                        {"duration": round(info.duration, 3)})
     if min_seconds is not None and info.duration < min_seconds:
         raise ApiError(400, "audio_too_short", "AUDIO_TOO_SHORT", {"limit": f"{min_seconds:g}"},
                        {"duration": round(info.duration, 3)})
-    return info
+
+
+def new_row(owner_id: int, data: bytes, fmt: str, duration: float, *, kind: str,
+            is_public: bool = False, original_name: str = "") -> File:
+    """The row of bytes about to be stored, its id and key already chosen (not yet added
+    to the session: see ``put_object`` and ``save``)."""
+    ext = _EXTENSIONS.get(fmt, fmt)
+    name = f"{secrets.token_hex(12)}.{ext}"
+    return File(id=new_uuid(), owner_id=owner_id, name=name,
+                original_name=original_name[:255], storage_key=f"{kind}/{name[:2]}/{name}",
+                format=fmt, content_type=audio.CONTENT_TYPES.get(fmt, "application/octet-stream"),
+                size=len(data), duration=duration, is_public=is_public, kind=kind)
+
+
+def put_object(row: File, data: bytes) -> None:
+    """Write a row's bytes to storage (off the event loop); failures are API errors."""
+    try:
+        run_blocking(storage().put, row.storage_key, data, row.content_type)
+    except StorageUnavailable as exc:
+        log.error("storing %s failed: %s", row.storage_key, exc)
+        raise storage_unavailable() from exc
+    except StorageError as exc:
+        log.error("storing %s failed: %s", row.storage_key, exc)
+        raise ApiError(507, "storage_failed", "STORAGE_FAILED") from exc
 
 
 def save(owner_id: int, data: bytes, fmt: str, duration: float, *, kind: str,
          is_public: bool = False, original_name: str = "") -> File:
     """Store bytes and their row together; a failure on either side leaves nothing behind."""
-    ext = _EXTENSIONS.get(fmt, fmt)
-    name = f"{secrets.token_hex(12)}.{ext}"
-    key = f"{kind}/{name[:2]}/{name}"
-    row = File(owner_id=owner_id, name=name, original_name=original_name[:255],
-               storage_key=key, format=fmt,
-               content_type=audio.CONTENT_TYPES.get(fmt, "application/octet-stream"),
-               size=len(data), duration=duration, is_public=is_public, kind=kind)
-    try:
-        run_blocking(storage().put, key, data, row.content_type)
-    except StorageUnavailable as exc:
-        log.error("storing %s failed: %s", key, exc)
-        raise storage_unavailable() from exc
-    except StorageError as exc:
-        log.error("storing %s failed: %s", key, exc)
-        raise ApiError(507, "storage_failed", "STORAGE_FAILED") from exc
+    row = new_row(owner_id, data, fmt, duration, kind=kind, is_public=is_public,
+                  original_name=original_name)
+    put_object(row, data)
     try:
         db.session.add(row)
         db.session.commit()
     except Exception:
         db.session.rollback()
-        storage().delete(key)
+        storage().delete(row.storage_key)
         raise
     return row
 
@@ -149,6 +186,11 @@ def delete(row: File) -> None:
     key = row.storage_key
     db.session.delete(row)
     db.session.commit()
+    delete_object(key)
+
+
+def delete_object(key: str) -> None:
+    """Remove an object no row points at; a failure is logged, not kept hidden."""
     try:
         run_blocking(storage().delete, key)
     except StorageError as exc:

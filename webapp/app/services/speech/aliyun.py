@@ -23,6 +23,7 @@ from dashscope.audio.tts_v2 import ResultCallback
 from flask import Flask, current_app, has_app_context
 
 from webapp.app import audio
+from webapp.app.audio.outgoing import OutgoingAudio
 from webapp.app.concurrency import spawn
 from webapp.app.providers import ProviderRegistry
 from webapp.app.providers.base import AudioChunk, ChatOptions, ProviderError, SynthesisOptions
@@ -229,12 +230,10 @@ class AliyunAPIService:
                                        tts_model=tts_model)
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
             {"role": "user", "content": prompt}]
-        encoder: list[audio.StreamEncoder] = []
+        out = OutgoingAudio("mp3")
 
         def audio_out(chunk: AudioChunk) -> None:
-            if not encoder:
-                encoder.append(audio.StreamEncoder("mp3", chunk.sample_rate))
-            data = encoder[0].write(chunk.pcm)
+            data = out.write(chunk.pcm, chunk.sample_rate)
             if data and on_audio_chunk:
                 on_audio_chunk(data)
 
@@ -249,10 +248,9 @@ class AliyunAPIService:
                 raise
             on_error(str(exc))
             return ""
-        if encoder and on_audio_chunk:
-            tail = encoder[0].close()
-            if tail:
-                on_audio_chunk(tail)
+        tail = out.close()
+        if tail and on_audio_chunk:
+            on_audio_chunk(tail)
         if on_complete:
             on_complete()
         return reply.text

@@ -24,9 +24,9 @@ from webapp.app.models import ApiKey, File, Voice
 from webapp.app.providers.base import Segment, Transcription
 from webapp.app.providers.registry import ENGINES
 from webapp.app.services.conversation import conversations
-from webapp.app.services.conversation.reply_stream import drain
 from webapp.app.services.platform import api_keys, files
 from webapp.app.services.speech import recorded_speech, transcripts
+from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import voices
 
 MAX_INPUT_CHARACTERS = 4096
@@ -253,7 +253,10 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
             return TranscriptOut("text/event-stream", chunks=_transcript_events(
                 caller, engine, data, language, params, info.duration,
                 row.id if row else None, spent))
-        result, elapsed_ms = recorded_speech.recognise(engine, data, language, params)
+        # The audio in hand is what is recognised; it is stored only with history on.
+        heard = VoiceInput(caller.user_id, data, info.format, info.duration, row=row,
+                           may_store=False)
+        result, elapsed_ms = recorded_speech.recognise(engine, heard, language, params)
     except Exception:
         api_keys.refund(spent)
         if row is not None:
@@ -287,7 +290,7 @@ def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str |
     row = db.session.get(File, row_id) if row_id else None
     segments: list[Segment] = []
     try:
-        for segment in drain(engine, engine.transcribe_segments(data, language, params)):
+        for segment in engine.transcribe_segments(data, language, params):
             delta = segment.text if not segments or _unspaced(segment.text) else " " + segment.text
             segments.append(segment)
             yield _event({"type": "transcript.text.delta", "delta": delta})

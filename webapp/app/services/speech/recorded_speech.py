@@ -12,14 +12,19 @@ from typing import Any
 from flask import current_app
 
 from webapp.app import audio
-from webapp.app.concurrency import run_blocking
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import File, Message, Session
-from webapp.app.providers.base import ProviderError, SynthesisOptions, Transcription
+from webapp.app.providers.base import (
+    ProviderError,
+    SpeechSource,
+    SynthesisOptions,
+    Transcription,
+)
 from webapp.app.services.conversation import conversations
 from webapp.app.services.platform import files
 from webapp.app.services.speech import transcripts
+from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import emotion, synthesis, voices
 
 log = logging.getLogger(__name__)
@@ -174,14 +179,12 @@ def stt_engine(provider: str | None) -> Any:
     return current_app.extensions["providers"].stt_with_fallback(name)
 
 
-def recognise(engine: Any, source: bytes | str, language: str | None,
+def recognise(engine: Any, source: SpeechSource, language: str | None,
               params: dict[str, Any]) -> tuple[Transcription, float]:
-    """Run a recogniser (off the event loop when it computes locally); result and ms."""
+    """Run a recogniser on a recording, handed over in the form the engine takes; the
+    result and how long it took (ms)."""
     started = time.perf_counter()
-    if engine.cpu_bound:
-        result = run_blocking(engine.transcribe, source, language, params)
-    else:
-        result = engine.transcribe(source, language, params)
+    result = engine.transcribe_input(source, language, params)
     return result, round((time.perf_counter() - started) * 1000, 1)
 
 
@@ -210,31 +213,30 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
     """
     engine = stt_engine(provider)
     named = conversations.get_owned(session_id, owner_id) if session_id else None
-    made_here = upload is not None
     if upload is not None:
-        row = files.store_upload(owner_id, upload[0], upload[1])
+        voice = VoiceInput.upload(owner_id, upload[0], original_name=upload[1])
     elif file_id:
-        row = files.get_owned(file_id, owner_id)
+        voice = VoiceInput.stored(files.get_owned(file_id, owner_id))
     elif audio_url:
-        row = files.resolve_own_url(audio_url, owner_id)
+        voice = VoiceInput.stored(files.resolve_own_url(audio_url, owner_id))
     else:
         raise ApiError(400, "file_missing", "FILE_MISSING")
     params: dict[str, Any] = {"prompt": prompt} if prompt else {}
     if "word" in timestamp_granularities:
         params["word_timestamps"] = True
-    source: bytes | str = (files.download_url(row, seconds=600) if engine.name == "qwen-audio"
-                           else files.read(row))
+    voice.store_beside()
     try:
-        result, elapsed_ms = recognise(engine, source, language, params)
+        result, elapsed_ms = recognise(engine, voice, language, params)
+        row = voice.keep()
+        session = named or conversations.create(owner_id)
+        message = conversations.add_message(session, role="user", type="voice",
+                                       transcription=result.text, audio=row,
+                                       meta=transcribed_meta(engine, result, elapsed_ms))
     except Exception:
-        # The upload was only for this recognition: a failed one keeps nothing.
-        if made_here:
-            files.delete(row)
+        # An upload made for this recognition goes with it: a failed one keeps nothing.
+        db.session.rollback()
+        voice.discard()
         raise
-    session = named or conversations.create(owner_id)
-    message = conversations.add_message(session, role="user", type="voice",
-                                        transcription=result.text, audio=row,
-                                        meta=transcribed_meta(engine, result, elapsed_ms))
     out = {"message_id": message.id, "session_id": session.id,
            "transcription": result.text, "language": result.language,
            "duration": round(row.duration, 3),

@@ -9,11 +9,9 @@ from typing import Any
 
 from flask import current_app
 
-from webapp.app import audio
-from webapp.app.concurrency import run_blocking
+from webapp.app.audio.outgoing import OutgoingAudio
 from webapp.app.models import Voice
 from webapp.app.providers.base import ProviderError, SynthesisOptions, TextToSpeechInterface
-from webapp.app.services.conversation.reply_stream import drain
 
 SAMPLE_TEXT = {"zh": "你好，欢迎使用听说。这是我的声音。",
                "en": "Hello, welcome to Tingshuo. This is what my voice sounds like.",
@@ -65,49 +63,42 @@ def engine_for(voice: Voice, base: SynthesisOptions | None = None, *,
 class EncodedStream:
     """An engine's speech for ``text``, encoded as ``fmt`` piece by piece as it is made.
 
-    Iterate it for the bytes to send; afterwards ``whole()`` is the file to store (a WAV
-    gets its true length) and ``samples`` / ``sample_rate`` measure it. ``output_rate``
-    resamples what is sent (``sample_rate`` stays the engine's).
+    Iterate it for the bytes to send; afterwards ``whole()`` is the file to store (the
+    same bytes; a WAV gets its true length) and ``samples`` / ``sample_rate`` measure
+    it. ``output_rate`` resamples what is sent (``sample_rate`` stays the engine's).
     """
 
     def __init__(self, engine: TextToSpeechInterface, text: str, options: SynthesisOptions,
                  fmt: str, output_rate: int | None = None) -> None:
         self.engine, self.text, self.options, self.format = engine, text, options, fmt
-        self.output_rate = output_rate
-        self._encoder: audio.StreamEncoder | None = None
-        self.parts: list[bytes] = []
-        self.samples = 0
-        self.sample_rate = 0
+        self.out = OutgoingAudio(fmt, output_rate=output_rate)
         self.first_audio_at: float | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        encoder: audio.StreamEncoder | None = None
-        for chunk in drain(self.engine, self.engine.synthesize_stream(self.text, self.options)):
-            if encoder is None:
-                self.sample_rate = chunk.sample_rate
+        for chunk in self.engine.synthesize_stream(self.text, self.options):
+            if self.first_audio_at is None:
                 self.first_audio_at = time.perf_counter()
-                encoder = self._encoder = audio.StreamEncoder(
-                    self.format, chunk.sample_rate, output_rate=self.output_rate)
-            self.samples += len(chunk.pcm) // 2
-            # Encoding (MP3, Opus, AAC, FLAC, resampling) is CPU work: off the event loop.
-            yield from self._kept(run_blocking(encoder.write, chunk.pcm))
-        if encoder is not None:
-            yield from self._kept(run_blocking(encoder.close))
+            data = self.out.write(chunk.pcm, chunk.sample_rate)
+            if data:
+                yield data
+        tail = self.out.close()
+        if tail:
+            yield tail
 
-    def _kept(self, data: bytes) -> Iterator[bytes]:
-        if data:
-            self.parts.append(data)
-            yield data
+    @property
+    def samples(self) -> int:
+        return self.out.samples
+
+    @property
+    def sample_rate(self) -> int:
+        return self.out.sample_rate
 
     @property
     def duration(self) -> float:
-        return self.samples / self.sample_rate if self.sample_rate else 0.0
+        return self.out.duration
 
     def whole(self) -> bytes:
-        data = b"".join(self.parts)
-        if data and self.format == "wav" and self._encoder is not None:
-            data = audio.wav_header(self._encoder.sample_rate, len(data) - 44) + data[44:]
-        return data
+        return self.out.whole()
 
 
 @dataclass
