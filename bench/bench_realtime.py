@@ -32,8 +32,9 @@ from typing import Any
 
 import requests
 
-from bench.server import ROOT, Server, register
+from bench.server import Server, register
 from bench.stats import summary
+from tests.helpers.paths import MODELS
 
 UTTERANCE = "Could you tell me a little about the history of this old city?"
 TEXT_MESSAGE = "I would like to visit the old harbour with my friends this weekend."
@@ -65,18 +66,10 @@ def embedded_env(llm_delay: float, default_voice: str) -> dict[str, str]:
 def start_server(work: Path, llm_delay: float, default_voice: str) -> Server:
     """A fresh web process with its own SQLite database, returned once its engines are warm."""
     work.mkdir(parents=True, exist_ok=True)
-    server = Server(work, f"sqlite:///{work / 'bench.db'}",
+    server = Server(work, f"sqlite:///{work / 'bench.db'}", warm=True,
                     **embedded_env(llm_delay, default_voice))
     server.migrate()
-    server.start()
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        health = requests.get(server.url + "/api/health", timeout=5).json()
-        if health["data"]["engines_warm"]:
-            return server
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError("engines did not warm up:\n" + server.log.read_text()[-2000:])
+    return server.start()
 
 
 def wait_for_idle_machine() -> None:
@@ -327,11 +320,10 @@ def in_process_comparison(work: Path, wav: bytes) -> dict[str, Any]:
     from webapp.app.services.speech_pipeline import stream_reply
 
     work.mkdir(parents=True, exist_ok=True)
-    models = ROOT / "instance" / "models"
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{work / 'bench.db'}",
                       "INSTANCE_DIR": work, "STORAGE_DIR": work / "storage",
-                      "TMP_DIR": work / "tmp", "MODEL_CACHE_DIR": models,
-                      "WHISPER_MODEL_DIR": str(models / "whisper-base"),
+                      "TMP_DIR": work / "tmp", "MODEL_CACHE_DIR": MODELS,
+                      "WHISPER_MODEL_DIR": str(MODELS / "whisper-base"),
                       "SCRIPTED_LLM_DELAY": LLM_DELAY, "LLM_ENGINE": "scripted",
                       "STT_ENGINE": "whisper", "SOCKETIO_ASYNC_MODE": "threading",
                       "SOCKETIO_MESSAGE_QUEUE": None, "LOG_LEVEL": "WARNING"})

@@ -16,7 +16,8 @@ import requests
 import socketio
 import websocket
 
-from tests.realtime_helpers import LiveServer, Recorder, User, iter_names
+from tests.helpers.realtime import Recorder, User, iter_names
+from tests.helpers.web_server import LiveServer
 from webapp.app import audio
 
 QUESTION = "Could you tell me something about the weather today?"

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from tests.helpers.paths import ROOT
+
 
 class FakeProcess:
     """A fake server running as a subprocess on 127.0.0.1, controlled over HTTP."""
@@ -79,8 +81,6 @@ class FakeProcess:
         self.stop()
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def launch(module: str, args: list[str], startup_timeout: float
            ) -> tuple[subprocess.Popen[bytes], int, Path]:
@@ -93,7 +93,7 @@ def launch(module: str, args: list[str], startup_timeout: float
     log_path = Path(log_name)
     with os.fdopen(log_fd, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", module, *args], cwd=ROOT, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=log_file, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     lines: queue.Queue[bytes] = queue.Queue()
