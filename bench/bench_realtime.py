@@ -219,7 +219,7 @@ class InterruptedConversation(Conversation):
         return {"error": self.result.error,
                 "interrupted": self.end_reason == "interrupted",
                 "end_ms": None if self.ended_at is None else (self.ended_at - sent) * 1000,
-                "last_chunk_ms": (max(after) - sent) * 1000 if after else 0.0,
+                "last_chunk_ms": (max(after) - sent) * 1000 if after else None,
                 "chunks_after": len(after)}
 
 
@@ -376,9 +376,11 @@ async def interrupt_section(url: str) -> dict[str, Any]:
             "ended_before_interrupt": sum(1 for r in runs
                                           if not r.get("error") and not r.get("interrupted")),
             **summary([r["end_ms"] for r in stopped] or [float("nan")]),
-            "last_chunk": summary([r["last_chunk_ms"] for r in stopped] or [float("nan")]),
-            "chunks_after": summary([float(r["chunks_after"]) for r in stopped]
-                                    or [float("nan")])}
+            "runs_with_chunks_after": sum(1 for r in stopped if r["chunks_after"]),
+            "chunks_after_max": max((r["chunks_after"] for r in stopped), default=0),
+            "last_chunk_after_max_ms": round(max(
+                (r["last_chunk_ms"] for r in stopped if r["last_chunk_ms"] is not None),
+                default=0.0), 2)}
 
 
 def in_process_comparison(work: Path, wav: bytes) -> dict[str, Any]:
@@ -553,11 +555,10 @@ def print_interrupt(row: dict[str, Any]) -> None:
     print(f"   {'median':>10} {'p95':>10} {'max':>10} {'errors':>7}  target")
     print(f"   {row['median_ms']:>8.0f}ms {row['p95_ms']:>8.0f}ms {row['max_ms']:>8.0f}ms "
           f"{row['errors']:>7}  p95 ≤ {target:.0f} ms: {verdict(row['p95_ms'], target)}")
-    last, after = row["last_chunk"], row["chunks_after"]
-    print(f"   after the interrupt: last audio chunk at median {last['median_ms']:.0f} ms "
-          f"(max {last['max_ms']:.0f} ms), {after['median_ms']:g} chunks (max "
-          f"{after['max_ms']:g}); replies that had ended before it: "
-          f"{row['ended_before_interrupt']}")
+    print(f"   audio chunks still received after the interrupt: in "
+          f"{row['runs_with_chunks_after']} runs, at most {row['chunks_after_max']} "
+          f"(the last {row['last_chunk_after_max_ms']:.0f} ms after it); replies that had "
+          f"ended before it: {row['ended_before_interrupt']}")
 
 
 def server_problems(log: Path) -> dict[str, int]:
