@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_realtime import Conversation, add_participant, start_server
-from bench.call_client import Caller, speech
 from bench.stats import summary
+from tests.helpers.call_client import Caller
+from tests.helpers.sounds import speech
 
 ENGLISH = "Could you tell me a little about the history of this old city?"
 MANDARIN = "你好，请给我讲讲这座老城的历史吧。"

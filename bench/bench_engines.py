@@ -9,7 +9,6 @@ from run to run).
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import tempfile
 import time
@@ -18,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.transcripts import word_error_rate
 from webapp.app.audio import encode
 from webapp.app.providers.base import SynthesisOptions
 from webapp.app.providers.stt.whisper import WhisperSpeechToText
@@ -55,24 +55,6 @@ WER_SENTENCES = (
     "She bought fresh bread, cheese and apples at the market.",
 )
 FIRST_CHUNK_SENTENCE = "Hello, how can I help you today?"
-
-
-def normalise_words(text: str) -> list[str]:
-    """Lower-cased words without punctuation, the usual basis for word error rate."""
-    return re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level edit distance (substitutions + deletions + insertions) ÷ reference words."""
-    ref, hyp = normalise_words(reference), normalise_words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, 1):
-        current = [i]
-        for j, guess in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (word != guess)))
-        previous = current
-    return previous[-1] / max(1, len(ref))
 
 
 def rss_mb() -> float:

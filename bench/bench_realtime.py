@@ -10,6 +10,8 @@ embedded mode (SQLite, no Redis, one process), with the local engines.
    Target p95 ≤ 10 ms.
 4. How many concurrent text conversations keep first audio under 1 s.
 5. How many concurrent voice conversations keep first audio under 1.5 s.
+6. How soon an interrupt stops the reply's audio: ``interrupt`` emitted while the reply
+   plays → its ``tts_audio_chunk_end`` received (Piper, scripted LLM at 0.03 s a piece).
 
 Targets are printed beside the figures, never asserted. Every figure says how many
 samples it has; the last line is one JSON object with all of them.
@@ -32,8 +34,9 @@ from typing import Any
 
 import requests
 
-from bench.server import ROOT, Server, register
+from bench.server import Server, register
 from bench.stats import summary
+from tests.helpers.paths import MODELS
 
 UTTERANCE = "Could you tell me a little about the history of this old city?"
 TEXT_MESSAGE = "I would like to visit the old harbour with my friends this weekend."
@@ -43,13 +46,16 @@ PIPER_VOICE = "piper:en_US-joe-medium"
 ESPEAK_VOICE = "espeak:en-us"
 LLM_DELAY = 0.03
 TARGETS = {"voice_first_audio_ms": 1000.0, "naive_over_streaming": 3.0,
-           "delivery_p95_ms": 10.0, "text_ramp_p95_ms": 1000.0, "voice_ramp_p95_ms": 1500.0}
+           "delivery_p95_ms": 10.0, "text_ramp_p95_ms": 1000.0, "voice_ramp_p95_ms": 1500.0,
+           "interrupt_p95_ms": 800.0}
 VOICE_WARM_UP_TURNS, VOICE_TURNS = 2, 10
 IN_PROCESS_RUNS = 3
 DELIVERY_CLIENTS, DELIVERY_ROUNDS = 50, 3
 RAMP = (1, 2, 4, 8, 12, 16, 24, 32)
 RAMP_ROUNDS = 2
 TEXT_RAMP_STOP_MS, VOICE_RAMP_STOP_MS = 3000.0, 4000.0
+INTERRUPT_WARM_UP_RUNS, INTERRUPT_RUNS = 1, 12
+LONG_ANSWER = TEXT_MESSAGE + " Please answer at length."
 TURN_TIMEOUT = 180.0
 SERVER_TIMINGS = ("asr_ms", "llm_first_token_ms", "first_audio_ms", "total_ms")
 
@@ -65,18 +71,10 @@ def embedded_env(llm_delay: float, default_voice: str) -> dict[str, str]:
 def start_server(work: Path, llm_delay: float, default_voice: str) -> Server:
     """A fresh web process with its own SQLite database, returned once its engines are warm."""
     work.mkdir(parents=True, exist_ok=True)
-    server = Server(work, f"sqlite:///{work / 'bench.db'}",
+    server = Server(work, f"sqlite:///{work / 'bench.db'}", warm=True,
                     **embedded_env(llm_delay, default_voice))
     server.migrate()
-    server.start()
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        health = requests.get(server.url + "/api/health", timeout=5).json()
-        if health["data"]["engines_warm"]:
-            return server
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError("engines did not warm up:\n" + server.log.read_text()[-2000:])
+    return server.start()
 
 
 def wait_for_idle_machine() -> None:
@@ -178,6 +176,51 @@ class Conversation:
 
     async def close(self) -> None:
         await self.client.disconnect()
+
+
+class InterruptedConversation(Conversation):
+    """A conversation that interrupts its reply as soon as the reply's audio starts, and
+    times what it still receives after that."""
+
+    def __init__(self, url: str, token: str, role_id: int) -> None:
+        super().__init__(url, token, role_id)
+        self.first_chunk = asyncio.Event()
+        self.chunks: list[float] = []
+        self.ended_at: float | None = None
+        self.end_reason: str | None = None
+        self.client.on("tts_audio_chunk", self._chunk_arrived, namespace="/chat")
+        self.client.on("tts_audio_chunk_end", self._end_arrived, namespace="/chat")
+
+    def _chunk_arrived(self, data: dict[str, Any]) -> None:
+        self.chunks.append(time.perf_counter())
+        self.first_chunk.set()
+
+    def _end_arrived(self, data: dict[str, Any]) -> None:
+        self.ended_at = time.perf_counter()
+        self.end_reason = data.get("reason")
+
+    async def interrupted_turn(self) -> dict[str, Any]:
+        """Ask for a long spoken reply, interrupt it at its first audio chunk, and wait
+        for the turn's end. Times are ms from the ``interrupt`` emit."""
+        self.result, self.done = TurnResult(), asyncio.Event()
+        self.first_chunk, self.chunks = asyncio.Event(), []
+        self.ended_at = self.end_reason = None
+        await self.client.emit("chat_message", {
+            "role_id": self.role_id, "message": LONG_ANSWER, "type": "text",
+            "response_type": 1}, namespace="/chat")
+        try:
+            await asyncio.wait_for(self.first_chunk.wait(), TURN_TIMEOUT)
+            sent = time.perf_counter()
+            await self.client.emit("interrupt", {}, namespace="/chat")
+            await asyncio.wait_for(self.done.wait(), TURN_TIMEOUT)
+        except TimeoutError:
+            return {"error": f"no reply audio or end within {TURN_TIMEOUT:g} s"}
+        after = [t for t in self.chunks if t > sent]
+        return {"error": self.result.error,
+                "interrupted": self.end_reason == "interrupted",
+                "end_ms": None if self.ended_at is None else (self.ended_at - sent) * 1000,
+                "last_chunk_ms": (max(after) - sent) * 1000 if after else None,
+                "chunks_after": len(after)}
 
 
 async def open_conversations(url: str, voice_type: str, count: int) -> list[Conversation]:
@@ -316,6 +359,30 @@ async def delivery_section(url: str) -> dict[str, Any]:
     return row
 
 
+async def interrupt_section(url: str) -> dict[str, Any]:
+    """Section 6: one conversation interrupts its reply at the first audio chunk, again
+    and again, after an unmeasured run."""
+    token, role_id = add_participant(url, PIPER_VOICE)
+    conversation = InterruptedConversation(url, token, role_id)
+    await conversation.open()
+    try:
+        for _ in range(INTERRUPT_WARM_UP_RUNS):
+            await conversation.interrupted_turn()
+        runs = [await conversation.interrupted_turn() for _ in range(INTERRUPT_RUNS)]
+    finally:
+        await conversation.close()
+    stopped = [r for r in runs if r.get("interrupted") and r.get("end_ms") is not None]
+    return {"runs": len(runs), "errors": sum(1 for r in runs if r.get("error")),
+            "ended_before_interrupt": sum(1 for r in runs
+                                          if not r.get("error") and not r.get("interrupted")),
+            **summary([r["end_ms"] for r in stopped] or [float("nan")]),
+            "runs_with_chunks_after": sum(1 for r in stopped if r["chunks_after"]),
+            "chunks_after_max": max((r["chunks_after"] for r in stopped), default=0),
+            "last_chunk_after_max_ms": round(max(
+                (r["last_chunk_ms"] for r in stopped if r["last_chunk_ms"] is not None),
+                default=0.0), 2)}
+
+
 def in_process_comparison(work: Path, wav: bytes) -> dict[str, Any]:
     """Section 2: naive (whole reply, whole synthesis, encode) against the streamed pipeline,
     both in this process with the same engines and LLM pace, so the ratio is like for like."""
@@ -327,11 +394,10 @@ def in_process_comparison(work: Path, wav: bytes) -> dict[str, Any]:
     from webapp.app.services.conversation.reply_stream import stream_reply
 
     work.mkdir(parents=True, exist_ok=True)
-    models = ROOT / "instance" / "models"
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{work / 'bench.db'}",
                       "INSTANCE_DIR": work, "STORAGE_DIR": work / "storage",
-                      "TMP_DIR": work / "tmp", "MODEL_CACHE_DIR": models,
-                      "WHISPER_MODEL_DIR": str(models / "whisper-base"),
+                      "TMP_DIR": work / "tmp", "MODEL_CACHE_DIR": MODELS,
+                      "WHISPER_MODEL_DIR": str(MODELS / "whisper-base"),
                       "SCRIPTED_LLM_DELAY": LLM_DELAY, "LLM_ENGINE": "scripted",
                       "STT_ENGINE": "whisper", "SOCKETIO_ASYNC_MODE": "threading",
                       "SOCKETIO_MESSAGE_QUEUE": None, "LOG_LEVEL": "WARNING"})
@@ -480,6 +546,21 @@ def print_ramp(title: str, rows: Sequence[dict[str, Any]], limit_ms: float,
     return best
 
 
+def print_interrupt(row: dict[str, Any]) -> None:
+    """Section 6, with what still arrived after the interrupt was sent."""
+    target = TARGETS["interrupt_p95_ms"]
+    print(f"\n6. Interrupt while the reply plays (Piper, scripted LLM {LLM_DELAY} s/piece): "
+          f"emit interrupt at the first tts_audio_chunk → tts_audio_chunk_end, {row['n']} of "
+          f"{row['runs']} runs after {INTERRUPT_WARM_UP_RUNS} warm-up")
+    print(f"   {'median':>10} {'p95':>10} {'max':>10} {'errors':>7}  target")
+    print(f"   {row['median_ms']:>8.0f}ms {row['p95_ms']:>8.0f}ms {row['max_ms']:>8.0f}ms "
+          f"{row['errors']:>7}  p95 ≤ {target:.0f} ms: {verdict(row['p95_ms'], target)}")
+    print(f"   audio chunks still received after the interrupt: in "
+          f"{row['runs_with_chunks_after']} runs, at most {row['chunks_after_max']} "
+          f"(the last {row['last_chunk_after_max_ms']:.0f} ms after it); replies that had "
+          f"ended before it: {row['ended_before_interrupt']}")
+
+
 def server_problems(log: Path) -> dict[str, int]:
     """Tracebacks and error lines the web process logged during a section."""
     text = log.read_text(errors="replace") if log.exists() else ""
@@ -504,6 +585,8 @@ def main() -> None:
     server = start_server(work / "piper", LLM_DELAY, PIPER_VOICE)
     try:
         piper = asyncio.run(piper_sections(server.url, wav_b64))
+        print("section 6: interrupts, same server", flush=True)
+        interrupt = asyncio.run(interrupt_section(server.url))
     finally:
         server.stop()
     piper_log = server_problems(server.log)
@@ -528,6 +611,7 @@ def main() -> None:
         f"5. Concurrent voice conversations ({clip_s:.2f} s clip, Whisper → scripted LLM → "
         f"Piper): emit → first tts_audio_chunk", piper["voice_ramp"],
         TARGETS["voice_ramp_p95_ms"], VOICE_RAMP_STOP_MS)
+    print_interrupt(interrupt)
     elapsed = time.perf_counter() - wall
     print(f"\nserver logs: {work}/piper/server.log {piper_log}, "
           f"{work}/espeak/server.log {espeak_log}")
@@ -538,7 +622,7 @@ def main() -> None:
         "voice_turn": piper["voice_turn"], "naive_vs_streaming": comparison,
         "delivery_50_clients": delivery, "text_ramp": piper["text_ramp"],
         "text_max_clients_p95_under_1s": text_best, "voice_ramp": piper["voice_ramp"],
-        "voice_max_clients_p95_under_1_5s": voice_best,
+        "voice_max_clients_p95_under_1_5s": voice_best, "interrupt": interrupt,
         "server_log_problems": {"piper": piper_log, "espeak": espeak_log},
         "run_seconds": round(elapsed, 1)}, ensure_ascii=False))
 

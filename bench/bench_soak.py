@@ -23,8 +23,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,9 +33,10 @@ from typing import Any
 
 import requests
 
-from bench.infra import RedisServer, moto_s3
-from bench.server import ROOT, Server, mysql_url, register
+from bench.server import Server, mysql_url, register
 from bench.stats import percentile
+from tests.helpers.processes import celery_worker, start_all
+from tests.helpers.services import MotoS3, RedisServer, new_bucket
 
 SECONDS = float(os.environ.get("BENCH_SOAK_SECONDS", "300"))
 CONVERSATIONS = int(os.environ.get("BENCH_SOAK_CONVERSATIONS", "50"))
@@ -251,26 +250,21 @@ def main() -> None:
     redis = RedisServer().start()
     load_before = os.getloadavg()
     wall = time.perf_counter()
-    with moto_s3() as s3:
+    with MotoS3(work / "moto.log") as moto:
         env = {"REDIS_URL": redis.url(), "CELERY_QUEUE": "soak-" + uuid.uuid4().hex[:8],
                "LLM_ENGINE": "scripted", "SCRIPTED_LLM_DELAY": "0.03",
                "DEFAULT_VOICE_TYPE": VOICE, "WARM_UP": "false", "DASHSCOPE_API_KEY": "",
                "LLM_BASE_URL": "", "SECRET_KEY": "soak-secret-0123456789abcdef",
-               "JWT_SECRET_KEY": "soak-jwt-secret-0123456789abcdef", **s3}
+               "JWT_SECRET_KEY": "soak-jwt-secret-0123456789abcdef",
+               **new_bucket(moto.endpoint, "soak/")}
         for i in range(2):
             (work / f"web{i}").mkdir()
         webs = [Server(work / f"web{i}", database, **env) for i in range(2)]
         webs[0].migrate()
         worker_log = work / "worker.log"
-        with open(worker_log, "wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "celery_worker:celery_app", "worker",
-                 "--pool=solo", "-Q", env["CELERY_QUEUE"], "--loglevel=WARNING",
-                 "--without-gossip", "--without-mingle"],
-                cwd=ROOT, env={**webs[0].env}, stdout=log, stderr=subprocess.STDOUT)
+        worker = celery_worker(env["CELERY_QUEUE"], webs[0].env, worker_log)
         try:
-            for web in webs:
-                web.start()
+            start_all([worker, *webs])
             print(f"stack up; {CONVERSATIONS} conversations and {REST_CLIENTS} REST clients "
                   f"for {SECONDS:g} s", flush=True)
             talkers = []
@@ -298,8 +292,7 @@ def main() -> None:
         finally:
             for web in webs:
                 web.stop()
-            worker.terminate()
-            worker.wait(timeout=30)
+            worker.stop(timeout=30)
     redis.close()
     load_after = os.getloadavg()
     turns = [turn for t in talkers for turn in t.turns]

@@ -7,7 +7,6 @@ failure instead of a skip.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import uuid
@@ -15,30 +14,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, text
 
 from tests.contract import ContractClient
+from tests.helpers.environment import MYSQL_URL, REDIS_URL, service_missing
+from tests.helpers.paths import MODELS, ROOT
+from tests.helpers.services import MotoS3, new_bucket
+from tests.helpers.stacks import Stack, run_production_stack
 from webapp.app import audio, create_app
 from webapp.app.extensions import db
 
-REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
-MYSQL_URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ROOT = Path(__file__).resolve().parent.parent
 # Every app, web process and worker a test starts refuses to wait while holding writes.
 os.environ["DB_WAIT_CHECK"] = "raise"
-
-
-def service_missing(what: str, reason: object) -> None:
-    """Skip locally, fail under REQUIRE_SERVICES=1."""
-    message = f"{what} unavailable: {reason}"
-    if REQUIRE:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _mysql_url() -> str:
@@ -114,8 +104,7 @@ def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Fla
     def make(**overrides: Any) -> Flask:
         settings = {"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_DIR": tmp_path,
                     "STORAGE_DIR": tmp_path / "storage", "TMP_DIR": tmp_path / "tmp",
-                    "MODEL_CACHE_DIR": ROOT / "instance" / "models",
-                    "WHISPER_MODEL_DIR": str(ROOT / "instance" / "models" / "whisper-base"),
+                    "MODEL_CACHE_DIR": MODELS, "WHISPER_MODEL_DIR": str(MODELS / "whisper-base"),
                     "BASE_URL": "http://tingshuo.test", "RATELIMIT_ENABLED": False,
                     "TESTING": True}
         settings.update(overrides)
@@ -167,68 +156,21 @@ def auth_headers(user: dict[str, Any]) -> dict[str, str]:
     return user["headers"]
 
 
-def tone(seconds: float = 2.0, fmt: str = "wav", rate: int = 16000, freq: float = 220.0) -> bytes:
-    """A harmonic tone with a syllable-like envelope, encoded as ``fmt``."""
-    t = np.arange(int(seconds * rate)) / rate
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
-    signal = sum(np.sin(2 * np.pi * freq * k * t) / k for k in (1, 2, 3)) * 0.2 * envelope
-    pcm = audio.float_to_pcm(signal)
-    if fmt in ("mp3", "wav", "opus"):
-        return audio.encode(pcm, rate, fmt)
-    return _encode_with_container(pcm, rate, fmt)
-
-
-def _encode_with_container(pcm: bytes, rate: int, fmt: str) -> bytes:
-    import av
-
-    container_fmt, codec = {"flac": ("flac", "flac"), "m4a": ("ipod", "aac"),
-                            "aac": ("adts", "aac"), "webm": ("webm", "libopus"),
-                            "ogg": ("ogg", "vorbis")}[fmt]
-    buf = io.BytesIO()
-    out = av.open(buf, mode="w", format=container_fmt)
-    out_rate = 48000 if codec == "libopus" else rate
-    layout = "stereo" if codec == "vorbis" else "mono"
-    stream = out.add_stream(codec, rate=out_rate, layout=layout)
-    if codec == "vorbis":
-        stream.codec_context.options = {"strict": "experimental"}
-    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout,
-                                  rate=out_rate)
-    frame = av.AudioFrame.from_ndarray(np.frombuffer(pcm, np.int16).reshape(1, -1),
-                                       format="s16", layout="mono")
-    frame.sample_rate = rate
-    for piece in [*resampler.resample(frame), *resampler.resample(None)]:
-        for packet in stream.encode(piece):
-            out.mux(packet)
-    for packet in stream.encode(None):
-        out.mux(packet)
-    out.close()
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (it checks no signatures: ours are tested apart)."""
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint of a moto S3 server on 127.0.0.1."""
     try:
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401 - only whether it is installed
     except ImportError as exc:
         service_missing("moto[server]", exc)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with MotoS3(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server.endpoint
 
 
 @pytest.fixture
 def s3_settings(s3_server: str) -> dict[str, Any]:
-    import boto3
-
-    bucket = "tingshuo-" + uuid.uuid4().hex[:8]
-    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
-                 aws_access_key_id="test", aws_secret_access_key="test",
-                 ).create_bucket(Bucket=bucket)
-    return {"STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": s3_server,
-            "S3_ACCESS_KEY_ID": "test", "S3_SECRET_ACCESS_KEY": "test", "S3_PREFIX": "t/"}
+    """The app's settings for a fresh bucket of its own."""
+    return new_bucket(s3_server, "t/")
 
 
 @pytest.fixture(scope="session")
@@ -242,9 +184,6 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-only_mysql = pytest.mark.parametrize("database_url", ["mysql"], indirect=True)
-
-
 @pytest.fixture(scope="session")
 def fake_dashscope() -> Iterator[Any]:
     """The fake DashScope server (a subprocess) that the real SDK talks to."""
@@ -252,65 +191,6 @@ def fake_dashscope() -> Iterator[Any]:
 
     with start_fake_dashscope(frame_delay=0.002, deploy_seconds=0.3, token_delay=0.005) as fake:
         yield fake
-
-
-def dashscope_settings(fake: Any) -> dict[str, str]:
-    return {"DASHSCOPE_API_KEY": fake.api_key, "DASHSCOPE_HTTP_BASE_URL": fake.http_url,
-            "DASHSCOPE_WEBSOCKET_BASE_URL": fake.ws_url}
-
-
-class Stack:
-    """The production shape, on this machine: web process under eventlet, a Celery
-    worker, MariaDB, Redis and (fake) DashScope."""
-
-    def __init__(self, url: str, url_b: str, env: dict[str, str],
-                 logs: dict[str, Path]) -> None:
-        self.url = url
-        self.url_b = url_b
-        self.env = env
-        self.logs = logs
-
-    def log(self, name: str) -> str:
-        return self.logs[name].read_text(errors="replace")[-4000:]
-
-
-def spawn_logged(command: list[str], env: dict[str, str], log_path: Path) -> Any:
-    import subprocess
-
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
-
-
-def wait_until_ready(ready: Callable[[], bool], proc: Any, what: str, log_path: Path,
-                timeout: float = 90) -> None:
-    import time
-
-    deadline = time.time() + timeout
-    while not ready():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"{what} did not start:\n" + log_path.read_text()[-3000:])
-        time.sleep(0.2)
-
-
-def worker_command(queue: str) -> list[str]:
-    """A Celery worker as the stack runs it: one task at a time, on ``queue``."""
-    import sys
-
-    return [sys.executable, "-m", "celery", "-A", "celery_worker:celery_app", "worker",
-            "--pool=solo", "--concurrency=1", "-Q", queue, "--loglevel=INFO", "-E",
-            "--without-gossip", "--without-mingle"]
-
-
-def stop_process(proc: Any) -> None:
-    import subprocess
-
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture(scope="session")
@@ -322,47 +202,9 @@ def production_stack(mysql_database: str, redis_url: str, fake_dashscope: Any,
     Tests that use it must not truncate the database while it works: they take
     ``production_stack`` (not ``database_url``) and make their own users.
     """
-    import sys
-
-    import requests
-
-    from bench.server import free_port
-
-    work = tmp_path_factory.mktemp("stack")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": mysql_database, "REDIS_URL": redis_url,
-           "CELERY_QUEUE": "test-" + uuid.uuid4().hex[:8], "STORAGE_DIR": str(work / "storage"),
-           "INSTANCE_DIR": str(work), "BASE_URL": url, "HOST": "127.0.0.1", "PORT": str(port),
-           "MODEL_CACHE_DIR": str(ROOT / "instance" / "models"), "RATELIMIT_ENABLED": "false",
-           "SECRET_KEY": "stack-secret-0123456789abcdef", "LOG_LEVEL": "INFO",
-           "JWT_SECRET_KEY": "stack-jwt-secret-0123456789abcdef",
-           **dashscope_settings(fake_dashscope)}
-    logs = {"worker": work / "worker.log", "web": work / "web.log"}
-    worker = spawn_logged(worker_command(env["CELERY_QUEUE"]), env, logs["worker"])
-    wait_until_ready(lambda: b"ready." in logs["worker"].read_bytes(), worker, "celery worker",
-                logs["worker"])
-    port_b = free_port()
-    url_b = f"http://127.0.0.1:{port_b}"
-    logs["web_b"] = work / "web_b.log"
-    webs = [spawn_logged([sys.executable, "wsgi.py"], env, logs["web"]),
-            spawn_logged([sys.executable, "wsgi.py"], {**env, "PORT": str(port_b)},
-                         logs["web_b"])]
-
-    def ready(base: str) -> Callable[[], bool]:
-        def check() -> bool:
-            try:
-                return requests.get(base + "/api/health", timeout=1).ok
-            except requests.RequestException:
-                return False
-
-        return check
-
-    wait_until_ready(ready(url), webs[0], "web process", logs["web"])
-    wait_until_ready(ready(url_b), webs[1], "second web process", logs["web_b"])
-    yield Stack(url, url_b, env, logs)
-    for proc in (*webs, worker):
-        stop_process(proc)
+    with run_production_stack(mysql_database, redis_url, fake_dashscope,
+                              tmp_path_factory.mktemp("stack")) as stack:
+        yield stack
 
 
 @pytest.fixture
@@ -392,16 +234,3 @@ def speech_wav() -> bytes:
     chunk = engine.synthesize(text, SynthesisOptions())
     return audio.encode(chunk.pcm, chunk.sample_rate, "wav")
 
-
-def wait_for_job(client: FlaskClient, headers: dict[str, str], job_id: str,
-                 timeout: float = 120) -> dict[str, Any]:
-    """Poll ``GET /api/jobs/<id>`` until the job ends."""
-    import time
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = client.get(f"/api/jobs/{job_id}", headers=headers).get_json()["data"]
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not end in {timeout} s")

@@ -8,8 +8,9 @@ from typing import Any
 
 from flask import Flask
 
-from tests.conftest import dashscope_settings
 from tests.fakes.file_server import serve_files
+from tests.helpers.paths import ROOT
+from tests.helpers.stacks import dashscope_settings
 from webapp.app import audio
 from webapp.app.services import AliyunAPIService, FileWriterCallback
 
@@ -83,8 +84,6 @@ def test_works_from_a_plain_script_without_an_app_context(app_factory: Any, tmp_
     import os
     import subprocess
     import sys
-
-    from tests.conftest import ROOT
 
     settings = {"INSTANCE_DIR": str(tmp_path), "STORAGE_DIR": str(tmp_path / "storage"),
                 "TMP_DIR": str(tmp_path / "tmp"), "BASE_URL": "http://tingshuo.test",

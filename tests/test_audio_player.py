@@ -7,12 +7,11 @@ import base64
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import free_port
 from webapp.app.services import WebSocketAudioPlayer
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_start_write_stop_emit_start_chunk_end_events_to_the_room() -> None:
@@ -44,8 +43,6 @@ def test_default_event_name_is_audio_chunk() -> None:
 
 
 def test_writes_from_real_threads_arrive_in_order_under_eventlet() -> None:
-    from bench.server import free_port
-
     result = subprocess.run(
         [sys.executable, "-m", "tests.eventlet_scripts.player_relay", str(free_port())],
         cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from tests.helpers.api_client import sign_in
+
 
 def test_register_returns_tokens_and_user(client: FlaskClient) -> None:
     body = client.post("/api/auth/register",
@@ -87,11 +89,7 @@ def test_expired_token_is_401(app_factory: Any, make_user: Any) -> None:
 
     app = app_factory(JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=-1))
     client = app.test_client()
-    client.post("/api/auth/register", json={"username": "expiring", "password": "long-enough"})
-    token = client.post("/api/auth/login", json={"username": "expiring",
-                                                 "password": "long-enough"}).get_json()
-    response = client.get("/api/auth/me", headers={
-        "Authorization": f"Bearer {token['data']['access_token']}"})
+    response = client.get("/api/auth/me", headers=sign_in(client, "expiring"))
     assert response.status_code == 401
     assert response.get_json()["message"] == "令牌已过期"
 

@@ -15,8 +15,10 @@ import pytest
 import requests
 import websocket
 
-from bench.call_client import RATE, Caller, noise, silence, speech
-from tests.realtime_helpers import LiveServer, User
+from tests.helpers.call_client import Caller
+from tests.helpers.realtime import User
+from tests.helpers.sounds import RATE, noise, silence, speech
+from tests.helpers.web_server import LiveServer
 from webapp.app import audio
 
 QUESTION = "What is your favourite colour?"

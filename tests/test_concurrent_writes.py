@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import tone
-from tests.realtime_helpers import LiveServer, Recorder, User
+from tests.helpers.realtime import Recorder, User
+from tests.helpers.sounds import tone
+from tests.helpers.web_server import LiveServer
 
 CLONES = 2
 FREEZE_S = 3.0  # SQLite's old busy handler froze the whole process for 5 s at a time

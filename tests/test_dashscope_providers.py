@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ import pytest
 
 from tests.fakes.fake_dashscope import DEFAULT_ASR_TEXT, FakeDashScope, start_fake_dashscope
 from tests.fakes.file_server import serve_files
+from tests.helpers.paths import ROOT
 from webapp.app import audio
 from webapp.app.providers import ProviderRegistry
 from webapp.app.providers.base import ChatOptions, ProviderError, SynthesisOptions
@@ -32,7 +32,6 @@ from webapp.app.providers.tts.dashscope import (
     volume_level,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 REPLY_TO_HELLO = "收到：你好。这是第二句话。这是第三句话！最后一句？"
 SENTENCE = "你好，这是一段用来测试流式输出的比较长的句子。"
 HELLO = [{"role": "user", "content": "你好"}]

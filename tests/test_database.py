@@ -18,7 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text, update
 
-from tests.conftest import ROOT, tone
+from tests.helpers.paths import ROOT
+from tests.helpers.sounds import tone
 from webapp.app.concurrency import iterate_blocking, run_blocking, sleep
 from webapp.app.database import HeldTransaction
 from webapp.app.extensions import db

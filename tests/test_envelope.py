@@ -8,6 +8,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.helpers.api_client import sign_in
+
 
 def test_404_is_an_envelope(client: FlaskClient) -> None:
     response = client.get("/api/nothing-here")
@@ -28,12 +30,9 @@ def test_405_is_an_envelope(client: FlaskClient) -> None:
 def test_413_is_an_envelope(app_factory: Any, make_user: Any) -> None:
     app = app_factory(MAX_UPLOAD_BYTES=1024, MAX_CONTENT_LENGTH=2048)
     client = app.test_client()
-    client.post("/api/auth/register", json={"username": "bigfile", "password": "long-enough"})
-    token = client.post("/api/auth/login", json={"username": "bigfile", "password": "long-enough"}
-                        ).get_json()["data"]["access_token"]
     import io
 
-    response = client.post("/api/upload_voice", headers={"Authorization": f"Bearer {token}"},
+    response = client.post("/api/upload_voice", headers=sign_in(client, "bigfile"),
                            data={"file": (io.BytesIO(b"x" * 5000), "a.wav")})
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "PAYLOAD_TOO_LARGE"

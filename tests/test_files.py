@@ -13,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import tone
+from tests.helpers.api_client import sign_in
+from tests.helpers.sounds import tone
 from webapp.app.extensions import db
 from webapp.app.models import File
 
@@ -92,10 +93,7 @@ def test_empty_and_missing_file_are_400(client: FlaskClient, auth_headers: dict[
 def test_size_limit_is_413_and_stores_nothing(app_factory: Any, make_user: Any) -> None:
     app = app_factory(MAX_UPLOAD_BYTES=10_000)
     client = app.test_client()
-    client.post("/api/auth/register", json={"username": "sizer", "password": "long-enough"})
-    token = client.post("/api/auth/login", json={"username": "sizer", "password": "long-enough"}
-                        ).get_json()["data"]["access_token"]
-    response = _upload(client, {"Authorization": f"Bearer {token}"}, tone(3.0, "wav"))
+    response = _upload(client, sign_in(client, "sizer"), tone(3.0, "wav"))
     assert response.status_code == 413
     assert response.get_json()["message"].startswith("文件过大")
     assert _count(app) == 0 and _stored_objects(app) == []
@@ -104,10 +102,7 @@ def test_size_limit_is_413_and_stores_nothing(app_factory: Any, make_user: Any) 
 def test_duration_limit_is_400(app_factory: Any) -> None:
     app = app_factory(MAX_SAMPLE_SECONDS=1.0)
     client = app.test_client()
-    client.post("/api/auth/register", json={"username": "longer", "password": "long-enough"})
-    token = client.post("/api/auth/login", json={"username": "longer", "password": "long-enough"}
-                        ).get_json()["data"]["access_token"]
-    response = _upload(client, {"Authorization": f"Bearer {token}"}, tone(2.0, "mp3"))
+    response = _upload(client, sign_in(client, "longer"), tone(2.0, "mp3"))
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "AUDIO_TOO_LONG"
     assert _count(app) == 0 and _stored_objects(app) == []

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.bench_engines import word_error_rate
+from tests.helpers.paths import ROOT
+from tests.helpers.transcripts import word_error_rate
 from webapp.app.audio import dsp, encode
 from webapp.app.providers.base import ProviderError, SynthesisOptions
 from webapp.app.providers.stt.whisper import WhisperSpeechToText
 from webapp.app.providers.tts.espeak import EspeakTextToSpeech
 from webapp.app.providers.tts.piper import PiperTextToSpeech
 
-ROOT = Path(__file__).resolve().parent.parent
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ENGLISH = "The quick brown fox jumps over the lazy dog. Please remember to bring your umbrella."
 SAMPLE = "We visited the museum on Sunday and saw paintings from many countries."

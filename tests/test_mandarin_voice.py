@@ -20,7 +20,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bench.bench_mandarin import (
+from tests.helpers.api_client import wait_for_job
+from tests.helpers.mandarin import (
     LONG_TEXT,
     SENTENCES,
     character_error_rate,
@@ -29,8 +30,8 @@ from bench.bench_mandarin import (
     readings,
     spoken_characters,
 )
-from tests.conftest import wait_for_job
-from tests.realtime_helpers import LiveServer, Recorder, User
+from tests.helpers.realtime import Recorder, User
+from tests.helpers.web_server import LiveServer
 from webapp.app import audio
 from webapp.app.providers.base import ProviderError, SynthesisOptions
 from webapp.app.providers.stt.whisper import WhisperSpeechToText

@@ -19,8 +19,8 @@ import requests
 import srt
 import webvtt
 
-from tests.openai_helpers import Account, sign_up, start_server
-from tests.realtime_helpers import LiveServer
+from tests.helpers.openai_accounts import Account, sign_up
+from tests.helpers.web_server import LiveServer
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 STORY = ("Hi. The morning was bright and cold when we left the village. We walked along "
@@ -31,7 +31,7 @@ STORY = ("Hi. The morning was bright and cold when we left the village. We walke
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    live = start_server()
+    live = LiveServer().start()
     yield live
     live.stop()
 

@@ -10,8 +10,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.openai_helpers import Account, sign_up, start_server
-from tests.realtime_helpers import LiveServer
+from tests.helpers.openai_accounts import Account, sign_up
+from tests.helpers.web_server import LiveServer
 from webapp.app.openai_api.spec import openai_spec
 
 schema = schemathesis.openapi.from_dict(openai_spec())
@@ -19,7 +19,7 @@ schema = schemathesis.openapi.from_dict(openai_spec())
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    live = start_server()
+    live = LiveServer().start()
     yield live
     live.stop()
 

@@ -6,16 +6,16 @@ it — by REST alone."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, Stack
+from tests.helpers.processes import flower, free_port
+from tests.helpers.stacks import Stack
 from webapp.app import audio
 
 
@@ -142,34 +142,19 @@ def test_permanent_provider_error_fails_and_leaves_nothing(api: Api, fake_dashsc
     assert fake_dashscope.stats()["voices"] in ({}, [])
 
 
-def test_jobs_are_visible_in_flower(api: Api, production_stack: Stack,
-                                    speech_wav: bytes) -> None:
-    from bench.server import free_port
-
+def test_jobs_are_visible_in_flower(api: Api, production_stack: Stack, speech_wav: bytes,
+                                    tmp_path: Path) -> None:
     port = free_port()
     env = {**production_stack.env, "FLOWER_UNAUTHENTICATED_API": "true"}
-    flower = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "celery_worker:celery_app", "flower",
-         f"--port={port}", "--address=127.0.0.1"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/api/workers", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
+    with flower(port, env, tmp_path / "flower.log"):
         accepted = api.call("POST", "/api/voices", data={"name": "看得见", "provider": "local"},
                             files={"files": ("s.wav", speech_wav)}).json()["data"]
         api.wait(accepted["job_id"])
         task: dict[str, Any] = {}
+        deadline = time.time() + 60
         while time.time() < deadline and task.get("state") != "SUCCESS":
             answer = requests.get(f"http://127.0.0.1:{port}/api/task/info/{accepted['job_id']}",
                                   timeout=5)
             task = answer.json() if answer.ok else {}
             time.sleep(0.5)
         assert task.get("name") == "voices.clone" and task.get("state") == "SUCCESS", task
-    finally:
-        flower.terminate()
-        flower.wait(timeout=15)

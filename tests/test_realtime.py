@@ -16,7 +16,8 @@ import requests
 import socketio
 import websocket
 
-from tests.realtime_helpers import LiveServer, Recorder, User, iter_names
+from tests.helpers.realtime import Recorder, User, iter_names
+from tests.helpers.web_server import LiveServer
 from webapp.app import audio
 
 QUESTION = "Could you tell me something about the weather today?"
@@ -171,12 +172,13 @@ def test_interrupt_stops_the_reply_and_stores_what_was_sent(user: User,
     talker.emit("chat_message", {"role_id": user.role_id, "type": "text", "response_type": 1,
                                  "message": QUESTION + " Please answer at length."})
     talker.wait_for("tts_audio_chunk", 60, mark)
-    sent_at = talker.emit("interrupt", {})
+    talker.emit("interrupt", {})
     end = talker.wait_for("tts_audio_chunk_end", 10, mark)
-    ended_at = next(t for t, name, _ in talker.events[mark:] if name == "tts_audio_chunk_end")
     done = talker.wait_for("response_complete", 10, mark)
     assert end["reason"] == "interrupted" and done["interrupted"] is True
-    assert ended_at - sent_at < 0.8, f"interrupt took {ended_at - sent_at:.3f} s"
+    # The reply stops: no audio follows its end. How soon is a figure of `bench realtime`.
+    names = talker.names(mark)
+    assert "tts_audio_chunk" not in names[names.index("tts_audio_chunk_end"):]
     streamed = talker.audio(mark)
     assert audio.probe(streamed).duration == pytest.approx(end["duration"], abs=0.3)
     stored = user.call("GET", f"/api/messages/{done['message_id']}")["data"]

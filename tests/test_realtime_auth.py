@@ -15,7 +15,8 @@ import requests
 import socketio
 import websocket
 
-from tests.realtime_helpers import LiveServer, Recorder, User
+from tests.helpers.realtime import Recorder, User
+from tests.helpers.web_server import LiveServer
 
 JWT_SECRET = "realtime-auth-jwt-secret-0123456789"
 

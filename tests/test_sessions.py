@@ -7,11 +7,12 @@ import io
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.helpers.api_client import sign_in
+from tests.helpers.services import s3_client
 from webapp.app import audio
 
 
@@ -202,14 +203,10 @@ def test_deletes_remove_local_audio(app: Flask, client: FlaskClient,
 def test_deletes_remove_s3_audio(app_factory: Any, s3_settings: dict[str, Any]) -> None:
     app = app_factory(**s3_settings)
     client = app.test_client()
-    client.post("/api/auth/register", json={"username": "s3talker", "password": "long-enough"})
-    token = client.post("/api/auth/login", json={"username": "s3talker",
-                                                 "password": "long-enough"}
-                        ).get_json()["data"]["access_token"]
-    s3 = boto3.client("s3", endpoint_url=s3_settings["S3_ENDPOINT_URL"], region_name="us-east-1",
-                      aws_access_key_id="test", aws_secret_access_key="test")
+    headers = sign_in(client, "s3talker")
+    s3 = s3_client(s3_settings["S3_ENDPOINT_URL"])
 
     def count() -> int:
         return s3.list_objects_v2(Bucket=s3_settings["S3_BUCKET"]).get("KeyCount", 0)
 
-    _deletes_remove_audio(app, client, {"Authorization": f"Bearer {token}"}, count)
+    _deletes_remove_audio(app, client, headers, count)

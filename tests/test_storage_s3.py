@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from flask import Flask
 
-from tests.conftest import tone
+from tests.helpers.api_client import sign_in
+from tests.helpers.services import s3_client
+from tests.helpers.sounds import tone
 
 
 @pytest.fixture
@@ -19,23 +20,14 @@ def s3_app(app_factory: Any, s3_settings: dict[str, Any]) -> Flask:
 
 
 def _objects(settings: dict[str, Any]) -> list[str]:
-    client = boto3.client("s3", endpoint_url=settings["S3_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
-    listing = client.list_objects_v2(Bucket=settings["S3_BUCKET"])
+    listing = s3_client(settings["S3_ENDPOINT_URL"]).list_objects_v2(Bucket=settings["S3_BUCKET"])
     return [item["Key"] for item in listing.get("Contents", [])]
-
-
-def _token(client: Any) -> dict[str, str]:
-    client.post("/api/auth/register", json={"username": "s3user", "password": "long-enough"})
-    token = client.post("/api/auth/login", json={"username": "s3user", "password": "long-enough"}
-                        ).get_json()["data"]["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_upload_writes_object_and_download_redirects_to_presigned(
         s3_app: Flask, s3_settings: dict[str, Any]) -> None:
     client = s3_app.test_client()
-    headers = _token(client)
+    headers = sign_in(client, "s3user")
     data = tone(1.0, "mp3")
     body = client.post("/api/temfile/upload", headers=headers,
                        data={"file": (io.BytesIO(data), "x.mp3")}).get_json()
@@ -50,7 +42,7 @@ def test_upload_writes_object_and_download_redirects_to_presigned(
 
 def test_delete_removes_the_s3_object(s3_app: Flask, s3_settings: dict[str, Any]) -> None:
     client = s3_app.test_client()
-    headers = _token(client)
+    headers = sign_in(client, "s3user")
     body = client.post("/api/temfile/upload", headers=headers,
                        data={"file": (io.BytesIO(tone(1.0)), "x.wav")}).get_json()
     assert len(_objects(s3_settings)) == 1
@@ -60,7 +52,7 @@ def test_delete_removes_the_s3_object(s3_app: Flask, s3_settings: dict[str, Any]
 
 def test_rejected_upload_writes_no_object(s3_app: Flask, s3_settings: dict[str, Any]) -> None:
     client = s3_app.test_client()
-    headers = _token(client)
+    headers = sign_in(client, "s3user")
     response = client.post("/api/temfile/upload", headers=headers,
                            data={"file": (io.BytesIO(b"not audio" * 100), "x.mp3")})
     assert response.status_code == 415

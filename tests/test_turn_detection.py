@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.call_client import noise, silence, speech
+from tests.helpers.sounds import noise, silence, speech
 from webapp.app.audio.vad import SpeechScorer
 from webapp.app.services.conversation.calls import is_backchannel
 from webapp.app.services.conversation.turn_detection import TurnDetector, TurnSettings

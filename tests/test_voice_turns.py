@@ -20,8 +20,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from tests.conftest import dashscope_settings
 from tests.fakes.fake_dashscope import DEFAULT_ASR_TEXT
+from tests.helpers.stacks import dashscope_settings
 from webapp.app import audio
 from webapp.app.extensions import db, socketio
 from webapp.app.models import File

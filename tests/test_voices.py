@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import tone, wait_for_job
+from tests.helpers.api_client import wait_for_job
+from tests.helpers.sounds import tone
 from webapp.app import audio
 from webapp.app.extensions import db
 from webapp.app.models import File, Voice

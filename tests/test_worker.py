@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tests.conftest import only_mysql
+from tests.helpers.environment import only_mysql
 from webapp.app.tasks import health_task
 
 

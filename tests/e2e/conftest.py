@@ -9,7 +9,6 @@ skipped; with ``REQUIRE_SERVICES=1`` they fail instead, like the rest of the sui
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,17 +21,12 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers.browser import chromium_hearing
+
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 VENDOR_JS = ROOT / "webapp" / "app" / "static" / "vendor" / "socket.io.min.js"
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 # About eight seconds of English, spoken by Piper: the voice sample, the STT upload, and
 # (looped) what the fake microphone hears.
 SPEECH_TEXT = ("Good morning, everyone. Today I would like to tell you about my trip to the "
@@ -134,22 +128,6 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
     path.write_bytes(audio.encode(spoken.pcm, spoken.sample_rate, "wav"))
     return path
-
-
-def chromium_hearing(microphone: Path) -> Iterator[Any]:
-    """Debian's Chromium, headless, whose fake microphone plays ``microphone`` in a loop."""
-    if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
-        missing("Chromium", f"{CHROMIUM} not found (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        missing("Playwright", exc)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import chromium_hearing
 from tests.e2e.test_console import HISTORY_PATH, create_role, expect, go, rest, sign_up
+from tests.helpers.browser import chromium_hearing
 
 QUESTION = "Could you tell me what your favourite colour is, and why you like it so much?"
 CUT_IN = "Sorry to interrupt, but could you tell me about the weather in London instead?"
@@ -24,7 +24,7 @@ TURN_SECONDS = 180
 def call_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the fake microphone hears, in a loop: a question, the reply's first seconds,
     then the caller talking over it, then a long quiet."""
-    from bench.call_client import RATE, silence, speech
+    from tests.helpers.sounds import RATE, silence, speech
     from webapp.app import audio
 
     pcm = (silence(1.5) + speech(QUESTION) + silence(6.0) + speech(CUT_IN) + silence(40.0))

@@ -26,8 +26,6 @@ import json
 import logging
 import math
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,7 +41,7 @@ import av
 import numpy as np
 from aiohttp import web
 
-from tests.fakes.process import FakeProcess, launch
+from tests.fakes.process import FakeProcess, launch, serve
 
 log = logging.getLogger("fake_dashscope")
 
@@ -1172,27 +1170,6 @@ def build_app(options: FakeOptions) -> web.Application:
     return app
 
 
-async def serve(options: FakeOptions, host: str, port: int) -> None:
-    """Listen, announce ``READY <port>`` on stdout, then serve until SIGTERM/SIGINT."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    runner = web.AppRunner(
-        build_app(options), access_log=None, handle_signals=False, shutdown_timeout=1.0
-    )
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"READY {sock.getsockname()[1]}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
 def parse_args(argv: list[str] | None = None) -> tuple[FakeOptions, str, int]:
     """Options, host and port from the command line; flags mirror ``FakeOptions``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -1218,7 +1195,7 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
     options, host, port = parse_args(argv)
-    asyncio.run(serve(options, host, port))
+    asyncio.run(serve(build_app(options), host, port))
 
 
 # --------------------------------------------------------------------------

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -31,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.process import FakeProcess, launch
+from tests.fakes.process import FakeProcess, launch, serve
 
 DEFAULT_API_KEY = "test-key"
 _ERRORS = {
@@ -219,30 +217,6 @@ def build_app(api_key: str, reply: str | None, chunk_delay: float) -> web.Applic
     return app
 
 
-async def serve(host: str, port: int, api_key: str, reply: str | None, chunk_delay: float) -> None:
-    """Listen, announce ``READY <port>`` on stdout, then serve until SIGTERM/SIGINT."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    runner = web.AppRunner(
-        build_app(api_key, reply, chunk_delay),
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=1.0,
-    )
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"READY {sock.getsockname()[1]}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -253,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
         "--chunk-delay", type=float, default=0.0, help="seconds between streamed pieces"
     )
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.api_key, args.reply, args.chunk_delay))
+    asyncio.run(serve(build_app(args.api_key, args.reply, args.chunk_delay), args.host,
+                      args.port))
 
 
 class FakeOpenAI(FakeProcess):

@@ -1,10 +1,14 @@
-"""What every fake server subprocess has in common: its control endpoints and its end."""
+"""What every fake server subprocess has in common: how it serves and says it is ready,
+its control endpoints, and its end."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +17,10 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from aiohttp import web
+
+from tests.helpers.paths import ROOT
 
 
 class FakeProcess:
@@ -79,8 +87,6 @@ class FakeProcess:
         self.stop()
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def launch(module: str, args: list[str], startup_timeout: float
            ) -> tuple[subprocess.Popen[bytes], int, Path]:
@@ -93,7 +99,7 @@ def launch(module: str, args: list[str], startup_timeout: float
     log_path = Path(log_name)
     with os.fdopen(log_fd, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", module, *args], cwd=ROOT, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=log_file, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     lines: queue.Queue[bytes] = queue.Queue()
@@ -112,3 +118,23 @@ def launch(module: str, args: list[str], startup_timeout: float
 
 def _first_line(process: subprocess.Popen[bytes]) -> bytes:
     return process.stdout.readline() if process.stdout is not None else b""
+
+
+async def serve(app: web.Application, host: str, port: int) -> None:
+    """In the fake's own process: listen, announce ``READY <port>`` on stdout (what
+    ``launch`` waits for), then serve ``app`` until SIGTERM/SIGINT."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"READY {sock.getsockname()[1]}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

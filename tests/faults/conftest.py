@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import service_missing
 from tests.faults.stack import FaultStack, fault_stack
+from tests.helpers.environment import service_missing
 
 
 @pytest.fixture(scope="package")

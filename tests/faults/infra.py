@@ -2,7 +2,7 @@
 
 The shared MariaDB on this machine serves other people's tests too, so it is never
 stopped; a dropped or restarted server is made by cutting what the stack owns. (The
-stack's own Redis server, which it does restart, is ``bench.infra.RedisServer``.)
+stack's own Redis server, which it does restart, is ``tests.helpers.services.RedisServer``.)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from bench.server import free_port
+from tests.helpers.processes import free_port
 
 
 class TcpProxy:

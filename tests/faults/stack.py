@@ -10,31 +10,20 @@ Both share the database, the storage, Redis (Socket.IO rooms, jobs) and the work
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 from sqlalchemy.engine import make_url
 
-from bench.infra import RedisServer
-from bench.server import free_port
-from tests.conftest import (
-    ROOT,
-    dashscope_settings,
-    spawn_logged,
-    stop_process,
-    wait_until_ready,
-    worker_command,
-)
 from tests.faults.infra import TcpProxy
+from tests.helpers.processes import Process, celery_worker, environment, start_all
+from tests.helpers.services import RedisServer, new_bucket, s3_client
+from tests.helpers.stacks import dashscope_settings, stack_settings
+from tests.helpers.web_server import WebServer
 
 TIMEOUT = 3
 """DASHSCOPE_TIMEOUT and LLM_TIMEOUT of the stack: what a stalled provider costs."""
@@ -58,7 +47,7 @@ class FaultStack:
     s3_direct: str
     database_direct: str
     logs: dict[str, Path] = field(default_factory=dict)
-    worker: Any = None
+    worker: Process | None = None
 
     def log(self, name: str) -> str:
         return self.logs[name].read_text(errors="replace")[-4000:]
@@ -66,22 +55,16 @@ class FaultStack:
     def start_worker(self, name: str = "worker") -> None:
         """Start a worker logging to ``<name>.log`` and wait until it takes jobs."""
         log = self.logs.setdefault(name, self.work / f"{name}.log")
-        self.worker = spawn_logged(worker_command(self.env["CELERY_QUEUE"]), self.env, log)
-        wait_until_ready(lambda: b"ready." in log.read_bytes(), self.worker, "celery worker",
-                         log)
+        self.worker = celery_worker(self.env["CELERY_QUEUE"], self.env, log).start()
 
     def kill_worker(self) -> None:
         """SIGKILL: the worker gets no chance to acknowledge, requeue or clean up."""
-        self.worker.send_signal(signal.SIGKILL)
-        self.worker.wait(timeout=10)
+        assert self.worker is not None
+        self.worker.kill()
 
     def objects(self, prefix: str = "") -> set[str]:
         """Keys in the stack's bucket, read past the proxy."""
-        import boto3
-
-        client = boto3.client("s3", endpoint_url=self.s3_direct, region_name="us-east-1",
-                              aws_access_key_id="test", aws_secret_access_key="test")
-        pages = client.get_paginator("list_objects_v2").paginate(
+        pages = s3_client(self.s3_direct).get_paginator("list_objects_v2").paginate(
             Bucket=self.s3_bucket, Prefix=self.env["S3_PREFIX"] + prefix)
         return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
@@ -101,24 +84,12 @@ class FaultStack:
         self.openai.reset()
         self.db_proxy.restore()
         self.s3_proxy.restore()
-        if self.redis.proc is None:
+        if not self.redis.running:
             self.redis.start()
-
-
-def _answering(base: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return requests.get(base + "/api/health", timeout=1).ok
-        except requests.RequestException:
-            return False
-
-    return check
 
 
 @contextmanager
 def fault_stack(mysql_url: str, s3_endpoint: str, work: Path) -> Iterator[FaultStack]:
-    import boto3
-
     from tests.fakes.fake_dashscope import start_fake_dashscope
     from tests.fakes.fake_openai import start_fake_openai
 
@@ -127,59 +98,43 @@ def fault_stack(mysql_url: str, s3_endpoint: str, work: Path) -> Iterator[FaultS
     db_proxy = TcpProxy(database.host or "127.0.0.1", database.port or 3306).start()
     s3_host, s3_port = s3_endpoint.removeprefix("http://").split(":")
     s3_proxy = TcpProxy(s3_host, int(s3_port)).start()
-    bucket = "faults-" + uuid.uuid4().hex[:8]
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                 aws_access_key_id="test", aws_secret_access_key="test").create_bucket(
-        Bucket=bucket)
+    s3 = new_bucket(s3_endpoint, "f/")
     dashscope = start_fake_dashscope(frame_delay=0.002, deploy_seconds=0.3, token_delay=0.005)
     openai = start_fake_openai(reply=LLM_REPLY, chunk_delay=0.01)
-    ports = (free_port(), free_port())
-    urls = tuple(f"http://127.0.0.1:{port}" for port in ports)
-    env = {**os.environ,
-           "DATABASE_URL": database.set(port=db_proxy.port).render_as_string(
-               hide_password=False),
-           "REDIS_URL": redis.url(), "CELERY_QUEUE": "faults-" + uuid.uuid4().hex[:8],
-           "S3_BUCKET": bucket, "S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_proxy.port}",
-           "S3_ACCESS_KEY_ID": "test", "S3_SECRET_ACCESS_KEY": "test", "S3_PREFIX": "f/",
-           "S3_TIMEOUT": "3", "DB_READ_TIMEOUT": "10", "DB_CONNECT_TIMEOUT": "3",
-           "INSTANCE_DIR": str(work), "HOST": "127.0.0.1",
-           "MODEL_CACHE_DIR": str(ROOT / "instance" / "models"),
-           "RATELIMIT_ENABLED": "true", "RATELIMIT_LOGIN": "1000 per minute",
-           "SECRET_KEY": "faults-secret-0123456789abcdef", "LOG_LEVEL": "INFO",
-           "JWT_SECRET_KEY": "faults-jwt-secret-0123456789abcdef",
-           "DASHSCOPE_TIMEOUT": str(TIMEOUT), "LLM_TIMEOUT": str(TIMEOUT),
-           "JOB_TIME_LIMIT": "120", "CELERY_VISIBILITY_TIMEOUT": "6",
-           "LLM_BASE_URL": openai.base_url, "LLM_API_KEY": openai.api_key,
-           "LLM_MODEL": "fake-model", "LLM_ENGINE": "openai", "TTS_FALLBACK": "",
-           "STT_FALLBACK": "", **dashscope_settings(dashscope)}
-    for key in ("STORAGE_DIR", "TMP_DIR", "PORT"):
-        env.pop(key, None)
-    env["BASE_URL"] = urls[0]
-    stack = FaultStack(plain=urls[0], fallback=urls[1], env=env, redis=redis,
-                       db_proxy=db_proxy, s3_proxy=s3_proxy, dashscope=dashscope,
-                       openai=openai, work=work, s3_bucket=bucket, s3_direct=s3_endpoint,
-                       database_direct=mysql_url,
-                       logs={"plain": work / "plain.log", "fallback": work / "fallback.log"})
-    webs: list[Any] = []
+    settings = stack_settings(
+        "faults", work,
+        DATABASE_URL=database.set(port=db_proxy.port).render_as_string(hide_password=False),
+        REDIS_URL=redis.url(), **{**s3, "S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_proxy.port}"},
+        S3_TIMEOUT="3", DB_READ_TIMEOUT="10", DB_CONNECT_TIMEOUT="3",
+        RATELIMIT_ENABLED="true", RATELIMIT_LOGIN="1000 per minute",
+        DASHSCOPE_TIMEOUT=str(TIMEOUT), LLM_TIMEOUT=str(TIMEOUT),
+        JOB_TIME_LIMIT="120", CELERY_VISIBILITY_TIMEOUT="6",
+        LLM_BASE_URL=openai.base_url, LLM_API_KEY=openai.api_key, LLM_MODEL="fake-model",
+        LLM_ENGINE="openai", TTS_FALLBACK="", STT_FALLBACK="", **dashscope_settings(dashscope))
+    # Storage is S3 and temporary files go to the instance folder, whatever the shell says.
+    unset = ("STORAGE_DIR", "TMP_DIR", "PORT")
+    deployments = {
+        "plain": {},
+        "fallback": {"LLM_ENGINE": "qwen", "TTS_FALLBACK": "local", "STT_FALLBACK": "whisper"},
+    }
+    webs = [WebServer(work, log=work / f"{name}.log", unset=unset, start_timeout=120,
+                      name=f"{name} web process", **{**settings, **extra})
+            for name, extra in deployments.items()]
+    stack = FaultStack(plain=webs[0].url, fallback=webs[1].url,
+                       env=environment({**settings, "BASE_URL": webs[0].url}, unset),
+                       redis=redis, db_proxy=db_proxy, s3_proxy=s3_proxy, dashscope=dashscope,
+                       openai=openai, work=work, s3_bucket=s3["S3_BUCKET"],
+                       s3_direct=s3_endpoint, database_direct=mysql_url,
+                       logs={name: web.log for name, web in zip(deployments, webs, strict=True)})
     try:
         stack.start_worker()
-        deployments = {
-            "plain": {},
-            "fallback": {"LLM_ENGINE": "qwen", "TTS_FALLBACK": "local",
-                         "STT_FALLBACK": "whisper"},
-        }
-        for (name, extra), port, url in zip(deployments.items(), ports, urls, strict=True):
-            webs.append(spawn_logged([sys.executable, "wsgi.py"],
-                                     {**env, **extra, "PORT": str(port), "BASE_URL": url},
-                                     stack.logs[name]))
-        for proc, name, url in zip(webs, deployments, urls, strict=True):
-            wait_until_ready(_answering(url), proc, f"{name} web process", stack.logs[name], 120)
+        start_all(webs)
         yield stack
     finally:
-        for proc in webs:
-            stop_process(proc)
-        if stack.worker is not None and stack.worker.poll() is None:
-            stop_process(stack.worker)
+        for web in webs:
+            web.stop()
+        if stack.worker is not None:
+            stack.worker.stop()
         dashscope.stop()
         openai.stop()
         db_proxy.close()

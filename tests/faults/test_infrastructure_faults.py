@@ -18,7 +18,7 @@ import redis
 import requests
 
 from tests.faults.stack import FaultStack, wait_until
-from tests.realtime_helpers import Recorder, User
+from tests.helpers.realtime import Recorder, User
 
 
 class RestLoad:

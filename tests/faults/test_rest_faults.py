@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.faults.stack import TIMEOUT, FaultStack
-from tests.realtime_helpers import User
+from tests.helpers.realtime import User
 
 SLACK = 8.0
 VOICE = "dashscope:longxiaochun_v2"

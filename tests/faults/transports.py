@@ -18,7 +18,9 @@ from typing import Any
 
 import websocket
 
-from tests.realtime_helpers import Recorder, User
+from tests.helpers.call_client import Caller
+from tests.helpers.realtime import Recorder, User
+from tests.helpers.sounds import speech
 
 
 @dataclass
@@ -96,7 +98,7 @@ class SocketIO(Transport):
 
 
 class PlainWebSocket(Transport):
-    """``/api/ws/chat``: one reply frame, or ``{error, code}``."""
+    """The plain WebSocket ``/api/ws/chat``: one reply frame, or ``{error, code}``."""
 
     name = "websocket"
 
@@ -133,8 +135,6 @@ class HandsFreeCall(Transport):
     ENDINGS = ("error", "response_complete")
 
     def turn(self, talk: Conversation, text: str, timeout: float) -> Outcome:
-        from bench.call_client import Caller, speech
-
         caller = Caller(talk.url, talk.user.token)
         try:
             caller.start(talk.user.role_id, session_id=talk.session_id, language="en")

@@ -1,5 +1,5 @@
-"""A live server (``wsgi.py`` under eventlet) with a user and an API key, for the tests
-and benchmark that talk to ``/v1`` the way OpenAI's clients do."""
+"""A user with an API key on a running server, for the tests that talk to ``/v1`` the
+way OpenAI's clients do."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-
-from tests.realtime_helpers import LiveServer
 
 
 @dataclass
@@ -39,6 +37,3 @@ def sign_up(url: str) -> Account:
     account.key = account.new_key()["key"]
     return account
 
-
-def start_server(**env: str) -> LiveServer:
-    return LiveServer(**env).start()

@@ -1,25 +1,23 @@
 """A caller for hands-free voice calls: real speech streamed at real-time pace.
 
-Used by ``bench call`` and the call tests. Speech is made with the local engines
-(Piper for English, eSpeak NG for Mandarin) and resampled to 16 kHz mono PCM; the
-caller streams it in 40 ms pieces on the wall clock, as a microphone would, and
-remembers when it sent the last voiced sample of each utterance.
+Used by the call tests and ``bench call``. The caller streams 16 kHz mono PCM (made by
+``tests.helpers.sounds.speech``) in 40 ms pieces on the wall clock, as a microphone
+would, and remembers when it sent the last voiced sample of each utterance.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import socketio
 import websocket
 
-RATE = 16000
+from tests.helpers.realtime import EventLog
+from tests.helpers.sounds import RATE
+
 PIECE_MS = 40
 PIECE_BYTES = RATE * 2 * PIECE_MS // 1000
 EVENTS = ("call_started", "call_ended", "vad", "asr_partial", "asr_result", "ai_text_chunk",
@@ -27,50 +25,7 @@ EVENTS = ("call_started", "call_ended", "vad", "asr_partial", "asr_result", "ai_
           "response_complete", "error")
 
 
-_engines: dict[str, Any] = {}
-
-
-def speech(text: str, voice: str = "piper") -> bytes:
-    """``text`` spoken by a local engine as 16 kHz PCM, silence trimmed at both ends.
-    Piper for English; any other ``voice`` is an eSpeak NG voice (``cmn`` Mandarin)."""
-    from webapp.app import audio
-    from webapp.app.providers.base import SynthesisOptions
-
-    engine_name = "piper" if voice == "piper" else "espeak"
-    if engine_name not in _engines:
-        if engine_name == "piper":
-            from webapp.app.providers.tts.piper import PiperTextToSpeech
-
-            _engines[engine_name] = PiperTextToSpeech({})
-        else:
-            from webapp.app.providers.tts.espeak import EspeakTextToSpeech
-
-            _engines[engine_name] = EspeakTextToSpeech({})
-    options = SynthesisOptions() if voice == "piper" else SynthesisOptions(voice=voice)
-    chunk = _engines[engine_name].synthesize(text, options)
-    return trim(audio.resample(chunk.pcm, chunk.sample_rate, RATE))
-
-
-def trim(pcm: bytes, floor: int = 300) -> bytes:
-    """Cut leading and trailing near-silence so the last sample is the last voiced one."""
-    samples = np.frombuffer(pcm, dtype="<i2")
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > floor)
-    if not len(loud):
-        return b""
-    return samples[loud[0]:loud[-1] + 1].tobytes()
-
-
-def silence(seconds: float) -> bytes:
-    return b"\0\0" * int(RATE * seconds)
-
-
-def noise(seconds: float, level: float = 300.0, seed: int = 7) -> bytes:
-    """Quiet broadband noise (a room, a fan): not speech."""
-    rng = np.random.default_rng(seed)
-    return rng.normal(0, level, int(RATE * seconds)).clip(-32768, 32767).astype("<i2").tobytes()
-
-
-class Caller:
+class Caller(EventLog):
     """One call over Socket.IO ``/chat`` (or ``/api/ws/call`` with ``use_websocket``),
     recording every event with the time it arrived.
 
@@ -79,8 +34,7 @@ class Caller:
     """
 
     def __init__(self, url: str, token: str, use_websocket: bool = False) -> None:
-        self.events: list[tuple[float, str, Any]] = []
-        self.changed = threading.Condition()
+        super().__init__()
         self.use_websocket = use_websocket
         self.send_lock = threading.Lock()
         self.queued = bytearray()
@@ -97,20 +51,9 @@ class Caller:
         else:
             self.sio = socketio.Client(reconnection=False)
             for name in EVENTS:
-                self.sio.on(name, self._handler(name), namespace="/chat")
+                self.sio.on(name, self.handler(name), namespace="/chat")
             self.sio.connect(url, namespaces=["/chat"], auth={"token": token},
                              transports=["websocket"], wait_timeout=10)
-
-    def _record(self, name: str, data: Any) -> None:
-        with self.changed:
-            self.events.append((time.perf_counter(), name, data))
-            self.changed.notify_all()
-
-    def _handler(self, name: str) -> Callable[..., None]:
-        def record(data: Any = None, *rest: Any) -> None:
-            self._record(name, data)
-
-        return record
 
     def _read(self) -> None:
         while True:
@@ -121,7 +64,7 @@ class Caller:
             if not raw:
                 return
             message = json.loads(raw)
-            self._record(message.pop("type"), message)
+            self.record(message.pop("type"), message)
 
     def send(self, event: str, data: Any) -> None:
         with self.send_lock:
@@ -191,31 +134,6 @@ class Caller:
         first.wait(30)
         rest.wait(len(pcm) / 2 / RATE + 30)
         return first_at[0] - 2 / 2 / RATE
-
-    def wait_for(self, names: str | tuple[str, ...], timeout: float = 60, after: int = 0,
-                 where: Callable[[Any], bool] | None = None) -> Any:
-        wanted = (names,) if isinstance(names, str) else names
-        deadline = time.time() + timeout
-        with self.changed:
-            while True:
-                for _, event, data in self.events[after:]:
-                    if event in wanted and (where is None or where(data)):
-                        return data
-                remaining = deadline - time.time()
-                if remaining <= 0:
-                    raise AssertionError(f"no {wanted} within {timeout} s; got "
-                                         f"{[e for _, e, _ in self.events[after:]]}")
-                self.changed.wait(remaining)
-
-    def first_time(self, name: str, after: int = 0) -> float | None:
-        return next((t for t, event, _ in self.events[after:] if event == name), None)
-
-    def names(self, after: int = 0) -> list[str]:
-        return [event for _, event, _ in self.events[after:]]
-
-    def audio(self, after: int = 0) -> bytes:
-        return b"".join(base64.b64decode(data["audio_data"])
-                        for _, event, data in self.events[after:] if event == "tts_audio_chunk")
 
     def end(self) -> None:
         self.send("call_end", {})

@@ -1,0 +1,36 @@
+"""Debian's Chromium, headless, driven by Playwright, with a fake microphone that plays a
+file: what the browser tests of the console and of calls run in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.environment import service_missing
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def chromium_hearing(microphone: Path) -> Iterator[Any]:
+    """Debian's Chromium, headless, whose fake microphone plays ``microphone`` in a loop."""
+    if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
+        service_missing("Chromium", f"{CHROMIUM} not found (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        service_missing("Playwright", exc)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"])
+        yield chromium
+        chromium.close()
