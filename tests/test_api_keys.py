@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from webapp.app.extensions import db
-from webapp.app.models import ApiKey, ApiKeyUsage, File, Message, Session
+from webapp.app.models import ApiKey, ApiKeyUsage, Conversation, File, Message
 
 
 def _key(client: FlaskClient, user: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def _bearer(secret: str) -> dict[str, str]:
 def _counts(app: Flask, owner_id: int) -> tuple[int, int, int]:
     with app.app_context():
         return tuple(db.session.scalar(select(func.count()).select_from(model).where(
-            model.owner_id == owner_id)) for model in (Session, Message, File))
+            model.owner_id == owner_id)) for model in (Conversation, Message, File))
 
 
 def test_key_is_shown_once_and_kept_only_as_a_hash(app: Flask, client: FlaskClient,

@@ -24,13 +24,13 @@ from webapp.app.concurrency import iterate_blocking, run_blocking, sleep
 from webapp.app.database import HeldTransaction
 from webapp.app.extensions import db
 from webapp.app.models import (
+    Conversation,
     File,
     GeneratedVoice,
     Job,
     Message,
     PlaybackSession,
     Role,
-    Session,
     User,
     VoiceProfile,
     VoiceSettings,
@@ -114,9 +114,9 @@ def test_deleting_a_role_takes_its_profile_and_leaves_its_sessions_to_no_role(
     assert client.delete(f"/api/role/{role_id}", headers=owner["headers"]).status_code == 200
     with app.app_context():
         assert db.session.get(VoiceProfile, role_id) is None
-        assert db.session.scalar(select(func.count()).select_from(Session)
-                                 .where(Session.role_id == role_id)) == 0
-        assert db.session.get(Session, session_id).role_id is None, "the owner keeps it"
+        assert db.session.scalar(select(func.count()).select_from(Conversation)
+                                 .where(Conversation.role_id == role_id)) == 0
+        assert db.session.get(Conversation, session_id).role_id is None, "the owner keeps it"
     new_id = client.post("/api/role/add", headers=newcomer["headers"], json=ROLE
                          ).get_json()["data"]["role_id"]
     assert new_id > role_id
@@ -175,7 +175,7 @@ def test_deleting_a_user_takes_everything_they_own(app: Flask, client: FlaskClie
         db.session.commit()
         owned = {model.__name__: db.session.scalar(
             select(func.count()).select_from(model).where(column == user["id"]))
-            for model, column in ((Role, Role.owner_id), (Session, Session.owner_id),
+            for model, column in ((Role, Role.owner_id), (Conversation, Conversation.owner_id),
                                   (Message, Message.owner_id), (File, File.owner_id),
                                   (GeneratedVoice, GeneratedVoice.owner_id),
                                   (PlaybackSession, PlaybackSession.owner_id),

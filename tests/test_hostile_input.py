@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from webapp.app.extensions import db
-from webapp.app.models import File, GeneratedVoice, Message, Session, User
+from webapp.app.models import Conversation, File, GeneratedVoice, Message, User
 
 HUGE = "9" * 25  # far beyond 64 bits
 TWO_TO_64 = str(2**64)
@@ -159,12 +159,12 @@ def test_lone_surrogates_are_refused_and_leave_nothing(
         app: Flask, client: FlaskClient, auth_headers: dict[str, str], path: str,
         body: dict[str, Any]) -> None:
     method = client.put if path == "/api/voice/settings" else client.post
-    sessions_before = _rows(app, Session)
+    sessions_before = _rows(app, Conversation)
     response = method(path, headers={**auth_headers, "Accept-Language": "en"},
                       data=json.dumps(body), content_type="application/json")
     answer = _is_error(response, 400)
     assert "surrogate" in answer["message"]
-    assert _rows(app, Session) == sessions_before
+    assert _rows(app, Conversation) == sessions_before
     assert _rows(app, Message) == 0 and _rows(app, File) == 0
 
 
@@ -184,7 +184,7 @@ def test_text_with_nothing_to_say_is_400_and_makes_no_session(
                            json={"text": text})
     body = _is_error(response, 400)
     assert body["message"] == "Invalid parameter: The text has nothing that can be spoken"
-    assert _rows(app, Session) == 0 and _rows(app, Message) == 0 and _rows(app, File) == 0
+    assert _rows(app, Conversation) == 0 and _rows(app, Message) == 0 and _rows(app, File) == 0
 
 
 def test_generate_with_nothing_to_say_is_400(app: Flask, client: FlaskClient,
@@ -206,7 +206,7 @@ def test_an_engine_that_says_nothing_is_the_callers_mistake(
         with pytest.raises(ProviderError) as caught:
             synthesis.render(voice, "", "mp3")
     assert caught.value.kind == "bad_input"
-    assert _rows(app, Session) == 0
+    assert _rows(app, Conversation) == 0
 
 
 def _token(app: Flask, sub: Any, **claims: Any) -> str:

@@ -1,7 +1,7 @@
 """SQLAlchemy 2.0 typed models, one module per aggregate."""
 
 from webapp.app.models.api_key import ApiKey, ApiKeyUsage
-from webapp.app.models.conversation import Message, Session
+from webapp.app.models.conversation import Conversation, Message
 from webapp.app.models.file import File
 from webapp.app.models.job import Job
 from webapp.app.models.playback import GeneratedVoice, PlaybackSession, VoiceProfile, VoiceSettings
@@ -10,5 +10,5 @@ from webapp.app.models.user import User
 from webapp.app.models.voice import Voice, VoiceModel
 
 __all__ = ["ApiKey", "ApiKeyUsage", "File", "GeneratedVoice", "Job", "Message",
-           "PlaybackSession", "Role", "Session", "User", "Voice", "VoiceModel", "VoiceProfile",
+           "PlaybackSession", "Role", "Conversation", "User", "Voice", "VoiceModel", "VoiceProfile",
            "VoiceSettings"]

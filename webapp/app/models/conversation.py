@@ -10,8 +10,8 @@ from webapp.app.extensions import db
 from webapp.app.models.common import MYSQL_TABLE, iso, new_uuid, utcnow
 
 
-class Session(db.Model):
-    """A session: one conversation, optionally with a role and a voice."""
+class Conversation(db.Model):
+    """One conversation (a "session" on the wire), optionally with a role and a voice."""
 
     __tablename__ = "sessions"
     __table_args__ = (Index("ix_sessions_owner_started", "owner_id", "started_at", "id"),
@@ -20,7 +20,8 @@ class Session(db.Model):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role_id: Mapped[int | None] = mapped_column(ForeignKey("roles.id", ondelete="SET NULL"))
-    voice_id: Mapped[str | None] = mapped_column(String(160))
+    voice_type: Mapped[str | None] = mapped_column("voice_id", String(160))
+    """The voice type (``engine:voice``) the conversation speaks with; ``voice_id`` on the wire."""
     title: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(16), default="active")
     summary: Mapped[str] = mapped_column(Text, default="")
@@ -30,7 +31,7 @@ class Session(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"session_id": self.id, "role_id": self.role_id, "voice_id": self.voice_id,
+        return {"session_id": self.id, "role_id": self.role_id, "voice_id": self.voice_type,
                 "title": self.title, "status": self.status, "summary": self.summary,
                 "start_time": iso(self.started_at), "end_time": iso(self.ended_at),
                 "updated_at": iso(self.updated_at)}
@@ -53,7 +54,7 @@ class Message(db.Model):
     transcription: Mapped[str | None] = mapped_column(Text)
     audio_file_id: Mapped[str | None] = mapped_column(
         ForeignKey("files.id", ondelete="SET NULL"))
-    voice_id: Mapped[str | None] = mapped_column(String(160))
+    voice_type: Mapped[str | None] = mapped_column("voice_id", String(160))
     format: Mapped[str | None] = mapped_column(String(16))
     duration: Mapped[float | None] = mapped_column()
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
@@ -62,5 +63,5 @@ class Message(db.Model):
         return {"message_id": self.id, "session_id": self.session_id,
                 "timestamp": iso(self.timestamp), "role": self.role, "type": self.type,
                 "text": self.text, "transcription": self.transcription,
-                "audio_url": audio_url, "voice_id": self.voice_id, "format": self.format,
+                "audio_url": audio_url, "voice_id": self.voice_type, "format": self.format,
                 "duration": self.duration, "metadata": self.meta or {}}

@@ -72,7 +72,7 @@ def list_messages(session_id: str) -> Response:
     page_no, size = page_args(request.args)
     args = parse(MessageQuerySchema(), request.args.to_dict())
     session = conversations.get_owned(session_id, current_user_id())
-    return ok(conversations.messages_page(session, page_no, size, voice_id=args["voice_id"],
+    return ok(conversations.messages_page(session, page_no, size, voice_type=args["voice_id"],
                                           type=args["type"], role=args["role"]))
 
 

@@ -5,8 +5,8 @@ from webapp.app.schemas import Id, PageQuerySchema, page_of
 
 class SessionCreateSchema(Schema):
     role_id = Id(load_default=None, allow_none=True)
-    voice_id = fields.String(load_default=None, allow_none=True,
-                             validate=validate.Length(max=160))
+    voice_type = fields.String(data_key="voice_id", load_default=None, allow_none=True,
+                               validate=validate.Length(max=160))
     title = fields.String(load_default="", validate=validate.Length(max=200))
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from webapp.app.audio.outgoing import OutgoingAudio
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
-from webapp.app.models import Message, Role, Session, Voice, VoiceProfile
+from webapp.app.models import Conversation, Message, Role, Voice, VoiceProfile
 from webapp.app.models.common import new_uuid
 from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions, Transcription
 from webapp.app.schemas import find_lone_surrogate
@@ -90,7 +90,7 @@ class Turn:
 
     request: TurnRequest
     role: Role
-    session: Session
+    session: Conversation
     voice: VoiceInput | None = None
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -103,7 +103,7 @@ def _bad(detail: str, code: str = "BAD_MESSAGE") -> ApiError:
 
 
 def open_session(user_id: int, role_id: int, session_id: str | None = None
-                 ) -> tuple[Role, Session]:
+                 ) -> tuple[Role, Conversation]:
     """The role and the user's session with it (a new one when none is named)."""
     role = roles.usable(role_id, user_id)
     if session_id is not None and (not isinstance(session_id, str)
@@ -114,7 +114,7 @@ def open_session(user_id: int, role_id: int, session_id: str | None = None
         if session.role_id not in (None, role.id):
             raise _bad("the session belongs to another role", "SESSION_ROLE_MISMATCH")
         return role, session
-    return role, conversations.create(user_id, role_id=role.id, voice_id=role.voice_type)
+    return role, conversations.create(user_id, role_id=role.id, voice_type=role.voice_type)
 
 
 def prepare(request: TurnRequest) -> Turn:
@@ -189,7 +189,7 @@ def persona_prompt(role: Role, summary: str) -> str:
     return "\n".join(lines)
 
 
-def prompt_messages(session: Session, role: Role, user_text: str) -> list[dict[str, str]]:
+def prompt_messages(session: Conversation, role: Role, user_text: str) -> list[dict[str, str]]:
     recent = memory.recent_turns(session.id, RECENT_TURNS)
     return [{"role": "system", "content": persona_prompt(role, session.summary)}, *recent,
             {"role": "user", "content": user_text}]
@@ -306,7 +306,7 @@ def run_turn(request: TurnRequest, sink: TurnSink,
                          "message": reply.error.message}
     message = Message(id=message_id, session_id=session_id, owner_id=request.user_id,
                       role="assistant", type="voice" if mode == RESPONSE_VOICE else "text",
-                      text=text, voice_id=voice_type if mode == RESPONSE_VOICE else None,
+                      text=text, voice_type=voice_type if mode == RESPONSE_VOICE else None,
                       audio_file_id=audio_row.id if audio_row else None,
                       format=audio_row.format if audio_row else None,
                       duration=round(audio_row.duration, 3) if audio_row else None,

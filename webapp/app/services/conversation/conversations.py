@@ -10,46 +10,47 @@ from sqlalchemy import select
 
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
-from webapp.app.models import File, Message, Session
+from webapp.app.models import Conversation, File, Message
 from webapp.app.models.common import utcnow
 from webapp.app.pagination import paginate
 from webapp.app.services.conversation import roles
 from webapp.app.services.platform import files
 
 
-def create(owner_id: int, role_id: int | None = None, voice_id: str | None = None,
-           title: str = "") -> Session:
+def create(owner_id: int, role_id: int | None = None, voice_type: str | None = None,
+           title: str = "") -> Conversation:
     if role_id is not None:
         roles.usable(role_id, owner_id)
-    session = Session(owner_id=owner_id, role_id=role_id, voice_id=voice_id, title=title[:200])
+    session = Conversation(owner_id=owner_id, role_id=role_id, voice_type=voice_type,
+                           title=title[:200])
     db.session.add(session)
     db.session.commit()
     return session
 
 
-def get_owned(session_id: str, owner_id: int) -> Session:
+def get_owned(session_id: str, owner_id: int) -> Conversation:
     """A session of the caller; anyone else's looks absent."""
-    session = db.session.get(Session, session_id)
+    session = db.session.get(Conversation, session_id)
     if session is None or session.owner_id != owner_id:
         raise ApiError(404, "session_not_found", "SESSION_NOT_FOUND")
     return session
 
 
-def get_or_create(owner_id: int, session_id: str | None, **fields: Any) -> Session:
+def get_or_create(owner_id: int, session_id: str | None, **fields: Any) -> Conversation:
     return get_owned(session_id, owner_id) if session_id else create(owner_id, **fields)
 
 
 def page(owner_id: int, page_no: int, page_size: int, role_id: int | None = None
          ) -> dict[str, Any]:
-    query = select(Session).where(Session.owner_id == owner_id)
+    query = select(Conversation).where(Conversation.owner_id == owner_id)
     if role_id is not None:
-        query = query.where(Session.role_id == role_id)
-    query = query.order_by(Session.started_at.desc(), Session.id)
-    return paginate(query, page_no, page_size, Session.to_dict,
+        query = query.where(Conversation.role_id == role_id)
+    query = query.order_by(Conversation.started_at.desc(), Conversation.id)
+    return paginate(query, page_no, page_size, Conversation.to_dict,
                     count=("sessions", f"owner:{owner_id}:role:{role_id}"))
 
 
-def end(session: Session) -> Session:
+def end(session: Conversation) -> Conversation:
     if session.status != "ended":
         session.status = "ended"
         session.ended_at = utcnow()
@@ -57,12 +58,12 @@ def end(session: Session) -> Session:
     return session
 
 
-def add_message(session: Session, *, role: str, type: str, text: str = "",
+def add_message(session: Conversation, *, role: str, type: str, text: str = "",
                 transcription: str | None = None, audio: File | None = None,
-                voice_id: str | None = None, meta: dict[str, Any] | None = None) -> Message:
+                voice_type: str | None = None, meta: dict[str, Any] | None = None) -> Message:
     message = Message(session_id=session.id, owner_id=session.owner_id, role=role, type=type,
                       text=text, transcription=transcription,
-                      audio_file_id=audio.id if audio else None, voice_id=voice_id,
+                      audio_file_id=audio.id if audio else None, voice_type=voice_type,
                       format=audio.format if audio else None,
                       duration=round(audio.duration, 3) if audio else None, meta=meta or {})
     db.session.add(message)
@@ -76,12 +77,12 @@ def render_message(message: Message) -> dict[str, Any]:
     return message.to_dict(files.audio_url(audio) if audio else None)
 
 
-def messages_page(session: Session, page_no: int, page_size: int, *,
-                  voice_id: str | None = None, type: str | None = None,
+def messages_page(session: Conversation, page_no: int, page_size: int, *,
+                  voice_type: str | None = None, type: str | None = None,
                   role: str | None = None) -> dict[str, Any]:
     query = select(Message).where(Message.session_id == session.id)
     key = [f"session:{session.id}"]
-    for column, value in (("voice_id", voice_id), ("type", type), ("role", role)):
+    for column, value in (("voice_type", voice_type), ("type", type), ("role", role)):
         if value:
             query = query.where(getattr(Message, column) == value)
             key.append(f"{column}={value}")
@@ -109,7 +110,7 @@ def delete_message(message: Message) -> None:
         files.delete(row)
 
 
-def delete_messages(session: Session) -> int:
+def delete_messages(session: Conversation) -> int:
     """Every message of a session and its audio; the session stays."""
     messages = list(db.session.scalars(select(Message).where(Message.session_id == session.id)))
     audio = _audio_rows(messages)
@@ -120,7 +121,7 @@ def delete_messages(session: Session) -> int:
     return len(messages)
 
 
-def delete(session: Session) -> None:
+def delete(session: Conversation) -> None:
     delete_messages(session)
     db.session.delete(session)
     db.session.commit()

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from webapp.app.extensions import db
-from webapp.app.models import Message, Session
+from webapp.app.models import Conversation, Message
 from webapp.app.providers.base import ChatOptions
 from webapp.app.sentences import first_sentence
 
@@ -48,7 +48,7 @@ def extractive_summary(previous: str, messages: list[Message]) -> str:
 
 def update_summary(session_id: str) -> str | None:
     """Fold the messages since the last summary into it."""
-    session = db.session.get(Session, session_id)
+    session = db.session.get(Conversation, session_id)
     if session is None:
         return None
     total = db.session.scalar(select(func.count()).select_from(Message)

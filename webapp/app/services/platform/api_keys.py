@@ -21,7 +21,7 @@ from sqlalchemy.dialects import mysql, sqlite
 
 from webapp.app.errors import ApiError, not_found
 from webapp.app.extensions import db
-from webapp.app.models import ApiKey, ApiKeyUsage, Session
+from webapp.app.models import ApiKey, ApiKeyUsage, Conversation
 from webapp.app.models.common import utcnow
 
 KEY_PREFIX = "tsk-"
@@ -162,16 +162,16 @@ def refund(spent: Charge | None) -> None:
     db.session.commit()
 
 
-def session_of(key_id: str) -> Session:
+def session_of(key_id: str) -> Conversation:
     """The session a key's calls are kept in: made on first use, again if deleted."""
     key = db.session.get(ApiKey, key_id)
     if key is None:
         raise ApiError(401, "api_key_invalid", "INVALID_API_KEY")
     db.session.refresh(key)
-    session = db.session.get(Session, key.session_id) if key.session_id else None
+    session = db.session.get(Conversation, key.session_id) if key.session_id else None
     if session is not None:
         return session
-    session = Session(owner_id=key.owner_id, title=f"API: {key.name}"[:200])
+    session = Conversation(owner_id=key.owner_id, title=f"API: {key.name}"[:200])
     db.session.add(session)
     db.session.flush()
     claimed = db.session.execute(update(ApiKey).where(

@@ -14,7 +14,7 @@ from flask import current_app
 from webapp.app import audio
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
-from webapp.app.models import File, Message, Session
+from webapp.app.models import Conversation, File, Message
 from webapp.app.providers.base import (
     ProviderError,
     SpeechSource,
@@ -62,7 +62,7 @@ def _voice(owner_id: int, name: str | None) -> Any:
     return voices.resolve_usable(name, owner_id) if name else voices.default_voice()
 
 
-def _message_out(message: Message, session: Session, row: File | None) -> dict[str, Any]:
+def _message_out(message: Message, session: Conversation, row: File | None) -> dict[str, Any]:
     return {"message_id": message.id, "session_id": session.id,
             "audio_url": files.audio_url(row) if row else None,
             "format": row.format if row else None,
@@ -78,14 +78,14 @@ def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
     rendered = synthesis.render(voice, request.text, request.format, request.options(),
                                 with_fallback=True)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    session = named or conversations.create(owner_id, voice_id=voice.voice_type)
+    session = named or conversations.create(owner_id, voice_type=voice.voice_type)
     row = files.save(owner_id, rendered.data, request.format, rendered.duration,
                      kind="generated")
     spoken = {"engine": rendered.engine, **(
         {"fallback": rendered.fell_back_from} if rendered.fell_back_from else {})}
     message = conversations.add_message(
         session, role="assistant", type="voice", text=request.text, audio=row,
-        voice_id=voice.voice_type,
+        voice_type=voice.voice_type,
         meta={"kind": "synthesized", **spoken, "synthesis_ms": elapsed_ms,
               "sample_rate": rendered.sample_rate, "speed": request.speed,
               "pitch": request.pitch, "volume": request.volume})
@@ -124,9 +124,9 @@ def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> T
         raise ProviderError(voice.engine, "bad_input", synthesis.SILENT_TEXT)
     if not history:
         return TtsStream(itertools.chain([first], pieces), "", "", content_type)
-    session = named or conversations.create(owner_id, voice_id=voice.voice_type)
+    session = named or conversations.create(owner_id, voice_type=voice.voice_type)
     message = conversations.add_message(session, role="assistant", type="voice", text=request.text,
-                                        voice_id=voice.voice_type,
+                                        voice_type=voice.voice_type,
                                         meta={"kind": "synthesized", **synthesis.spoken_by(engine),
                                               "streamed": True})
     message_id, session_id = message.id, session.id
