@@ -3,7 +3,7 @@
 // upload or a recording, with the transcript, the timing of each segment and word, and
 // the transcript as SRT / WebVTT subtitles to download.
 
-import { api, upload } from "./api.js";
+import { api, numericKey, upload } from "./api.js";
 import {
   PcmStreamPlayer, Recorder, WaveformView, parseWavHeader, pcm16ToFloat32, wavBlob,
 } from "./audio.js";
@@ -85,6 +85,16 @@ function request() {
   };
 }
 
+/** The form as a request body, or null once what is missing is shown in ``statusEl``. */
+function requestOrShow(statusEl) {
+  try {
+    return request();
+  } catch (err) {
+    showError(err, statusEl);
+    return null;
+  }
+}
+
 /** A steady "still working" line with the seconds spent so far. */
 function ticker(statusEl, key) {
   const started = performance.now();
@@ -146,13 +156,8 @@ async function showResult(url, format, meta, { duration = null, size = null } = 
 async function synthesize(event) {
   event.preventDefault();
   const status = $("#tts-status");
-  let body;
-  try {
-    body = request();
-  } catch (err) {
-    showError(err, status);
-    return;
-  }
+  const body = requestOrShow(status);
+  if (!body) return;
   const emotion = $("#tts-emotion").value;
   stopClip();
   streamPlayer.stop();
@@ -214,25 +219,11 @@ async function ttsWithSession(body) {
   }
 }
 
-function numericKey(text) {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i += 1) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 1) || 1;
-}
-
 /** POST /api/tts/stream as WAV: the header gives the rate, the rest is PCM played as it comes. */
 async function stream() {
   const status = $("#tts-status");
-  let body;
-  try {
-    body = request();
-  } catch (err) {
-    showError(err, status);
-    return;
-  }
+  const body = requestOrShow(status);
+  if (!body) return;
   stopClip();
   $("#tts-audio").pause();
   const sessionId = sessionStorage.getItem(SESSION_KEY);
