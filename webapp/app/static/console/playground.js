@@ -8,6 +8,7 @@ import {
   PcmStreamPlayer, Recorder, WaveformView, parseWavHeader, pcm16ToFloat32, wavBlob,
 } from "./audio.js";
 import { getLang, languageName, onLangChange, t } from "./i18n.js";
+import { RecordButton } from "./microphone.js";
 import { fillVoiceSelect } from "./roles.js";
 import * as store from "./store.js";
 import {
@@ -31,7 +32,9 @@ let waveform = null;
 let outputUrl = null;
 let sttSample = null; // {blob, name}
 let sttUrl = null;
-let sttRecorder = null;
+const sttRecorder = new RecordButton({
+  button: "#stt-record", meter: "#stt-meter", status: "#stt-status", maxSeconds: 300,
+});
 let subtitleUrls = [];
 let voiceTouched = false;
 let textTouched = false;
@@ -323,34 +326,13 @@ function setSttSample(blob, name, seconds = null) {
 }
 
 async function toggleSttRecording() {
-  const button = $("#stt-record");
-  const meter = $("#stt-meter");
-  if (sttRecorder && sttRecorder.recording) {
+  if (sttRecorder.recording) {
     const result = await sttRecorder.stop();
-    sttRecorder = null;
-    meter.hidden = true;
-    button.classList.remove("on");
-    button.textContent = t("rec.start");
     if (result && result.seconds >= 0.5) setSttSample(result.blob, `recording.${result.format}`, result.seconds);
     else setStatus($("#stt-status"), t("rec.tooShort"), "error");
     return;
   }
-  sttRecorder = new Recorder({
-    maxSeconds: 300,
-    onTick: (seconds, level) => {
-      button.textContent = t("rec.stop", { seconds: formatSeconds(seconds) });
-      meter.firstElementChild.style.width = `${Math.round(level * 100)}%`;
-    },
-  });
-  try {
-    await sttRecorder.start();
-    button.classList.add("on");
-    meter.hidden = false;
-    setSttSample(null);
-  } catch (err) {
-    sttRecorder = null;
-    showError(new Error(t("rec.denied", { reason: err.message })), $("#stt-status"));
-  }
+  if (await sttRecorder.start()) setSttSample(null);
 }
 
 async function transcribe(event) {
@@ -358,7 +340,7 @@ async function transcribe(event) {
   const status = $("#stt-status");
   const bar = progress($("#stt-progress"));
   setStatus(status, "");
-  if (sttRecorder && sttRecorder.recording) await toggleSttRecording();
+  if (sttRecorder.recording) await toggleSttRecording();
   if (!sttSample) {
     setStatus(status, t("pg.needAudio"), "error");
     return;
