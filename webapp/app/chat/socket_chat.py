@@ -98,42 +98,37 @@ class ChatNamespace(Namespace):
         self.emit("joined", joined, room=request.sid)
         return joined
 
+    def _load(self, client: Client, event: str, data: Any, **defaults: Any) -> Any:
+        """The event's validated frame, or None once the client has been sent the error."""
+        try:
+            return schemas.load(event, data, client.lang, **defaults)
+        except ApiError as exc:
+            self._error(client, exc)
+            return None
+
     def on_chat_message(self, data: Any = None) -> None:
         """A chat message: ``{role_id, message, type, format?, response_type}``."""
         client = self._client()
-        try:
-            frame = schemas.load("chat_message", data, client.lang, role_id=client.role_id)
-        except ApiError as exc:
-            self._error(client, exc)
+        frame = self._load(client, "chat_message", data, role_id=client.role_id)
+        if frame is None:
             return
         voice = frame["type"] == "voice"
-        self._start(client, chat.TurnRequest(
-            user_id=client.user_id, role_id=frame["role_id"],
-            session_id=frame["session_id"] or client.session_id,
-            text=None if voice else frame["message"], voice_url=frame["message"] if voice else None,
-            response_type=frame["response_type"], audio_format=client.audio_format))
+        self._start_turn(client, frame, text=None if voice else frame["message"],
+                         voice_url=frame["message"] if voice else None)
 
     def on_voice_message(self, data: Any = None) -> None:
         """``{role_id, voice_url | audio (base64), format, session_id?}``."""
         client = self._client()
-        try:
-            frame = schemas.load("voice_message", data, client.lang, role_id=client.role_id)
-        except ApiError as exc:
-            self._error(client, exc)
+        frame = self._load(client, "voice_message", data, role_id=client.role_id)
+        if frame is None:
             return
         audio = frame["audio"] or None
-        self._start(client, chat.TurnRequest(
-            user_id=client.user_id, role_id=frame["role_id"],
-            session_id=frame["session_id"] or client.session_id,
-            voice_url=frame["voice_url"] if audio is None else None, audio=audio,
-            response_type=frame["response_type"], audio_format=client.audio_format))
+        self._start_turn(client, frame, voice_url=frame["voice_url"] if audio is None else None,
+                         audio=audio)
 
     def on_interrupt(self, data: Any = None) -> None:
         client = self._client()
-        try:
-            schemas.load("interrupt", data, client.lang)
-        except ApiError as exc:
-            self._error(client, exc)
+        if self._load(client, "interrupt", data) is None:
             return
         if client.cancel is not None:
             client.cancel.set()
@@ -176,14 +171,18 @@ class ChatNamespace(Namespace):
 
     def on_call_end(self, data: Any = None) -> None:
         client = self._client()
-        try:
-            schemas.load("call_end", data, client.lang)
-        except ApiError as exc:
-            self._error(client, exc)
+        if self._load(client, "call_end", data) is None:
             return
         if client.call is not None:
             client.call.end("hung_up")
             client.call = None
+
+    def _start_turn(self, client: Client, frame: dict[str, Any], **message: Any) -> None:
+        """A turn for a chat or voice message; ``message`` says what the user sent."""
+        self._start(client, chat.TurnRequest(
+            user_id=client.user_id, role_id=frame["role_id"],
+            session_id=frame["session_id"] or client.session_id,
+            response_type=frame["response_type"], audio_format=client.audio_format, **message))
 
     def _start(self, client: Client, turn: chat.TurnRequest) -> None:
         """Run the turn in the background so ``interrupt`` can arrive while it speaks."""

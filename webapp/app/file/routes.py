@@ -1,6 +1,8 @@
 """Uploading a voice message or an audio file (its id names a cloning sample), temporary
 files, and serving stored audio."""
 
+from typing import Any
+
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
@@ -14,6 +16,11 @@ from webapp.app.pagination import page_args
 from webapp.app.services.platform import files, urls
 from webapp.app.web import current_user_id as _user_id
 from webapp.app.web import optional_user_id, send_object
+
+_SERVED_AUDIO: dict[str, Any] = {"tag": "files", "auth": False, "errors": (403, 404),
+                                 "media": AUDIO, "stored": True}
+"""How the routes that hand out stored audio are documented: no token needed (the file's
+visibility or a signature decides), 403 for a bad signature, 404 for anything unseen."""
 
 
 def _uploaded_bytes() -> tuple[bytes, str]:
@@ -71,10 +78,14 @@ def temfile_delete(file_id: str) -> Response:
     return ok(None, message="file_deleted")
 
 
+def _signed_for(path: str) -> bool:
+    """Whether the request carries an unexpired signature for ``path``."""
+    return urls.verify(path, request.args.get("expires"), request.args.get("signature"))
+
+
 def _serve(row: File, path: str) -> Response:
     """Bytes for the owner, a public file, or a valid signature; 404 for everyone else."""
-    allowed = row.is_public or urls.verify(path, request.args.get("expires"),
-                                           request.args.get("signature"))
+    allowed = row.is_public or _signed_for(path)
     if not allowed:
         allowed = optional_user_id() == row.owner_id
     if not allowed:
@@ -84,28 +95,23 @@ def _serve(row: File, path: str) -> Response:
     return send_object(row.storage_key, row.content_type, row.original_name or row.name)
 
 
-
 @bp.get("/api/temfile/download/<file_id>")
-@doc("Download a file: public, mine, or by signed URL", tag="files", auth=False,
-     errors=(403, 404), media=AUDIO, stored=True)
+@doc("Download a file: public, mine, or by signed URL", **_SERVED_AUDIO)
 def temfile_download(file_id: str) -> Response:
     row = files.get(file_id)
     return _serve(row, files.download_path(row))
 
 
 @bp.get("/uploads/<name>")
-@doc("Uploaded or generated audio: public, mine, or by signed URL", tag="files", auth=False,
-     errors=(403, 404), media=AUDIO, stored=True)
+@doc("Uploaded or generated audio: public, mine, or by signed URL", **_SERVED_AUDIO)
 def uploads(name: str) -> Response:
     row = files.by_name(name)
     return _serve(row, files.upload_path(row))
 
 
 @bp.get("/api/tmp_audio/<name>")
-@doc("Generated audio handed out by URL (signed, expiring)", tag="files", auth=False,
-     errors=(403, 404), media=AUDIO, stored=True)
+@doc("Generated audio handed out by URL (signed, expiring)", **_SERVED_AUDIO)
 def tmp_audio(name: str) -> Response:
-    path = f"/api/tmp_audio/{name}"
-    if not urls.verify(path, request.args.get("expires"), request.args.get("signature")):
+    if not _signed_for(f"/api/tmp_audio/{name}"):
         raise ApiError(403, "link_expired", "LINK_INVALID")
     return send_object(f"tmp/{files.safe_name(name)}", files.content_type_of(name), name)

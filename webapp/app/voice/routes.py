@@ -1,5 +1,7 @@
 """Voice types for roles, the voices API and its jobs, and creating a cloned voice."""
 
+from typing import Any
+
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
@@ -25,7 +27,9 @@ from webapp.app.web import current_user_id as _user_id
 from webapp.app.web import optional_user_id, send_object
 
 
-def _accepted(voice: object, job: object) -> Response:
+def _create(**fields: Any) -> Response:
+    """Start making the caller's voice; 202 with the job that makes it."""
+    voice, job = voices.create(_user_id(), **fields)
     return ok({"voice_id": voice.id, "job_id": job.id, "status": voice.status},
               message="voice_created", status=202)
 
@@ -58,11 +62,9 @@ def create_voice() -> Response:
     args = parse(VoiceCreateFormSchema(), form)
     uploads = [(upload.read(), upload.filename or "")
                for key in ("files", "file") for upload in request.files.getlist(key)]
-    voice, job = voices.create(
-        _user_id(), name=args["name"], uploads=uploads, file_ids=args["file_ids"],
-        description=args["description"], gender=args["gender"], labels=args["labels"],
-        provider=args["provider"], is_public=args["is_public"])
-    return _accepted(voice, job)
+    return _create(name=args["name"], uploads=uploads, file_ids=args["file_ids"],
+                   description=args["description"], gender=args["gender"],
+                   labels=args["labels"], provider=args["provider"], is_public=args["is_public"])
 
 
 @bp.get("/api/voices")
@@ -124,11 +126,9 @@ def get_job(job_id: str) -> Response:
 def create_voice_from_file() -> Response:
     args = parse(CreateVoiceSchema())
     labels = {"language": args["language"]} if args["language"] else {}
-    voice, job = voices.create(
-        _user_id(), name=args["voice_name"], uploads=[], file_ids=[args["audio_file_id"]],
-        description=args["voice_description"], gender=args["voice_gender"], labels=labels,
-        provider=args["provider"], is_public=args["is_public"])
-    return _accepted(voice, job)
+    return _create(name=args["voice_name"], uploads=[], file_ids=[args["audio_file_id"]],
+                   description=args["voice_description"], gender=args["voice_gender"],
+                   labels=labels, provider=args["provider"], is_public=args["is_public"])
 
 
 @bp.post("/api/voice/get_voices")

@@ -80,10 +80,11 @@ def _words(sentence: dict[str, Any]) -> list[Word]:
             for w in sentence.get("words") or [] if w.get("text")]
 
 
-class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
-    """Paraformer real-time recognition of uploaded audio, with sentence timings."""
+class _DashScopeSpeechToText(ThirdPartyAPISpeechToText):
+    """What both DashScope recognisers share: settings, the model setting, capabilities."""
 
-    name = "paraformer"
+    model_setting = ""
+    default_model = ""
     capabilities = Capabilities(streaming=False, cloning=False, emotion=False,
                                 languages=("zh", "en"), formats=ACCEPTED_FORMATS,
                                 sample_rate=SAMPLE_RATE, controls=())
@@ -91,10 +92,18 @@ class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
         self.settings = DashScopeSettings.from_config(config)
-        self.model = str(config.get("DASHSCOPE_ASR_MODEL") or DEFAULT_ASR_MODEL)
+        self.model = str(config.get(self.model_setting) or self.default_model)
 
     def is_configured(self) -> bool:
         return self.settings.configured
+
+
+class ParaformerSpeechToText(_DashScopeSpeechToText):
+    """Paraformer real-time recognition of uploaded audio, with sentence timings."""
+
+    name = "paraformer"
+    model_setting = "DASHSCOPE_ASR_MODEL"
+    default_model = DEFAULT_ASR_MODEL
 
     def transcribe(
         self, audio_file: bytes | str, language: str | None = None,
@@ -180,22 +189,13 @@ class ParaformerSpeechToText(ThirdPartyAPISpeechToText):
         return value
 
 
-class QwenAudioSpeechToText(ThirdPartyAPISpeechToText):
+class QwenAudioSpeechToText(_DashScopeSpeechToText):
     """Qwen-Audio transcription of audio at a URL (DashScope fetches it)."""
 
     name = "qwen-audio"
     input_kind = "url"
-    capabilities = Capabilities(streaming=False, cloning=False, emotion=False,
-                                languages=("zh", "en"), formats=ACCEPTED_FORMATS,
-                                sample_rate=SAMPLE_RATE, controls=())
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        super().__init__()
-        self.settings = DashScopeSettings.from_config(config)
-        self.model = str(config.get("DASHSCOPE_AUDIO_MODEL") or DEFAULT_AUDIO_MODEL)
-
-    def is_configured(self) -> bool:
-        return self.settings.configured
+    model_setting = "DASHSCOPE_AUDIO_MODEL"
+    default_model = DEFAULT_AUDIO_MODEL
 
     def transcribe(
         self, audio_file: bytes | str, language: str | None = None,

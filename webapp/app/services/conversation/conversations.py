@@ -12,6 +12,7 @@ from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Conversation, File, Message
 from webapp.app.models.common import utcnow
+from webapp.app.ownership import owned
 from webapp.app.pagination import paginate
 from webapp.app.services.conversation import roles
 from webapp.app.services.platform import files
@@ -30,10 +31,8 @@ def create(owner_id: int, role_id: int | None = None, voice_type: str | None = N
 
 def get_owned(session_id: str, owner_id: int) -> Conversation:
     """A session of the caller; anyone else's looks absent."""
-    session = db.session.get(Conversation, session_id)
-    if session is None or session.owner_id != owner_id:
-        raise ApiError(404, "session_not_found", "SESSION_NOT_FOUND")
-    return session
+    return owned(Conversation, session_id, owner_id,
+                 ApiError(404, "session_not_found", "SESSION_NOT_FOUND"))
 
 
 def get_or_create(owner_id: int, session_id: str | None, **fields: Any) -> Conversation:
@@ -91,10 +90,8 @@ def messages_page(session: Conversation, page_no: int, page_size: int, *,
 
 
 def get_message(message_id: str, owner_id: int) -> Message:
-    message = db.session.get(Message, message_id)
-    if message is None or message.owner_id != owner_id:
-        raise ApiError(404, "message_not_found", "MESSAGE_NOT_FOUND")
-    return message
+    return owned(Message, message_id, owner_id,
+                 ApiError(404, "message_not_found", "MESSAGE_NOT_FOUND"))
 
 
 def _audio_rows(messages: list[Message]) -> list[File]:

@@ -11,6 +11,7 @@ from sqlalchemy import or_, select
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Role
+from webapp.app.ownership import owned, visible
 from webapp.app.pagination import paginate
 from webapp.app.schemas import MAX_INT64
 from webapp.app.services.voice_library import voices
@@ -30,17 +31,14 @@ def create(owner_id: int, fields: dict[str, Any]) -> Role:
 
 def usable(role_id: int, user_id: int) -> Role:
     """A role the user may read and talk to: their own or a public one."""
-    role = db.session.get(Role, role_id) if 1 <= role_id <= MAX_INT64 else None
-    if role is None or not (role.is_public or role.owner_id == user_id):
-        raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
-    return role
+    missing = ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
+    if not 1 <= role_id <= MAX_INT64:
+        raise missing
+    return visible(Role, role_id, user_id, missing)
 
 
 def _owned(role_id: int, user_id: int, denied_key: str) -> Role:
-    role = db.session.get(Role, role_id)
-    if role is None or role.owner_id != user_id:
-        raise ApiError(403, denied_key, "FORBIDDEN")
-    return role
+    return owned(Role, role_id, user_id, ApiError(403, denied_key, "FORBIDDEN"))
 
 
 def update(role_id: int, user_id: int, fields: dict[str, Any]) -> Role:

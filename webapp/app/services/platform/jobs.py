@@ -23,6 +23,7 @@ from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Job
 from webapp.app.models.common import utcnow
+from webapp.app.ownership import owned
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,7 @@ def background(task: str, *args: Any, task_id: str | None = None) -> None:
 
 
 def get_for(job_id: str, user_id: int) -> Job:
-    job = db.session.get(Job, job_id)
-    if job is None or job.owner_id != user_id:
-        raise ApiError(404, "job_not_found", "JOB_NOT_FOUND")
+    job = owned(Job, job_id, user_id, ApiError(404, "job_not_found", "JOB_NOT_FOUND"))
     expire_if_overdue(job)
     return job
 

@@ -57,11 +57,16 @@ def authenticate(username: str, password: str) -> User:
     return user
 
 
-def current(user_id: int) -> User:
+def _found(user_id: int, missing: ApiError) -> User:
     user = db.session.get(User, user_id)
     if user is None:
-        raise ApiError(401, "unauthorized", "UNAUTHORIZED")
+        raise missing
     return user
+
+
+def current(user_id: int) -> User:
+    """The signed-in user; a token whose user is gone no longer signs anyone in."""
+    return _found(user_id, ApiError(401, "unauthorized", "UNAUTHORIZED"))
 
 
 def tokens(user: User, with_refresh: bool = True) -> dict[str, Any]:
@@ -74,7 +79,4 @@ def tokens(user: User, with_refresh: bool = True) -> dict[str, Any]:
 
 
 def get(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise ApiError(404, "user_not_found", "USER_NOT_FOUND")
-    return user
+    return _found(user_id, ApiError(404, "user_not_found", "USER_NOT_FOUND"))

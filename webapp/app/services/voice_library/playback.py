@@ -11,6 +11,7 @@ from typing import Any
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import PlaybackSession
+from webapp.app.ownership import owned
 from webapp.app.services.conversation import conversations, events
 
 ACTIONS = ("play", "pause", "stop", "seek", "next", "previous")
@@ -36,10 +37,8 @@ def create(owner_id: int, debate_id: str, playlist: list[Any], repeat_mode: str,
 
 
 def get_owned(session_id: str, owner_id: int) -> PlaybackSession:
-    row = db.session.get(PlaybackSession, session_id)
-    if row is None or row.owner_id != owner_id:
-        raise ApiError(404, "playback_not_found", "PLAYBACK_SESSION_NOT_FOUND")
-    return row
+    return owned(PlaybackSession, session_id, owner_id,
+                 ApiError(404, "playback_not_found", "PLAYBACK_SESSION_NOT_FOUND"))
 
 
 def _invalid(detail: str) -> ApiError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import select
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Role, Voice, VoiceProfile, VoiceSettings
+from webapp.app.ownership import visible
 from webapp.app.services.voice_library import voices
 
 _SETTINGS = {"autoPlay": "auto_play", "defaultVolume": "default_volume",
@@ -20,6 +21,7 @@ _PROFILE = {"voiceName": "voice_name", "voiceGender": "voice_gender", "voiceAge"
             "basePitch": "base_pitch", "baseSpeed": "base_speed", "baseVolume": "base_volume",
             "ttsProvider": "tts_provider", "agentType": "agent_type"}
 _GENDERS = {"男": "male", "女": "female"}
+Row = TypeVar("Row", VoiceSettings, VoiceProfile)
 
 
 def settings(user_id: int) -> VoiceSettings:
@@ -34,9 +36,9 @@ def settings(user_id: int) -> VoiceSettings:
     return row
 
 
-def update_settings(user_id: int, changes: dict[str, Any]) -> VoiceSettings:
-    row = settings(user_id)
-    for field, column in _SETTINGS.items():
+def _save(row: Row, columns: dict[str, str], changes: dict[str, Any]) -> Row:
+    """Store the changed wire fields of ``row`` (``columns`` maps each to its column)."""
+    for field, column in columns.items():
         if field in changes:
             setattr(row, column, changes[field])
     db.session.add(row)
@@ -44,12 +46,14 @@ def update_settings(user_id: int, changes: dict[str, Any]) -> VoiceSettings:
     return row
 
 
+def update_settings(user_id: int, changes: dict[str, Any]) -> VoiceSettings:
+    return _save(settings(user_id), _SETTINGS, changes)
+
+
 def _role(agent_id: int, user_id: int) -> Role:
     """The role behind a profile, if the user may read it (own or public)."""
-    role = db.session.get(Role, agent_id)
-    if role is None or not (role.is_public or role.owner_id == user_id):
-        raise ApiError(404, "voice_profile_not_found", "VOICE_PROFILE_NOT_FOUND")
-    return role
+    return visible(Role, agent_id, user_id,
+                   ApiError(404, "voice_profile_not_found", "VOICE_PROFILE_NOT_FOUND"))
 
 
 def profile(agent_id: int, user_id: int) -> VoiceProfile:
@@ -73,9 +77,4 @@ def update_profile(agent_id: int, owner_id: int, changes: dict[str, Any]) -> Voi
     if "voiceName" in changes:
         changes["voiceName"] = voices.resolve_usable(changes["voiceName"], owner_id,
                                                      "INVALID_VOICE_PARAMETER").voice_type
-    for field, column in _PROFILE.items():
-        if field in changes:
-            setattr(row, column, changes[field])
-    db.session.add(row)
-    db.session.commit()
-    return row
+    return _save(row, _PROFILE, changes)

@@ -15,6 +15,7 @@ from webapp.app.concurrency import run_blocking
 from webapp.app.errors import ApiError, forbidden
 from webapp.app.extensions import db
 from webapp.app.models import File, Job, Role, Voice
+from webapp.app.ownership import visible
 from webapp.app.pagination import paginate
 from webapp.app.providers.base import ProviderError
 from webapp.app.providers.registry import LOCAL_ENGINES
@@ -102,10 +103,7 @@ def builtin_sample(voice_type: str) -> tuple[str, str]:
 
 
 def get_visible(voice_id: str, user_id: int) -> Voice:
-    voice = db.session.get(Voice, voice_id)
-    if voice is None or not (voice.is_public or voice.owner_id == user_id):
-        raise ApiError(404, "voice_not_found", "VOICE_NOT_FOUND")
-    return voice
+    return visible(Voice, voice_id, user_id, ApiError(404, "voice_not_found", "VOICE_NOT_FOUND"))
 
 
 def get_owned(voice_id: str, user_id: int) -> Voice:

@@ -125,6 +125,16 @@ function expired() {
   auth.clear("expired");
 }
 
+/** A stable positive 31-bit number for a string (/api/voice/generate's messageId is an integer). */
+export function numericKey(text) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 1) || 1;
+}
+
 /**
  * Call the API. Resolves to the envelope's `data` (or the Response itself with raw: true);
  * rejects with an ApiError carrying the envelope's message.

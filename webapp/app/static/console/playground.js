@@ -3,11 +3,12 @@
 // upload or a recording, with the transcript, the timing of each segment and word, and
 // the transcript as SRT / WebVTT subtitles to download.
 
-import { api, upload } from "./api.js";
+import { api, numericKey, upload } from "./api.js";
 import {
   PcmStreamPlayer, Recorder, WaveformView, parseWavHeader, pcm16ToFloat32, wavBlob,
 } from "./audio.js";
 import { getLang, languageName, onLangChange, t } from "./i18n.js";
+import { RecordButton } from "./microphone.js";
 import { fillVoiceSelect } from "./roles.js";
 import * as store from "./store.js";
 import {
@@ -31,7 +32,9 @@ let waveform = null;
 let outputUrl = null;
 let sttSample = null; // {blob, name}
 let sttUrl = null;
-let sttRecorder = null;
+const sttRecorder = new RecordButton({
+  button: "#stt-record", meter: "#stt-meter", status: "#stt-status", maxSeconds: 300,
+});
 let subtitleUrls = [];
 let voiceTouched = false;
 let textTouched = false;
@@ -83,6 +86,16 @@ function request() {
     text, voice_type: voice, format: $("#tts-format").value,
     speed: sliderValue("speed"), pitch: sliderValue("pitch"), volume: sliderValue("volume"),
   };
+}
+
+/** The form as a request body, or null once what is missing is shown in ``statusEl``. */
+function requestOrShow(statusEl) {
+  try {
+    return request();
+  } catch (err) {
+    showError(err, statusEl);
+    return null;
+  }
 }
 
 /** A steady "still working" line with the seconds spent so far. */
@@ -146,13 +159,8 @@ async function showResult(url, format, meta, { duration = null, size = null } = 
 async function synthesize(event) {
   event.preventDefault();
   const status = $("#tts-status");
-  let body;
-  try {
-    body = request();
-  } catch (err) {
-    showError(err, status);
-    return;
-  }
+  const body = requestOrShow(status);
+  if (!body) return;
   const emotion = $("#tts-emotion").value;
   stopClip();
   streamPlayer.stop();
@@ -214,25 +222,11 @@ async function ttsWithSession(body) {
   }
 }
 
-function numericKey(text) {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i += 1) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 1) || 1;
-}
-
 /** POST /api/tts/stream as WAV: the header gives the rate, the rest is PCM played as it comes. */
 async function stream() {
   const status = $("#tts-status");
-  let body;
-  try {
-    body = request();
-  } catch (err) {
-    showError(err, status);
-    return;
-  }
+  const body = requestOrShow(status);
+  if (!body) return;
   stopClip();
   $("#tts-audio").pause();
   const sessionId = sessionStorage.getItem(SESSION_KEY);
@@ -332,34 +326,13 @@ function setSttSample(blob, name, seconds = null) {
 }
 
 async function toggleSttRecording() {
-  const button = $("#stt-record");
-  const meter = $("#stt-meter");
-  if (sttRecorder && sttRecorder.recording) {
+  if (sttRecorder.recording) {
     const result = await sttRecorder.stop();
-    sttRecorder = null;
-    meter.hidden = true;
-    button.classList.remove("on");
-    button.textContent = t("rec.start");
     if (result && result.seconds >= 0.5) setSttSample(result.blob, `recording.${result.format}`, result.seconds);
     else setStatus($("#stt-status"), t("rec.tooShort"), "error");
     return;
   }
-  sttRecorder = new Recorder({
-    maxSeconds: 300,
-    onTick: (seconds, level) => {
-      button.textContent = t("rec.stop", { seconds: formatSeconds(seconds) });
-      meter.firstElementChild.style.width = `${Math.round(level * 100)}%`;
-    },
-  });
-  try {
-    await sttRecorder.start();
-    button.classList.add("on");
-    meter.hidden = false;
-    setSttSample(null);
-  } catch (err) {
-    sttRecorder = null;
-    showError(new Error(t("rec.denied", { reason: err.message })), $("#stt-status"));
-  }
+  if (await sttRecorder.start()) setSttSample(null);
 }
 
 async function transcribe(event) {
@@ -367,7 +340,7 @@ async function transcribe(event) {
   const status = $("#stt-status");
   const bar = progress($("#stt-progress"));
   setStatus(status, "");
-  if (sttRecorder && sttRecorder.recording) await toggleSttRecording();
+  if (sttRecorder.recording) await toggleSttRecording();
   if (!sttSample) {
     setStatus(status, t("pg.needAudio"), "error");
     return;

@@ -4,6 +4,7 @@
 import { api, upload } from "./api.js";
 import { Recorder } from "./audio.js";
 import { categoryName, getLang, onLangChange, t } from "./i18n.js";
+import { RecordButton } from "./microphone.js";
 import * as store from "./store.js";
 import {
   $, busy, clear, confirmAction, formatSeconds, h, playClip, progress, setStatus, showError,
@@ -19,7 +20,9 @@ const JOB_POLL_MS = 1000;
 const JOB_GIVE_UP_MS = 15 * 60 * 1000;
 
 let sample = null; // {blob, name, seconds}
-let recorder = null;
+const recorder = new RecordButton({
+  button: "#voice-record", meter: "#voice-meter", status: "#voice-status", maxSeconds: MAX_SAMPLE_SECONDS,
+});
 let samplePreviewUrl = null;
 let minePage = 1;
 const watching = new Map(); // job_id -> {promise, bars}
@@ -283,14 +286,8 @@ function setSample(blob, name, seconds = null) {
 }
 
 async function toggleRecording() {
-  const button = $("#voice-record");
-  const meter = $("#voice-meter");
-  if (recorder && recorder.recording) {
+  if (recorder.recording) {
     const result = await recorder.stop();
-    recorder = null;
-    meter.hidden = true;
-    button.textContent = t("rec.start");
-    button.classList.remove("on");
     if (result && result.seconds >= 1) {
       setSample(result.blob, `recording.${result.format}`, result.seconds);
     } else {
@@ -299,22 +296,7 @@ async function toggleRecording() {
     return;
   }
   stopClip();
-  recorder = new Recorder({
-    maxSeconds: MAX_SAMPLE_SECONDS,
-    onTick: (seconds, level) => {
-      button.textContent = t("rec.stop", { seconds: formatSeconds(seconds) });
-      meter.firstElementChild.style.width = `${Math.round(level * 100)}%`;
-    },
-  });
-  try {
-    await recorder.start();
-    button.classList.add("on");
-    meter.hidden = false;
-    setSample(null);
-  } catch (err) {
-    recorder = null;
-    showError(new Error(t("rec.denied", { reason: err.message })), $("#voice-status"));
-  }
+  if (await recorder.start()) setSample(null);
 }
 
 async function createVoice(event) {
@@ -328,7 +310,7 @@ async function createVoice(event) {
     $("#voice-name").focus();
     return;
   }
-  if (recorder && recorder.recording) await toggleRecording();
+  if (recorder.recording) await toggleRecording();
   if (!sample) {
     setStatus(status, t("voices.needSample"), "error");
     return;

@@ -1,22 +1,12 @@
 // The conversation's message bubbles: drawing one, adding it, patching it as the reply
 // streams in, replaying its audio and deleting it.
 
-import { api } from "../api.js";
+import { api, numericKey } from "../api.js";
 import { getLang, t } from "../i18n.js";
 import {
   $, busy, clear, confirmAction, formatSeconds, formatTime, h, icon, playClip, showError, toast,
 } from "../ui.js";
 import { roleById, state } from "./state.js";
-
-/** A stable positive 31-bit number for a string (/api/voice/generate's messageId is an integer). */
-function numericKey(text) {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i += 1) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 1) || 1;
-}
 
 export function scrollToEnd() {
   const log = $("#talk-log");
