@@ -58,83 +58,114 @@ def stream_reply(
     cancel: threading.Event | None = None, started: float | None = None,
 ) -> SpokenReply:
     """Generate and speak a reply; ``tts=None`` generates text only."""
-    cancel = cancel or threading.Event()
-    started = started or time.perf_counter()
-    reply = SpokenReply()
-    sentences: queue.Queue[Any] = queue.Queue()
-    text_parts: list[str] = []
-    failure: list[BaseException] = []
+    streamer = _Streamer(llm, messages, chat_options or ChatOptions(), on_text,
+                         cancel or threading.Event(), started or time.perf_counter())
+    return streamer.run(tts, tts_options, on_audio)
 
-    def generate() -> None:
+
+class _Streamer:
+    """One reply: the writer (a background task) feeds sentences to the speaker (the
+    caller), and each side stops as soon as ``cancel`` is set."""
+
+    def __init__(self, llm: ChatModelInterface, messages: list[dict[str, str]],
+                 chat_options: ChatOptions, on_text: Callable[[str], None] | None,
+                 cancel: threading.Event, started: float) -> None:
+        self.llm, self.messages, self.chat_options = llm, messages, chat_options
+        self.on_text, self.cancel, self.started = on_text, cancel, started
+        self.reply = SpokenReply()
+        self.sentences: queue.Queue[Any] = queue.Queue()
+        self.text_parts: list[str] = []
+        self.spoken: list[str] = []
+        self.failure: list[BaseException] = []
+        self.audio_sent = False
+
+    def _write(self) -> None:
+        """The LLM's deltas, told as they come and cut into sentences for the speaker."""
         cutter = SentenceCutter()
         try:
-            for delta in llm.stream_chat(messages, chat_options or ChatOptions()):
-                if cancel.is_set():
+            for delta in self.llm.stream_chat(self.messages, self.chat_options):
+                if self.cancel.is_set():
                     return
                 if not delta:
                     continue
-                reply.timings.setdefault("llm_first_token_ms", _ms(started))
-                text_parts.append(delta)
-                if on_text:
-                    on_text(delta)
+                self.reply.timings.setdefault("llm_first_token_ms", _ms(self.started))
+                self.text_parts.append(delta)
+                if self.on_text:
+                    self.on_text(delta)
                 for sentence in cutter.feed(delta):
-                    sentences.put(sentence)
+                    self.sentences.put(sentence)
             for sentence in cutter.flush():
-                sentences.put(sentence)
+                self.sentences.put(sentence)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            failure.append(exc)
+            self.failure.append(exc)
         finally:
-            reply.timings["llm_total_ms"] = _ms(started)
-            sentences.put(_END)
+            self.reply.timings["llm_total_ms"] = _ms(self.started)
+            self.sentences.put(_END)
 
-    spawn(generate)
-    spoken: list[str] = []
-    audio_sent = False
-    try:
+    def _next_sentence(self) -> str | None:
+        """The next sentence, or None once the writer is done or the reply is cancelled."""
         while True:
             try:
-                sentence = sentences.get(timeout=_POLL)
+                sentence = self.sentences.get(timeout=_POLL)
             except queue.Empty:
-                if cancel.is_set():
-                    break
+                if self.cancel.is_set():
+                    return None
                 continue
-            if sentence is _END or cancel.is_set():
-                break
-            reply.timings.setdefault("first_sentence_ms", _ms(started))
-            if tts is None:
-                spoken.append(sentence)
-                continue
-            chunks = tts.synthesize_sentence(sentence, tts_options)
-            try:
-                for chunk in chunks:
-                    if cancel.is_set():
-                        break
-                    reply.timings.setdefault("first_audio_ms", _ms(started))
-                    audio_sent = audio_sent or bool(chunk.pcm)
-                    if on_audio:
-                        on_audio(chunk)
-                    if cancel.is_set():
-                        break  # cut while being delivered: this sentence was not all heard
+            return None if sentence is _END or self.cancel.is_set() else sentence
+
+    def _speak(self, sentence: str, tts: TextToSpeechInterface, options: SynthesisOptions,
+               on_audio: Callable[[AudioChunk], None] | None) -> None:
+        """Synthesize one sentence into ``on_audio``; it counts as spoken only if all of
+        it went out before a cancel."""
+        chunks = tts.synthesize_sentence(sentence, options)
+        try:
+            for chunk in chunks:
+                if self.cancel.is_set():
+                    return
+                self.reply.timings.setdefault("first_audio_ms", _ms(self.started))
+                self.audio_sent = self.audio_sent or bool(chunk.pcm)
+                if on_audio:
+                    on_audio(chunk)
+                if self.cancel.is_set():
+                    return  # cut while being delivered: this sentence was not all heard
+            self.spoken.append(sentence)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def run(self, tts: TextToSpeechInterface | None, options: SynthesisOptions,
+            on_audio: Callable[[AudioChunk], None] | None) -> SpokenReply:
+        spawn(self._write)
+        reply = self.reply
+        try:
+            while (sentence := self._next_sentence()) is not None:
+                reply.timings.setdefault("first_sentence_ms", _ms(self.started))
+                if tts is None:
+                    self.spoken.append(sentence)
                 else:
-                    spoken.append(sentence)
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
-    except ProviderError as exc:
-        cancel.set()
-        if not (text_parts or audio_sent):
+                    self._speak(sentence, tts, options, on_audio)
+        except ProviderError as exc:
+            self.cancel.set()
+            if not (self.text_parts or self.audio_sent):
+                raise
+            reply.error = exc
+        except BaseException:
+            self.cancel.set()
             raise
-        reply.error = exc
-    except BaseException:
-        cancel.set()
-        raise
-    if failure and reply.error is None and not cancel.is_set():
-        if not (text_parts or audio_sent) or not isinstance(failure[0], ProviderError):
-            raise failure[0]
-        reply.error = failure[0]
-    reply.interrupted = cancel.is_set() or reply.error is not None
-    reply.text = "".join(text_parts)
-    reply.spoken_text = "".join(spoken)
-    reply.timings["total_ms"] = _ms(started)
-    return reply
+        self._settle_failure()
+        reply.interrupted = self.cancel.is_set() or reply.error is not None
+        reply.text = "".join(self.text_parts)
+        reply.spoken_text = "".join(self.spoken)
+        reply.timings["total_ms"] = _ms(self.started)
+        return reply
+
+    def _settle_failure(self) -> None:
+        """A writer failure before anything went out is raised; after, it ends the reply
+        as interrupted with the provider's error kept."""
+        if not self.failure or self.reply.error is not None or self.cancel.is_set():
+            return
+        if not (self.text_parts or self.audio_sent) or not isinstance(self.failure[0],
+                                                                       ProviderError):
+            raise self.failure[0]
+        self.reply.error = self.failure[0]
