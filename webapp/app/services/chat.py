@@ -75,6 +75,13 @@ class TurnRequest:
     timings: dict[str, float] = field(default_factory=dict)
     # An interrupted reply is stored as what the listener heard, not what was written.
     store_delivered: bool = False
+    # A reply started before the speaker has surely finished (a live call answers in the
+    # pause that may end the turn, with the speech already ``recognised``): nothing is
+    # stored until the reply is over and ``go_ahead`` answers, which it does once the
+    # turn's fate is known — the moment (``perf_counter``) the turn was confirmed, or None
+    # when the speaker went on and the turn is dropped without a trace. The sink holds
+    # back what it is told until then.
+    go_ahead: Callable[[], float | None] | None = None
 
 
 @dataclass
@@ -150,12 +157,36 @@ def prepare(request: TurnRequest) -> Turn:
     return turn
 
 
-def _recognise(turn: Turn, sink: TurnSink) -> str:
-    if turn.input_bytes is not None and turn.input_info is not None:
+def _input_file(turn: Turn) -> File:
+    """The spoken input as a stored file, saved on first use when it came inline."""
+    if turn.input_file is None and turn.input_bytes is not None \
+            and turn.input_info is not None:
         info = turn.input_info
         turn.input_file = files.save(turn.request.user_id, turn.input_bytes, info.format,
                                      info.duration, kind="upload")
     assert turn.input_file is not None
+    return turn.input_file
+
+
+def _store_spoken(turn: Turn, session: Session, text: str) -> Message:
+    return sessions.add_message(session, role="user", type="voice", transcription=text,
+                                audio=_input_file(turn),
+                                meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
+                                      "language": turn.language, "asr": turn.asr_engine})
+
+
+def _go_ahead(turn: Turn, session_id: str, text: str) -> str | None:
+    """A held turn once its fate is known: the stored user message's id, or None when
+    the turn was dropped."""
+    assert turn.request.go_ahead is not None
+    confirmed = turn.request.go_ahead()
+    if confirmed is None:
+        return None
+    turn.timings["end_of_turn_ms"] = round((confirmed - turn.started) * 1000, 1)
+    return _store_spoken(turn, db.session.get(Session, session_id), text).id
+
+
+def _recognise(turn: Turn, sink: TurnSink) -> str:
     if turn.request.recognised is not None:
         turn.language = turn.request.recognised.language
         turn.timings.setdefault("asr_ms", 0.0)
@@ -165,7 +196,7 @@ def _recognise(turn: Turn, sink: TurnSink) -> str:
             raise ApiError(400, "no_speech", "NO_SPEECH")
         return text
     engine = current_app.extensions["providers"].stt_with_fallback()
-    source = files.read(turn.input_file)
+    source = files.read(_input_file(turn))
     language = conversation_language(turn.session.id)
     started = time.perf_counter()
     if engine.cpu_bound:
@@ -277,11 +308,8 @@ def run_turn(request: TurnRequest, sink: TurnSink,
                                     meta={"kind": "typed"})
     else:
         user_text = _recognise(turn, sink)
-        said = sessions.add_message(session, role="user", type="voice", transcription=user_text,
-                                    audio=turn.input_file,
-                                    meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
-                                          "language": turn.language, "asr": turn.asr_engine})
-    user_message_id = said.id
+        said = None if request.go_ahead else _store_spoken(turn, session, user_text)
+    user_message_id = said.id if said else ""
     mode = request.response_type
     if mode == RESPONSE_RANDOM:
         mode = random.choice((RESPONSE_TEXT, RESPONSE_VOICE))
@@ -293,11 +321,25 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     prompt = prompt_messages(session, role, user_text)
     session_id, role_id, role_name, voice_type = session.id, role.id, role.name, voice.voice_type
     db.session.close()
-    reply = stream_reply(
-        llm, prompt, engine if mode == RESPONSE_VOICE else None, options,
-        chat_options=ChatOptions(persona=role_name), on_text=sink.text_chunk,
-        on_audio=out, cancel=cancel, started=turn.started)
+    held = said is None
+    try:
+        reply = stream_reply(
+            llm, prompt, engine if mode == RESPONSE_VOICE else None, options,
+            chat_options=ChatOptions(persona=role_name), on_text=sink.text_chunk,
+            on_audio=out, cancel=cancel, started=turn.started)
+    except Exception:
+        if held:  # a turn that failed is stored like any other, once it counts
+            _go_ahead(turn, session_id, user_text)
+        raise
     out.finish(reply.interrupted)
+    if held:
+        user_message_id = _go_ahead(turn, session_id, user_text) or ""
+        if not user_message_id:
+            return {"session_id": session_id, "abandoned": True}
+        # Audio made before the turn was confirmed waited for it: it was heard from then.
+        if "first_audio_ms" in reply.timings:
+            reply.timings["first_audio_ms"] = max(reply.timings["first_audio_ms"],
+                                                  turn.timings["end_of_turn_ms"])
     timings = {**turn.timings, **reply.timings}
     audio_row = None
     if out.pcm:
