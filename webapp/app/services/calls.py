@@ -11,6 +11,10 @@ sends an event to the caller (``emit``); the call does the rest on green threads
   the end of the turn the transcript is already there (or nearly);
 - the turn goes to ``chat.run_turn`` like any other voice turn (stored as audio plus
   transcription; the reply streamed), its timings counted from the end of speech;
+- the reply starts in the pause, as LiveKit's preemptive generation does: once the
+  pause's read has the words, the reply is generated and synthesized but held (nothing
+  sent, nothing stored) until the end-of-turn silence confirms the turn, and dropped
+  unseen if the caller goes on, so that silence no longer adds to the wait;
 - barge-in, in the manner of LiveKit's agents: speech during a reply first *pauses* the
   reply's audio (it stops being sent at once). Speech that goes on for
   ``CALL_INTERRUPT_MS``, or a short utterance with real words in it, interrupts: the
@@ -191,6 +195,62 @@ class _Pending:
         self.result: Transcription | None = None
         self.error: BaseException | None = None
         self.finished_at = 0.0
+        self.stale = False  # the speech went on: nobody needs this read any more
+
+
+class _Held:
+    """The events of a reply started before its turn surely ended, kept back until it
+    has (``confirm``: they go out, and so does everything after) or dropped unseen when
+    the caller went on speaking (``drop``). ``wait`` is the chat service's ``go_ahead``."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.kept: list[tuple[str, dict[str, Any]]] = []
+        self.holding, self.dropped = True, False
+        self.confirmed_at: float | None = None
+        self.decided = threading.Event()
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        if self.dropped:
+            return
+        if self.holding:
+            self.kept.append((event, data))
+            return
+        self.emit(event, data)
+
+    def confirm(self) -> None:
+        self.confirmed_at = time.perf_counter()
+        while self.kept:  # what is said while these go out joins the queue
+            self.emit(*self.kept.pop(0))
+        self.holding = False
+        self.decided.set()
+
+    def drop(self) -> None:
+        self.dropped, self.kept = True, []
+        self.decided.set()
+
+    def wait(self) -> float | None:
+        self.decided.wait()
+        return self.confirmed_at
+
+
+class _Speculation:
+    """A reply started in the pause that may end the turn, from the audio read then.
+
+    ``ready`` is set once the reply has started (``reply``) or will not (no words)."""
+
+    def __init__(self, pending: _Pending, pcm: bytes, speech_end: float) -> None:
+        self.pending, self.pcm, self.speech_end = pending, pcm, speech_end
+        self.reply: _Reply | None = None
+        self.held: _Held | None = None
+        self.ready = threading.Event()
+        self.dropped = False
+
+    def drop(self) -> None:
+        self.dropped = True
+        if self.held is not None and self.reply is not None:
+            self.held.drop()
+            self.reply.cancel.set()
 
 
 class Call:
@@ -209,6 +269,7 @@ class Call:
             min_speech_ms=config["CALL_MIN_SPEECH_MS"],
             max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000))
         self.interrupt_ms = config["CALL_INTERRUPT_MS"]
+        self.speculate = config["CALL_SPECULATIVE_REPLY"]
         self.partial_ms = config["CALL_PARTIAL_MS"]
         self.lead = config["CALL_AUDIO_LEAD_MS"] / 1000
         self.max_frame_bytes = config["CALL_MAX_FRAME_MS"] * options.sample_rate * 2 // 1000
@@ -230,6 +291,8 @@ class Call:
         self.turn_no = 0
         self.closed_turn = 0
         self.pending: _Pending | None = None
+        self.speculation: _Speculation | None = None
+        self.finishing = 0  # turns that ended and are not answered yet
         self.partial_busy = False
         self.partial_at_ms = 0
         self.last_partial = ""
@@ -286,6 +349,7 @@ class Call:
         self.end_reason = reason
         self.ended.set()
         self.wake.set()
+        self._drop_speculation()
         if self.reply is not None:
             self.reply.cancel.set()
 
@@ -324,10 +388,11 @@ class Call:
         elif now - self.last_audio > self.idle_seconds:
             self.end("idle")
 
-    def _error(self, exc: Exception) -> None:
+    def _error(self, exc: Exception, emit: Emit | None = None) -> None:
         from webapp.app.realtime.errors import as_error
 
-        self.emit("error", {**as_error(exc, self.lang), "session_id": self.session_id})
+        (emit or self.emit)("error", {**as_error(exc, self.lang),
+                                      "session_id": self.session_id})
 
     def _listen(self) -> None:
         """Score everything that has arrived in one trip to the thread pool (when the
@@ -357,6 +422,7 @@ class Call:
 
     def _on_turn_event(self, event: TurnEvent) -> None:
         if event.kind == "speech_start":
+            self._drop_speculation()
             self.turn_no += 1
             self.pending, self.partial_at_ms, self.last_partial = None, 0, ""
             reset = getattr(self.recognizer, "reset", None)
@@ -368,14 +434,24 @@ class Call:
                 self.reply.output.paused = True
         elif event.kind == "pause":
             self.pending = self._recognise_later(event.audio, speculative=True)
+            if self._may_speculate():
+                self.speculation = _Speculation(
+                    self.pending, event.audio,
+                    self._arrival(event.at_ms - self.settings.pause_ms))
+                spawn(self._speculate, self.speculation)
         elif event.kind == "resume":
+            if self.pending is not None:
+                self.pending.stale = True
             self.pending = None
+            self._drop_speculation()
         elif event.kind == "speech_end":
             self.emit("vad", {"state": "speech_end", "session_id": self.session_id})
             # Finished beside the listening loop, which must not fall behind the caller;
             # one at a time, so turns are answered in the order they were spoken.
-            spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no)
-            self.pending = None
+            self.finishing += 1
+            spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no,
+                  self.speculation)
+            self.pending, self.speculation = None, None
 
     def _while_speaking(self) -> None:
         if self.barge_in and self.detector.voiced_ms >= self.interrupt_ms:
@@ -408,20 +484,21 @@ class Call:
         finally:
             self.partial_busy = False
 
-    def _recognise_later(self, pcm: bytes, speculative: bool = False) -> _Pending | None:
+    def _recognise_later(self, pcm: bytes, speculative: bool = False) -> _Pending:
         """Read the turn in the background. One read per call at a time: a read started
-        on a pause (speculative) is skipped while another is running, so a slow engine
-        never gathers a queue of reads that are out of date before they start."""
-        # Moonshine reads side by side (a pool of models); Whisper is one model in turn.
+        on a pause (speculative) waits for a partial read still running, and is given up
+        if the speech has gone on by then, so a slow engine never gathers a queue of
+        reads that are out of date before they start."""
+        # Moonshine reads side by side (its engine queues them); Whisper is one model in turn.
         exclusive = not getattr(self.recognizer, "parallel", False)
-        if exclusive and speculative and not self.asr_lock.acquire(blocking=False):
-            return None
         pending = _Pending(len(pcm))
 
         def work() -> None:
             try:
-                if exclusive and not speculative:
+                if exclusive:
                     self.asr_lock.acquire()
+                if speculative and pending.stale:
+                    return
                 with self.app.app_context():
                     assert self.recognizer is not None
                     pending.result = self.recognizer.final(pcm)
@@ -452,75 +529,135 @@ class Call:
         """When the last voiced sample of the turn that just ended reached the server."""
         return self._arrival(self.detector.elapsed_ms - self.settings.end_silence_ms)
 
-    def _finish_turn(self, event: TurnEvent, speech_end: float,
-                     pending: _Pending | None, turn_no: int) -> None:
+    def _may_speculate(self) -> bool:
+        """A reply may start in a pause when nothing else is being answered or said."""
+        return (self.speculate and not self.barge_in and not self.finishing
+                and not self.ended.is_set()
+                and (self.reply is None or self.reply.done.is_set()))
+
+    def _drop_speculation(self) -> None:
+        if self.speculation is not None:
+            self.speculation.drop()
+            self.speculation = None
+
+    def _speculate(self, spec: _Speculation) -> None:
+        """Start answering what the pause's read heard, held back until the turn ends:
+        the reply is then ready to be heard when the end of the turn is confirmed."""
+        try:
+            spec.pending.ready.wait()
+            result = spec.pending.result
+            if spec.dropped or spec.pending.error is not None or result is None \
+                    or not result.text.strip():
+                return
+            spec.held = _Held(self.emit)
+            spec.reply = self._start_reply(spec.pcm, result, spec.speech_end,
+                                           spec.pending, spec.held)
+        finally:
+            spec.ready.set()
+
+    def _finish_turn(self, event: TurnEvent, speech_end: float, pending: _Pending | None,
+                     turn_no: int, spec: _Speculation | None) -> None:
         with self.app.app_context(), self.turn_lock:
             try:
-                self._turn_ended(event, speech_end, pending)
+                self._turn_ended(event, speech_end, pending, spec)
                 self.closed_turn = max(self.closed_turn, turn_no)
             except Exception as exc:  # a failed turn is told; the call goes on
                 log.exception("call turn in session %s failed", self.session_id)
                 self._error(exc)
             finally:
+                self.finishing -= 1
                 db.session.remove()
 
-    def _turn_ended(self, event: TurnEvent, speech_end: float,
-                    pending: _Pending | None) -> None:
-        if not event.audio:
-            self._resume()
-            return
-        if pending is None or pending.size != len(event.audio):
-            pending = self._recognise_later(event.audio)
-            assert pending is not None
-        pending.ready.wait()
-        if pending.error is not None:
-            self._resume()
-            self._error(pending.error if isinstance(pending.error, Exception)
-                        else RuntimeError(str(pending.error)))
-            return
-        result = pending.result or Transcription("")
-        if self.barge_in:
-            log.info("speech during a reply in session %s: %r, %d ms voiced", self.session_id,
-                     result.text, event.voiced_ms)
-        if not result.text.strip() or (self.barge_in and is_backchannel(result.text)):
-            self._resume()
-            return
-        self._interrupt()
-        self._answer(event.audio, result, speech_end,
-                     max(0.0, (pending.finished_at - speech_end) * 1000))
+    def _turn_ended(self, event: TurnEvent, speech_end: float, pending: _Pending | None,
+                    spec: _Speculation | None) -> None:
+        try:
+            if not event.audio:
+                self._resume()
+                return
+            if pending is None or pending.size != len(event.audio):
+                pending = self._recognise_later(event.audio)
+            pending.ready.wait()
+            if pending.error is not None:
+                self._resume()
+                self._error(pending.error if isinstance(pending.error, Exception)
+                            else RuntimeError(str(pending.error)))
+                return
+            result = pending.result or Transcription("")
+            if self.barge_in:
+                log.info("speech during a reply in session %s: %r, %d ms voiced",
+                         self.session_id, result.text, event.voiced_ms)
+            if not result.text.strip() or (self.barge_in and is_backchannel(result.text)):
+                self._resume()
+                return
+            self._interrupt()
+            if spec is not None and spec.pending is pending and self._adopt(spec, result):
+                spec = None
+                return
+            self._answer(event.audio, result, speech_end, pending)
+        finally:
+            if spec is not None:
+                spec.drop()
 
-    def _answer(self, pcm: bytes, result: Transcription, speech_end: float,
-                asr_ms: float) -> None:
-        previous = self.reply
-        if previous is not None:
-            previous.done.wait()
+    def _learn_language(self, result: Transcription) -> None:
         if self.detecting and result.language:
             # The first turn told which language this is: from now on its own recogniser.
             self.detecting = False
             self.recognizer = live_recognition.choose(result.language)
+
+    def _adopt(self, spec: _Speculation, result: Transcription) -> bool:
+        """The turn ended as it was when its reply started: let that reply be heard."""
+        spec.ready.wait()
+        if spec.dropped or spec.reply is None or spec.held is None:
+            return False
+        self._learn_language(result)
+        if self.ended.is_set():
+            return False
+        self.reply = spec.reply
+        self.turns += 1
+        spec.held.confirm()
+        spec.reply.output.paused = False
+        return True
+
+    def _answer(self, pcm: bytes, result: Transcription, speech_end: float,
+                pending: _Pending) -> None:
+        previous = self.reply
+        if previous is not None:
+            previous.done.wait()
+        self._learn_language(result)
         if self.ended.is_set():
             return
-        cancel = threading.Event()
-        output = ReplyOutput(self.emit, self.session_id, self.lead, cancel)
-        reply = _Reply(output, cancel)
-        self.reply = reply
+        self.reply = self._start_reply(pcm, result, speech_end, pending)
         self.turns += 1
+
+    def _start_reply(self, pcm: bytes, result: Transcription, speech_end: float,
+                     pending: _Pending, held: _Held | None = None) -> _Reply:
+        """Answer ``result`` through the chat service; with ``held``, nothing of the
+        reply is heard or stored until ``held`` is confirmed."""
+        cancel = threading.Event()
+        output = ReplyOutput(held or self.emit, self.session_id, self.lead, cancel)
+        output.paused = held is not None
+        reply = _Reply(output, cancel)
+        asr_ms = max(0.0, (pending.finished_at - speech_end) * 1000)
         request = chat.TurnRequest(
             user_id=self.user_id, role_id=self.options.role_id, session_id=self.session_id,
             audio=audio.encode(pcm, SAMPLE_RATE, "wav"), response_type=chat.RESPONSE_VOICE,
             audio_format=self.options.audio_format, recognised=result, started=speech_end,
-            timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True)
+            timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True,
+            go_ahead=held.wait if held is not None else None)
         spawn(self._reply, request, reply)
+        return reply
 
     def _reply(self, request: chat.TurnRequest, reply: _Reply) -> None:
         with self.app.app_context():
             try:
                 done = chat.run_turn(request, reply.output, reply.cancel)
-                log.info("call turn in session %s, from the end of speech: %s",
-                         self.session_id, done["timings"])
+                if not done.get("abandoned"):
+                    log.info("call turn in session %s, from the end of speech: %s",
+                             self.session_id, done["timings"])
             except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
                 db.session.rollback()
-                self._error(exc)
+                # A reply that was held and dropped is never told, its failure neither.
+                self._error(exc, reply.output.emit)
             finally:
                 db.session.remove()
                 reply.done.set()

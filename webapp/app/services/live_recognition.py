@@ -28,6 +28,9 @@ SAMPLE_RATE = 16000
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
 # A Whisper sentence ending this long before the live end of the turn will not change.
 _STABLE_SECONDS = 1.0
+# Tokens a live Whisper pass may write: fast Mandarin is about 6 characters a second,
+# each one or two tokens, plus timestamps; the ceiling leaves room for the prompt.
+_TOKENS_BASE, _TOKENS_PER_SECOND, _MAX_TOKENS = 24, 12, 224
 
 
 class LiveRecognizer(Protocol):
@@ -73,7 +76,13 @@ class WhisperLive:
 
     def _read(self, pcm: bytes) -> Transcription:
         wav = audio.encode(pcm, SAMPLE_RATE, "wav")
-        return run_blocking(self.engine.transcribe, wav, self.language, {"beam_size": 1})
+        # A phrase cut off mid-word can send Whisper into a loop of invented text, and its
+        # usual retries at higher temperatures would repeat that several times: one pass,
+        # with no more tokens than fast speech of this length needs.
+        tokens = min(_MAX_TOKENS, _TOKENS_BASE + int(_TOKENS_PER_SECOND * len(pcm)
+                                                     / _BYTES_PER_SECOND))
+        return run_blocking(self.engine.transcribe, wav, self.language,
+                            {"beam_size": 1, "single_pass": True, "max_new_tokens": tokens})
 
     def _joined(self, parts: list[str]) -> str:
         joiner = "" if (self.language or "").startswith(("zh", "ja", "yue")) else " "
