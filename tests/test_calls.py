@@ -276,3 +276,49 @@ def test_mandarin_call_is_recognised_by_whisper(
     assert any("\u4e00" <= ch <= "\u9fff" for ch in text)
     said = history(user, session_id)[0]
     assert said["metadata"]["language"] == "zh" and said["transcription"] == text
+
+
+@pytest.fixture(scope="module")
+def patient_server() -> Iterator[LiveServer]:
+    """A server that ends a turn only after 2.5 s of silence, so that a reply surely starts
+    in a shorter pause, and surely is ready before a turn is confirmed."""
+    live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20",
+                      CALL_END_SILENCE_MS="2500").start()
+    yield live
+    live.stop()
+
+
+def test_a_reply_started_in_a_pause_is_dropped_unheard_when_the_caller_goes_on(
+        patient_server: LiveServer, question: bytes) -> None:
+    user = User(patient_server.url)
+    caller = Caller(patient_server.url, user.token)
+    try:
+        session_id = caller.start(user.role_id, language="en")["session_id"]
+        mark = len(caller.events)
+        caller.say(question + silence(1.6) + speech("And what is the weather like today?"),
+                   then_silence=0)
+        done = caller.wait_for("response_complete", 90, mark)
+        states = [(i, d["state"]) for i, (_, n, d) in enumerate(caller.events)
+                  if i >= mark and n == "vad"]
+        assert [state for _, state in states] == ["speech_start", "speech_end"]
+        names = caller.names(mark)
+        assert names.count("asr_result") == 1 and names.count("tts_audio_chunk_start") == 1
+        ended_at = states[-1][0]
+        assert all(n not in ("asr_result", "ai_text_chunk", "tts_audio_chunk_start")
+                   for _, n, _ in caller.events[mark:ended_at]), "nothing held was let out"
+        heard = caller.wait_for("asr_result", 1, mark)["text"].lower()
+        assert "colo" in heard and "weather" in heard
+        log = patient_server.log.read_text()
+        assert f"a reply started in a pause in session {session_id} was dropped unheard" in log
+        said, reply = history(user, session_id)
+        assert said["transcription"] == caller.wait_for("asr_result", 1, mark)["text"]
+        assert reply["message_id"] == done["message_id"] and not done["interrupted"]
+        timings = reply["metadata"]["timings"]
+        assert timings["end_of_turn_ms"] >= 2400
+        assert timings["first_audio_ms"] >= timings["end_of_turn_ms"] > timings["asr_ms"]
+        # The confirmed turn's reply was ready: it is heard as soon as the turn ends.
+        confirmed_at = caller.events[ended_at][0]
+        first_audio_at = caller.first_time("tts_audio_chunk", ended_at)
+        assert first_audio_at is not None and first_audio_at - confirmed_at < 1.0
+    finally:
+        caller.close()
