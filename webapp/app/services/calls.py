@@ -60,6 +60,7 @@ BACKCHANNELS = frozenset({
 })
 _PUNCTUATION = re.compile(r"[\s\.,!?;:，。！？；：、…\"'“”‘’()（）-]+")
 
+_HOLD_LIMIT_SECONDS = 60.0
 _active: dict[str, Call] = {}
 _active_lock = threading.Lock()
 
@@ -219,6 +220,8 @@ class _Held:
         self.emit(event, data)
 
     def confirm(self) -> None:
+        if self.dropped:
+            return
         self.confirmed_at = time.perf_counter()
         while self.kept:  # what is said while these go out joins the queue
             self.emit(*self.kept.pop(0))
@@ -230,7 +233,9 @@ class _Held:
         self.decided.set()
 
     def wait(self) -> float | None:
-        self.decided.wait()
+        # The call decides within one end-of-turn silence and one read; never wait forever.
+        if not self.decided.wait(_HOLD_LIMIT_SECONDS):
+            self.drop()
         return self.confirmed_at
 
 
@@ -248,8 +253,9 @@ class _Speculation:
 
     def drop(self) -> None:
         self.dropped = True
-        if self.held is not None and self.reply is not None:
+        if self.held is not None:
             self.held.drop()
+        if self.reply is not None:
             self.reply.cancel.set()
 
 
@@ -537,8 +543,14 @@ class Call:
 
     def _drop_speculation(self) -> None:
         if self.speculation is not None:
-            self.speculation.drop()
+            self._drop(self.speculation)
             self.speculation = None
+
+    def _drop(self, spec: _Speculation) -> None:
+        if spec.reply is not None and not spec.dropped:
+            log.info("a reply started in a pause in session %s was dropped unheard",
+                     self.session_id)
+        spec.drop()
 
     def _speculate(self, spec: _Speculation) -> None:
         """Start answering what the pause's read heard, held back until the turn ends:
@@ -596,7 +608,7 @@ class Call:
             self._answer(event.audio, result, speech_end, pending)
         finally:
             if spec is not None:
-                spec.drop()
+                self._drop(spec)
 
     def _learn_language(self, result: Transcription) -> None:
         if self.detecting and result.language:
@@ -607,7 +619,7 @@ class Call:
     def _adopt(self, spec: _Speculation, result: Transcription) -> bool:
         """The turn ended as it was when its reply started: let that reply be heard."""
         spec.ready.wait()
-        if spec.dropped or spec.reply is None or spec.held is None:
+        if spec.dropped or spec.reply is None or spec.held is None or spec.held.dropped:
             return False
         self._learn_language(result)
         if self.ended.is_set():
@@ -641,7 +653,8 @@ class Call:
         request = chat.TurnRequest(
             user_id=self.user_id, role_id=self.options.role_id, session_id=self.session_id,
             audio=audio.encode(pcm, SAMPLE_RATE, "wav"), response_type=chat.RESPONSE_VOICE,
-            audio_format=self.options.audio_format, recognised=result, started=speech_end,
+            audio_format=self.options.audio_format, recognised=result,
+            recognised_by=self.recognizer.name if self.recognizer else None, started=speech_end,
             timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True,
             go_ahead=held.wait if held is not None else None)
         spawn(self._reply, request, reply)

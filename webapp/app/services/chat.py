@@ -71,6 +71,7 @@ class TurnRequest:
     # with this text instead of recognising it again, and counts its timings from
     # ``started`` (the end of speech), carrying over the call's own ``timings``.
     recognised: Transcription | None = None
+    recognised_by: str | None = None
     started: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     # An interrupted reply is stored as what the listener heard, not what was written.
@@ -189,6 +190,7 @@ def _go_ahead(turn: Turn, session_id: str, text: str) -> str | None:
 def _recognise(turn: Turn, sink: TurnSink) -> str:
     if turn.request.recognised is not None:
         turn.language = turn.request.recognised.language
+        turn.asr_engine = turn.request.recognised_by
         turn.timings.setdefault("asr_ms", 0.0)
         text = turn.request.recognised.text.strip()
         sink.asr_result(text)

@@ -28,6 +28,9 @@ SAMPLE_RATE = 16000
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
 # A Whisper sentence ending this long before the live end of the turn will not change.
 _STABLE_SECONDS = 1.0
+# Whisper's language detection on the first second or so of a turn is often wrong; a
+# partial pass settles the call's language only once it has heard this much.
+_DETECT_SECONDS = 2.0
 # Tokens a live Whisper pass may write: fast Mandarin is about 6 characters a second,
 # each one or two tokens, plus timestamps; the ceiling leaves room for the prompt.
 _TOKENS_BASE, _TOKENS_PER_SECOND, _MAX_TOKENS = 24, 12, 224
@@ -91,7 +94,8 @@ class WhisperLive:
     def partial(self, pcm: bytes) -> str:
         start = self._committed_bytes
         result = self._read(pcm[start:])
-        self.language = self.language or result.language
+        if len(pcm) - start >= _DETECT_SECONDS * _BYTES_PER_SECOND:
+            self.language = self.language or result.language
         live_end = (len(pcm) - start) / _BYTES_PER_SECOND
         stable = [s for s in result.segments if s.end <= live_end - _STABLE_SECONDS]
         if stable and len(stable) < len(result.segments):
