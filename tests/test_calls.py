@@ -16,6 +16,7 @@ import requests
 import websocket
 
 from bench.call_client import RATE, Caller, noise, silence, speech
+from tests.conftest import Stack
 from tests.realtime_helpers import LiveServer, User
 from webapp.app import audio
 
@@ -195,6 +196,28 @@ def test_two_calls_at_once_and_not_two_in_one_session(
     finally:
         for c in callers:
             c.close()
+
+
+@pytest.mark.services
+def test_a_second_call_in_a_session_is_refused_by_every_web_process(
+        production_stack: Stack) -> None:
+    # Two web processes share MariaDB and Redis: the session's claim is seen by both.
+    user = User(production_stack.url)
+    first = Caller(production_stack.url, user.token)
+    other = Caller(production_stack.url_b, user.token)
+    try:
+        session_id = first.start(user.role_id, language="en")["session_id"]
+        refused = other.start(user.role_id, session_id=session_id, language="en")
+        assert refused["code"] == 409 and refused["error_code"] == "CALL_IN_PROGRESS"
+        first.end()
+        first.wait_for("call_ended", 20)
+        again = other.start(user.role_id, session_id=session_id, language="en")
+        assert again["session_id"] == session_id
+        refused = first.start(user.role_id, session_id=session_id, language="en")
+        assert refused["error_code"] == "CALL_IN_PROGRESS"
+    finally:
+        first.close()
+        other.close()
 
 
 def test_bad_frames_get_an_error_and_the_call_stays_usable(

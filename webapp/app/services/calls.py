@@ -42,7 +42,7 @@ from webapp.app.audio.vad import SpeechScorer
 from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.extensions import db
 from webapp.app.providers.base import Transcription
-from webapp.app.services import chat, live_recognition
+from webapp.app.services import call_claims, chat, live_recognition
 from webapp.app.services.audio_player import WebSocketAudioPlayer
 from webapp.app.services.turn_detection import TurnDetector, TurnEvent, TurnSettings
 
@@ -61,8 +61,6 @@ BACKCHANNELS = frozenset({
 _PUNCTUATION = re.compile(r"[\s\.,!?;:，。！？；：、…\"'“”‘’()（）-]+")
 
 _HOLD_LIMIT_SECONDS = 60.0
-_active: dict[str, Call] = {}
-_active_lock = threading.Lock()
 
 
 def is_backchannel(text: str) -> bool:
@@ -307,6 +305,7 @@ class Call:
         self.barge_in = False
         self.detecting = False
         self.turns = 0
+        self.claim: call_claims.Claim | None = None
 
     # -- the transport's side ---------------------------------------------------------
 
@@ -315,10 +314,9 @@ class Call:
         role, session = chat.open_session(self.user_id, self.options.role_id,
                                           self.options.session_id)
         self.session_id = session.id
-        with _active_lock:
-            if session.id in _active:
-                raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
-            _active[session.id] = self
+        self.claim = call_claims.claim(session.id, self.app.config["REDIS_URL"] or None)
+        if self.claim is None:
+            raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
         language = self.options.language or chat.conversation_language(session.id)
         try:
             self.recognizer = live_recognition.choose(language)
@@ -383,11 +381,13 @@ class Call:
                 db.session.remove()
 
     def _release(self) -> None:
-        with _active_lock:
-            if _active.get(self.session_id) is self:
-                del _active[self.session_id]
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
     def _check_limits(self) -> None:
+        if self.claim is not None:
+            self.claim.renew()
         now = time.monotonic()
         if now - self.started_at > self.max_seconds:
             self.end("max_length")
