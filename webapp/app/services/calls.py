@@ -61,6 +61,9 @@ BACKCHANNELS = frozenset({
 _PUNCTUATION = re.compile(r"[\s\.,!?;:，。！？；：、…\"'“”‘’()（）-]+")
 
 _HOLD_LIMIT_SECONDS = 60.0
+# A reply starts in a pause only once it has lasted this long: shorter pauses, between
+# words, are many and rarely the end, and the pause's read usually takes longer anyway.
+_SPECULATE_AFTER_MS = 192
 
 
 def is_backchannel(text: str) -> bool:
@@ -240,17 +243,20 @@ class _Held:
 class _Speculation:
     """A reply started in the pause that may end the turn, from the audio read then.
 
-    ``ready`` is set once the reply has started (``reply``) or will not (no words)."""
+    ``ready`` is set once the reply has started (``reply``) or will not (no words);
+    ``quiet`` once the pause has lasted long enough for a reply to start."""
 
     def __init__(self, pending: _Pending, pcm: bytes, speech_end: float) -> None:
         self.pending, self.pcm, self.speech_end = pending, pcm, speech_end
         self.reply: _Reply | None = None
         self.held: _Held | None = None
         self.ready = threading.Event()
+        self.quiet = threading.Event()
         self.dropped = False
 
     def drop(self) -> None:
         self.dropped = True
+        self.quiet.set()
         if self.held is not None:
             self.held.drop()
         if self.reply is not None:
@@ -416,6 +422,8 @@ class Call:
         windows = run_blocking(analyse)
         for event in self.detector.push(windows):
             self._on_turn_event(event)
+        if self.speculation is not None and self.detector.silence_ms >= _SPECULATE_AFTER_MS:
+            self.speculation.quiet.set()
         if self.detector.speaking:
             self._while_speaking()
 
@@ -455,6 +463,8 @@ class Call:
             # Finished beside the listening loop, which must not fall behind the caller;
             # one at a time, so turns are answered in the order they were spoken.
             self.finishing += 1
+            if self.speculation is not None:
+                self.speculation.quiet.set()
             spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no,
                   self.speculation)
             self.pending, self.speculation = None, None
@@ -557,6 +567,7 @@ class Call:
         the reply is then ready to be heard when the end of the turn is confirmed."""
         try:
             spec.pending.ready.wait()
+            spec.quiet.wait()
             result = spec.pending.result
             if spec.dropped or spec.pending.error is not None or result is None \
                     or not result.text.strip():
