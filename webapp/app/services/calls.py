@@ -305,6 +305,7 @@ class Call:
         self.finishing = 0  # turns that ended and are not answered yet
         self.partial_busy = False
         self.partial_at_ms = 0
+        self.partial_rest_until = 0.0
         self.last_partial = ""
         self.asr_lock = threading.Semaphore(1)
         self.turn_lock = threading.Semaphore(1)
@@ -474,7 +475,8 @@ class Call:
             self._interrupt()
         voiced = self.detector.voiced_ms
         if not self.partial_busy and self.pending is None \
-                and voiced - self.partial_at_ms >= self.partial_ms:
+                and voiced - self.partial_at_ms >= self.partial_ms \
+                and time.monotonic() >= self.partial_rest_until:
             self.partial_at_ms = voiced
             self.partial_busy = True
             spawn(self._partial, self.turn_no, self.detector.speech())
@@ -486,10 +488,15 @@ class Call:
                 # end-of-turn read is then running and should have the CPU to itself.
                 if self.pending is not None or not self.asr_lock.acquire(blocking=False):
                     return
+                began = time.monotonic()
                 try:
                     text = self.recognizer.partial(pcm) if self.recognizer else ""
                 finally:
                     self.asr_lock.release()
+                    # Partial reads take at most half the time: a read still running
+                    # when the speech pauses delays the one that ends the turn, and a
+                    # slow engine (Whisper, a busy machine) would otherwise never rest.
+                    self.partial_rest_until = 2 * time.monotonic() - began
                 # A partial may still land after the speech ended, never after the final.
                 if text and text != self.last_partial and turn_no == self.turn_no \
                         and turn_no > self.closed_turn:
