@@ -16,7 +16,8 @@ import requests
 import websocket
 
 from bench.call_client import RATE, Caller, noise, silence, speech
-from tests.conftest import Stack
+from tests.conftest import Stack, dashscope_settings
+from tests.fakes.fake_dashscope import DEFAULT_ASR_TEXT
 from tests.realtime_helpers import LiveServer, User
 from webapp.app import audio
 
@@ -340,6 +341,36 @@ def test_the_recogniser_follows_the_language_detected_then_the_conversations(
     finally:
         caller.close()
     assert recognisers(mandarin, session_id) == [("whisper", "zh"), ("whisper", "zh")]
+
+
+def test_with_dashscope_a_call_is_recognised_by_paraformer_as_it_is_spoken(
+        fake_dashscope: Any, question: bytes) -> None:
+    # The fake DashScope hears its own transcript in any audio, growing while audio comes
+    # in; the real SDK talks to it.
+    live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20",
+                      STT_ENGINE="paraformer", **dashscope_settings(fake_dashscope)).start()
+    user = User(live.url)
+    caller = Caller(live.url, user.token)
+    try:
+        session_id = caller.start(user.role_id, language="zh")["session_id"]
+        for _ in range(2):
+            mark = len(caller.events)
+            tasks = fake_dashscope.stats()["calls"]["asr"]
+            caller.say(question + question, then_silence=0.8)
+            caller.wait_for("response_complete", 60, mark)
+            partials = [d["text"] for _, n, d in caller.events[mark:] if n == "asr_partial"]
+            assert partials and all(DEFAULT_ASR_TEXT.startswith(p) for p in partials)
+            assert caller.wait_for("asr_result", 1, mark)["text"] == DEFAULT_ASR_TEXT
+            seen = fake_dashscope.stats()
+            assert seen["calls"]["asr"] > tasks
+            # The task that ended the turn was sent the whole turn, piece by piece.
+            assert seen["last_input"]["asr"]["audio_seconds"] > 2 * len(question) / 2 / RATE
+        said = [m for m in history(user, session_id) if m["role"] == "user"]
+        assert [(m["metadata"]["asr"], m["transcription"]) for m in said] == [
+            ("paraformer", DEFAULT_ASR_TEXT)] * 2
+    finally:
+        caller.close()
+        live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -473,6 +473,12 @@ class Call:
     def _while_speaking(self) -> None:
         if self.barge_in and self.detector.voiced_ms >= self.interrupt_ms:
             self._interrupt()
+        hear = getattr(self.recognizer, "hear", None)
+        if hear is not None and self.pending is None:
+            try:  # a streaming recogniser is sent the turn as it grows
+                hear(self.detector.speech())
+            except Exception:  # its partial and final reads will tell what went wrong
+                log.exception("streaming the turn to the recogniser failed")
         voiced = self.detector.voiced_ms
         if not self.partial_busy and self.pending is None \
                 and voiced - self.partial_at_ms >= self.partial_ms \

@@ -8,15 +8,18 @@ when the turn ends; what matters is how little is left to do at that moment.
 - Other languages: Whisper base. Every pass pays for a 30-second window, so partial
   passes also *commit* the sentences that ended well before the current end of the turn;
   later passes and the final one read only the audio after them.
+- DashScope (``STT_ENGINE=paraformer``): Paraformer's real-time recognition, fed as the
+  turn is spoken, for every language.
 
-Which one serves a call follows the call's ``language``, else the conversation's last
-recognised language, else Whisper detects it on the first turn and the call keeps it.
-Every method here may be called from green code: the inference runs in the thread pool.
+Which local one serves a call follows the call's ``language``, else the conversation's
+last recognised language, else Whisper detects it on the first turn and the call keeps
+it. Every method here may be called from green code: the inference runs in the thread
+pool, and DashScope is network I/O.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import current_app
 
@@ -118,10 +121,67 @@ class WhisperLive:
         self._committed, self._committed_bytes = [], 0
 
 
+class ParaformerLive:
+    """DashScope's Paraformer, when it is the deployment's recogniser: the turn is
+    streamed to the service as it is spoken (``hear``), a partial pass shows the service's
+    interim text, and the final pass only sends the last piece and ends the task. One
+    live recognition per process at a time (the SDK's limit under eventlet): a turn that
+    finds another call's turn being recognised is sent once that one is done."""
+
+    name = "paraformer"
+    parallel = False
+
+    def __init__(self, language: str | None) -> None:
+        self.engine = current_app.extensions["providers"].stt("paraformer")
+        self.language = language
+        self._stream: Any = None
+        self._sent = 0
+
+    def _feed(self, pcm: bytes, wait: float | None) -> Any:
+        if self._stream is None:
+            self._stream = self.engine.open_stream(self.language, wait)
+            self._sent = 0
+            if self._stream is None:
+                return None
+        self._stream.send(pcm[self._sent:])
+        self._sent = len(pcm)
+        return self._stream
+
+    def hear(self, pcm: bytes) -> None:
+        """The turn so far, as it grows: what is new goes to the service at once (the SDK
+        reads the service's answers only while it is sending, so a stream fed every
+        piece has its interim text up to date)."""
+        self._feed(pcm, wait=0)
+
+    def partial(self, pcm: bytes) -> str:
+        """What the service has heard so far (``hear`` sends the audio)."""
+        stream = self._stream
+        return stream.text if stream is not None else ""
+
+    def final(self, pcm: bytes) -> Transcription:
+        stream = self._feed(pcm, wait=None)
+        self._stream = None
+        if stream is None:
+            raise ProviderError("paraformer", "timeout", "DashScope recognition is busy with "
+                                "an earlier call", transient=True)
+        result = stream.finish()
+        return Transcription(text=result.text, language=self.language,
+                             duration=len(pcm) / _BYTES_PER_SECOND)
+
+    def reset(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+        self._stream = None
+
+
 def choose(language: str | None) -> LiveRecognizer:
-    """The recogniser for a call in ``language`` (None: Whisper detects it)."""
+    """The recogniser for a call in ``language`` (None: Whisper detects it), or Paraformer
+    for every language when it is the deployment's recogniser (``STT_ENGINE``)."""
     registry = current_app.extensions["providers"]
     code = (language or "").lower()
+    if current_app.config.get("STT_ENGINE") == "paraformer" \
+            and registry.is_configured("stt", "paraformer"):
+        return ParaformerLive(code.split("-")[0] or None)
     if code.startswith("en") and registry.is_configured("stt", "moonshine"):
         return MoonshineLive()
     if not registry.is_configured("stt", "whisper"):
