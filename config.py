@@ -139,6 +139,7 @@ class Config:
         self.CALL_MIN_SPEECH_MS = _int("CALL_MIN_SPEECH_MS", 250)
         self.CALL_MAX_TURN_SECONDS = _float("CALL_MAX_TURN_SECONDS", 30)
         self.CALL_INTERRUPT_MS = _int("CALL_INTERRUPT_MS", 600)
+        self.CALL_SPECULATIVE_REPLY = _bool("CALL_SPECULATIVE_REPLY", True)
         self.CALL_PARTIAL_MS = _int("CALL_PARTIAL_MS", 500)
         self.CALL_AUDIO_LEAD_MS = _int("CALL_AUDIO_LEAD_MS", 400)
         self.CALL_MAX_FRAME_MS = _int("CALL_MAX_FRAME_MS", 200)

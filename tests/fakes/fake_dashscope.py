@@ -60,6 +60,7 @@ at the handshake, as DashScope does)."""
 
 SECONDS_PER_CHARACTER = 0.06
 MIN_ASR_BYTES = 3200
+INTERIM_SECONDS = 0.25
 MAX_FETCH_BYTES = 10 * 1024 * 1024
 DEFAULT_TTS_SAMPLE_RATE = 22050
 VOICE_PREFIX_RE = re.compile(r"^[a-z0-9]{1,9}$")
@@ -925,7 +926,13 @@ class TtsTask:
 
 
 class AsrTask:
-    """One Paraformer realtime task: binary audio in, sentences out on finish."""
+    """One Paraformer realtime task: binary audio in, sentences out on finish.
+
+    While audio streams in, as the real service does for a live microphone, every
+    ``INTERIM_SECONDS`` of it brings an interim result: the sentence so far (a growing
+    prefix of the transcript, one character per ``INTERIM_SECONDS``), not yet ended and
+    without an end time, which ``Recognition.call`` ignores and a streaming callback sees.
+    """
 
     def __init__(self, connection: Connection, task_id: str, parameters: dict[str, Any],
                  fault: str = "ok", hold: float = 0.0) -> None:
@@ -936,9 +943,20 @@ class AsrTask:
         self.sample_rate = int(parameters.get("sample_rate") or 16000)
         self.audio_format = str(parameters.get("format") or "pcm").lower()
         self.audio = bytearray()
+        self.interims = 0
 
-    def add(self, data: bytes) -> None:
+    async def add(self, data: bytes) -> None:
         self.audio += data
+        if self.fault != "ok" or self.audio_format != "pcm":
+            return
+        text = self.connection.state.options.asr_text
+        due = int(len(self.audio) / (2 * self.sample_rate) / INTERIM_SECONDS)
+        while self.interims < min(due, len(text) - 1):
+            self.interims += 1
+            sentence = {"sentence_id": 1, "begin_time": 0, "end_time": None,
+                        "text": text[:self.interims], "sentence_end": False, "words": []}
+            await self.connection.ws.send_str(
+                _event(self.task_id, "result-generated", {"output": {"sentence": sentence}}))
 
     def audio_seconds(self) -> tuple[int, float]:
         """Bytes of audio payload received and their duration."""
@@ -1057,9 +1075,9 @@ class Connection:
                 self.ended.add(task_id)
                 await task.finish()
 
-    def handle_binary(self, data: bytes) -> None:
+    async def handle_binary(self, data: bytes) -> None:
         if self.asr is not None and self.asr.task_id in self.tasks:
-            self.asr.add(data)
+            await self.asr.add(data)
 
     async def _run_task(self, task_id: str, message: dict[str, Any], payload: dict) -> None:
         task_name = payload.get("task")
@@ -1146,7 +1164,7 @@ async def handle_websocket(request: web.Request) -> web.WebSocketResponse:
             if message.type == aiohttp.WSMsgType.TEXT:
                 await connection.handle_text(message.data)
             elif message.type == aiohttp.WSMsgType.BINARY:
-                connection.handle_binary(message.data)
+                await connection.handle_binary(message.data)
     except ConnectionError as exc:
         log.info("websocket closed: %s", exc)
     finally:

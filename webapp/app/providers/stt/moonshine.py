@@ -30,6 +30,7 @@ from webapp.app.providers.base import (
 )
 
 SAMPLE_RATE = 16000
+_QUOTES = " \"'“”‘’"
 
 
 def _model_dir() -> Path:
@@ -94,8 +95,11 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
         # (marked not updated, and starting past the end of shorter audio): only this
         # audio's own lines count.
         seconds = len(pcm) / 2 / SAMPLE_RATE
-        return " ".join(line.text.strip() for line in transcript.lines
+        text = " ".join(line.text.strip() for line in transcript.lines
                         if line.is_updated and line.start_time < seconds and line.text.strip())
+        # Given a little silence before the speech (as a live turn has), tiny-en sometimes
+        # wraps the whole sentence in quotation marks nobody said.
+        return text.strip(_QUOTES)
 
     def transcribe(
         self, audio_file: bytes | str, language: str | None = None,

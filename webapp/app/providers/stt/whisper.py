@@ -176,7 +176,9 @@ class WhisperSpeechToText(LocalModelSpeechToText):
         ``additional_params`` may hold ``prompt`` (vocabulary or style to expect),
         ``beam_size``, ``temperature``, ``word_timestamps`` and ``task`` (``translate``
         turns the speech into English text). Audio without speech gives empty text
-        rather than invented words.
+        rather than invented words. Live recognition, which reads a phrase that may be
+        cut off mid-word, passes ``single_pass`` (no retries at higher temperatures, each
+        of which may run to hundreds of invented tokens) and ``max_new_tokens``.
         """
         return self.transcribe_decoded(self._decoded(audio_file), language, additional_params)
 
@@ -221,6 +223,8 @@ class WhisperSpeechToText(LocalModelSpeechToText):
         prompt = params.get("prompt") or (None if task == "translate"
                                           else _DEFAULT_PROMPTS.get(code or ""))
         temperature = float(params.get("temperature") or 0.0)
+        limits = {"max_new_tokens": int(params["max_new_tokens"])} \
+            if params.get("max_new_tokens") else {}
         with self._lock:
             try:
                 segments, info = model.transcribe(
@@ -230,7 +234,9 @@ class WhisperSpeechToText(LocalModelSpeechToText):
                     condition_on_previous_text=False,
                     word_timestamps=bool(params.get("word_timestamps")),
                     # Zero keeps Whisper's own fallback ladder, as OpenAI's API does.
-                    **({"temperature": temperature} if temperature > 0 else {}),
+                    **({"temperature": temperature}
+                       if temperature > 0 or params.get("single_pass") else {}),
+                    **limits,
                 )
                 found["language"] = "en" if task == "translate" else (info.language or code)
                 for s in segments:

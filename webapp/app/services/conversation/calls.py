@@ -11,6 +11,10 @@ sends an event to the caller (``emit``); the call does the rest on green threads
   the end of the turn the transcript is already there (or nearly);
 - the turn goes to ``chat.run_turn`` like any other voice turn (stored as audio plus
   transcription; the reply streamed), its timings counted from the end of speech;
+- the reply starts in the pause, as LiveKit's preemptive generation does: once the
+  pause's read has the words, the reply is generated and synthesized but held (nothing
+  sent, nothing stored) until the end-of-turn silence confirms the turn, and dropped
+  unseen if the caller goes on, so that silence no longer adds to the wait;
 - barge-in, in the manner of LiveKit's agents: speech during a reply first *pauses* the
   reply's audio (it stops being sent at once). Speech that goes on for
   ``CALL_INTERRUPT_MS``, or a short utterance with real words in it, interrupts: the
@@ -37,7 +41,7 @@ from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.providers.base import Transcription
-from webapp.app.services.conversation import chat, live_recognition
+from webapp.app.services.conversation import call_claims, chat, live_recognition
 from webapp.app.services.conversation.reply_events import Emit, ReplyEvents
 from webapp.app.services.conversation.turn_detection import TurnDetector, TurnEvent, TurnSettings
 
@@ -54,8 +58,10 @@ BACKCHANNELS = frozenset({
 })
 _PUNCTUATION = re.compile(r"[\s\.,!?;:，。！？；：、…\"'“”‘’()（）-]+")
 
-_active: dict[str, Call] = {}
-_active_lock = threading.Lock()
+_HOLD_LIMIT_SECONDS = 60.0
+# A reply starts in a pause only once it has lasted this long: shorter pauses, between
+# words, are many and rarely the end, and the pause's read usually takes longer anyway.
+_SPECULATE_AFTER_MS = 192
 
 
 def is_backchannel(text: str) -> bool:
@@ -130,6 +136,70 @@ class _Pending:
         self.result: Transcription | None = None
         self.error: BaseException | None = None
         self.finished_at = 0.0
+        self.stale = False  # the speech went on: nobody needs this read any more
+
+
+class _Held:
+    """The events of a reply started before its turn surely ended, kept back until it
+    has (``confirm``: they go out, and so does everything after) or dropped unseen when
+    the caller went on speaking (``drop``). ``wait`` is the chat service's ``go_ahead``."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.kept: list[tuple[str, dict[str, Any]]] = []
+        self.holding, self.dropped = True, False
+        self.confirmed_at: float | None = None
+        self.decided = threading.Event()
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        if self.dropped:
+            return
+        if self.holding:
+            self.kept.append((event, data))
+            return
+        self.emit(event, data)
+
+    def confirm(self) -> None:
+        if self.dropped:
+            return
+        self.confirmed_at = time.perf_counter()
+        while self.kept:  # what is said while these go out joins the queue
+            self.emit(*self.kept.pop(0))
+        self.holding = False
+        self.decided.set()
+
+    def drop(self) -> None:
+        self.dropped, self.kept = True, []
+        self.decided.set()
+
+    def wait(self) -> float | None:
+        # The call decides within one end-of-turn silence and one read; never wait forever.
+        if not self.decided.wait(_HOLD_LIMIT_SECONDS):
+            self.drop()
+        return self.confirmed_at
+
+
+class _Speculation:
+    """A reply started in the pause that may end the turn, from the audio read then.
+
+    ``ready`` is set once the reply has started (``reply``) or will not (no words);
+    ``quiet`` once the pause has lasted long enough for a reply to start."""
+
+    def __init__(self, pending: _Pending, pcm: bytes, speech_end: float) -> None:
+        self.pending, self.pcm, self.speech_end = pending, pcm, speech_end
+        self.reply: _Reply | None = None
+        self.held: _Held | None = None
+        self.ready = threading.Event()
+        self.quiet = threading.Event()
+        self.dropped = False
+
+    def drop(self) -> None:
+        self.dropped = True
+        self.quiet.set()
+        if self.held is not None:
+            self.held.drop()
+        if self.reply is not None:
+            self.reply.cancel.set()
 
 
 class Call:
@@ -148,6 +218,7 @@ class Call:
             min_speech_ms=config["CALL_MIN_SPEECH_MS"],
             max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000))
         self.interrupt_ms = config["CALL_INTERRUPT_MS"]
+        self.speculate = config["CALL_SPECULATIVE_REPLY"]
         self.partial_ms = config["CALL_PARTIAL_MS"]
         self.lead = config["CALL_AUDIO_LEAD_MS"] / 1000
         self.max_frame_bytes = config["CALL_MAX_FRAME_MS"] * options.sample_rate * 2 // 1000
@@ -169,14 +240,18 @@ class Call:
         self.turn_no = 0
         self.closed_turn = 0
         self.pending: _Pending | None = None
+        self.speculation: _Speculation | None = None
+        self.finishing = 0  # turns that ended and are not answered yet
         self.partial_busy = False
         self.partial_at_ms = 0
+        self.partial_rest_until = 0.0
         self.last_partial = ""
         self.asr_lock = threading.Semaphore(1)
         self.turn_lock = threading.Semaphore(1)
         self.barge_in = False
         self.detecting = False
         self.turns = 0
+        self.claim: call_claims.Claim | None = None
 
     # -- the transport's side ---------------------------------------------------------
 
@@ -185,10 +260,9 @@ class Call:
         role, session = chat.open_session(self.user_id, self.options.role_id,
                                           self.options.session_id)
         self.session_id = session.id
-        with _active_lock:
-            if session.id in _active:
-                raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
-            _active[session.id] = self
+        self.claim = call_claims.claim(session.id, self.app.config["REDIS_URL"] or None)
+        if self.claim is None:
+            raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
         language = self.options.language or chat.conversation_language(session.id)
         try:
             self.recognizer = live_recognition.choose(language)
@@ -225,6 +299,7 @@ class Call:
         self.end_reason = reason
         self.ended.set()
         self.wake.set()
+        self._drop_speculation()
         if self.reply is not None:
             self.reply.cancel.set()
 
@@ -252,19 +327,22 @@ class Call:
                 db.session.remove()
 
     def _release(self) -> None:
-        with _active_lock:
-            if _active.get(self.session_id) is self:
-                del _active[self.session_id]
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
     def _check_limits(self) -> None:
+        if self.claim is not None:
+            self.claim.renew()
         now = time.monotonic()
         if now - self.started_at > self.max_seconds:
             self.end("max_length")
         elif now - self.last_audio > self.idle_seconds:
             self.end("idle")
 
-    def _error(self, exc: Exception) -> None:
-        self.emit("error", {**as_error(exc, self.lang), "session_id": self.session_id})
+    def _error(self, exc: Exception, emit: Emit | None = None) -> None:
+        (emit or self.emit)("error", {**as_error(exc, self.lang),
+                                      "session_id": self.session_id})
 
     def _listen(self) -> None:
         """Score everything that has arrived in one trip to the thread pool (when the
@@ -282,6 +360,8 @@ class Call:
         windows = run_blocking(analyse)
         for event in self.detector.push(windows):
             self._on_turn_event(event)
+        if self.speculation is not None and self.detector.silence_ms >= _SPECULATE_AFTER_MS:
+            self.speculation.quiet.set()
         if self.detector.speaking:
             self._while_speaking()
 
@@ -294,6 +374,7 @@ class Call:
 
     def _on_turn_event(self, event: TurnEvent) -> None:
         if event.kind == "speech_start":
+            self._drop_speculation()
             self.turn_no += 1
             self.pending, self.partial_at_ms, self.last_partial = None, 0, ""
             reset = getattr(self.recognizer, "reset", None)
@@ -305,21 +386,40 @@ class Call:
                 self.reply.output.paused = True
         elif event.kind == "pause":
             self.pending = self._recognise_later(event.audio, speculative=True)
+            if self._may_speculate():
+                self.speculation = _Speculation(
+                    self.pending, event.audio,
+                    self._arrival(event.at_ms - self.settings.pause_ms))
+                spawn(self._speculate, self.speculation)
         elif event.kind == "resume":
+            if self.pending is not None:
+                self.pending.stale = True
             self.pending = None
+            self._drop_speculation()
         elif event.kind == "speech_end":
             self.emit("vad", {"state": "speech_end", "session_id": self.session_id})
             # Finished beside the listening loop, which must not fall behind the caller;
             # one at a time, so turns are answered in the order they were spoken.
-            spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no)
-            self.pending = None
+            self.finishing += 1
+            if self.speculation is not None:
+                self.speculation.quiet.set()
+            spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no,
+                  self.speculation)
+            self.pending, self.speculation = None, None
 
     def _while_speaking(self) -> None:
         if self.barge_in and self.detector.voiced_ms >= self.interrupt_ms:
             self._interrupt()
+        hear = getattr(self.recognizer, "hear", None)
+        if hear is not None and self.pending is None:
+            try:  # a streaming recogniser is sent the turn as it grows
+                hear(self.detector.speech())
+            except Exception:  # its partial and final reads will tell what went wrong
+                log.exception("streaming the turn to the recogniser failed")
         voiced = self.detector.voiced_ms
         if not self.partial_busy and self.pending is None \
-                and voiced - self.partial_at_ms >= self.partial_ms:
+                and voiced - self.partial_at_ms >= self.partial_ms \
+                and time.monotonic() >= self.partial_rest_until:
             self.partial_at_ms = voiced
             self.partial_busy = True
             spawn(self._partial, self.turn_no, self.detector.speech())
@@ -331,10 +431,15 @@ class Call:
                 # end-of-turn read is then running and should have the CPU to itself.
                 if self.pending is not None or not self.asr_lock.acquire(blocking=False):
                     return
+                began = time.monotonic()
                 try:
                     text = self.recognizer.partial(pcm) if self.recognizer else ""
                 finally:
                     self.asr_lock.release()
+                    # Partial reads take at most half the time: a read still running
+                    # when the speech pauses delays the one that ends the turn, and a
+                    # slow engine (Whisper, a busy machine) would otherwise never rest.
+                    self.partial_rest_until = 2 * time.monotonic() - began
                 # A partial may still land after the speech ended, never after the final.
                 if text and text != self.last_partial and turn_no == self.turn_no \
                         and turn_no > self.closed_turn:
@@ -345,20 +450,21 @@ class Call:
         finally:
             self.partial_busy = False
 
-    def _recognise_later(self, pcm: bytes, speculative: bool = False) -> _Pending | None:
+    def _recognise_later(self, pcm: bytes, speculative: bool = False) -> _Pending:
         """Read the turn in the background. One read per call at a time: a read started
-        on a pause (speculative) is skipped while another is running, so a slow engine
-        never gathers a queue of reads that are out of date before they start."""
-        # Moonshine reads side by side (a pool of models); Whisper is one model in turn.
+        on a pause (speculative) waits for a partial read still running, and is given up
+        if the speech has gone on by then, so a slow engine never gathers a queue of
+        reads that are out of date before they start."""
+        # Moonshine reads side by side (its engine queues them); Whisper is one model in turn.
         exclusive = not getattr(self.recognizer, "parallel", False)
-        if exclusive and speculative and not self.asr_lock.acquire(blocking=False):
-            return None
         pending = _Pending(len(pcm))
 
         def work() -> None:
             try:
-                if exclusive and not speculative:
+                if exclusive:
                     self.asr_lock.acquire()
+                if speculative and pending.stale:
+                    return
                 with self.app.app_context():
                     assert self.recognizer is not None
                     pending.result = self.recognizer.final(pcm)
@@ -389,75 +495,143 @@ class Call:
         """When the last voiced sample of the turn that just ended reached the server."""
         return self._arrival(self.detector.elapsed_ms - self.settings.end_silence_ms)
 
-    def _finish_turn(self, event: TurnEvent, speech_end: float,
-                     pending: _Pending | None, turn_no: int) -> None:
+    def _may_speculate(self) -> bool:
+        """A reply may start in a pause when nothing else is being answered or said."""
+        return (self.speculate and not self.barge_in and not self.finishing
+                and not self.ended.is_set()
+                and (self.reply is None or self.reply.done.is_set()))
+
+    def _drop_speculation(self) -> None:
+        if self.speculation is not None:
+            self._drop(self.speculation)
+            self.speculation = None
+
+    def _drop(self, spec: _Speculation) -> None:
+        if spec.reply is not None and not spec.dropped:
+            log.info("a reply started in a pause in session %s was dropped unheard",
+                     self.session_id)
+        spec.drop()
+
+    def _speculate(self, spec: _Speculation) -> None:
+        """Start answering what the pause's read heard, held back until the turn ends:
+        the reply is then ready to be heard when the end of the turn is confirmed."""
+        try:
+            spec.pending.ready.wait()
+            spec.quiet.wait()
+            result = spec.pending.result
+            if spec.dropped or spec.pending.error is not None or result is None \
+                    or not result.text.strip():
+                return
+            spec.held = _Held(self.emit)
+            spec.reply = self._start_reply(spec.pcm, result, spec.speech_end,
+                                           spec.pending, spec.held)
+        finally:
+            spec.ready.set()
+
+    def _finish_turn(self, event: TurnEvent, speech_end: float, pending: _Pending | None,
+                     turn_no: int, spec: _Speculation | None) -> None:
         with self.app.app_context(), self.turn_lock:
             try:
-                self._turn_ended(event, speech_end, pending)
+                self._turn_ended(event, speech_end, pending, spec)
                 self.closed_turn = max(self.closed_turn, turn_no)
             except Exception as exc:  # a failed turn is told; the call goes on
                 log.exception("call turn in session %s failed", self.session_id)
                 self._error(exc)
             finally:
+                self.finishing -= 1
                 db.session.remove()
 
-    def _turn_ended(self, event: TurnEvent, speech_end: float,
-                    pending: _Pending | None) -> None:
-        if not event.audio:
-            self._resume()
-            return
-        if pending is None or pending.size != len(event.audio):
-            pending = self._recognise_later(event.audio)
-            assert pending is not None
-        pending.ready.wait()
-        if pending.error is not None:
-            self._resume()
-            self._error(pending.error if isinstance(pending.error, Exception)
-                        else RuntimeError(str(pending.error)))
-            return
-        result = pending.result or Transcription("")
-        if self.barge_in:
-            log.info("speech during a reply in session %s: %r, %d ms voiced", self.session_id,
-                     result.text, event.voiced_ms)
-        if not result.text.strip() or (self.barge_in and is_backchannel(result.text)):
-            self._resume()
-            return
-        self._interrupt()
-        self._answer(event.audio, result, speech_end,
-                     max(0.0, (pending.finished_at - speech_end) * 1000))
+    def _turn_ended(self, event: TurnEvent, speech_end: float, pending: _Pending | None,
+                    spec: _Speculation | None) -> None:
+        try:
+            if not event.audio:
+                self._resume()
+                return
+            if pending is None or pending.size != len(event.audio):
+                pending = self._recognise_later(event.audio)
+            pending.ready.wait()
+            if pending.error is not None:
+                self._resume()
+                self._error(pending.error if isinstance(pending.error, Exception)
+                            else RuntimeError(str(pending.error)))
+                return
+            result = pending.result or Transcription("")
+            if self.barge_in:
+                log.info("speech during a reply in session %s: %r, %d ms voiced",
+                         self.session_id, result.text, event.voiced_ms)
+            if not result.text.strip() or (self.barge_in and is_backchannel(result.text)):
+                self._resume()
+                return
+            self._interrupt()
+            if spec is not None and spec.pending is pending and self._adopt(spec, result):
+                spec = None
+                return
+            self._answer(event.audio, result, speech_end, pending)
+        finally:
+            if spec is not None:
+                self._drop(spec)
 
-    def _answer(self, pcm: bytes, result: Transcription, speech_end: float,
-                asr_ms: float) -> None:
-        previous = self.reply
-        if previous is not None:
-            previous.done.wait()
+    def _learn_language(self, result: Transcription) -> None:
         if self.detecting and result.language:
             # The first turn told which language this is: from now on its own recogniser.
             self.detecting = False
             self.recognizer = live_recognition.choose(result.language)
+
+    def _adopt(self, spec: _Speculation, result: Transcription) -> bool:
+        """The turn ended as it was when its reply started: let that reply be heard."""
+        spec.ready.wait()
+        if spec.dropped or spec.reply is None or spec.held is None or spec.held.dropped:
+            return False
+        self._learn_language(result)
+        if self.ended.is_set():
+            return False
+        self.reply = spec.reply
+        self.turns += 1
+        spec.held.confirm()
+        spec.reply.output.paused = False
+        return True
+
+    def _answer(self, pcm: bytes, result: Transcription, speech_end: float,
+                pending: _Pending) -> None:
+        previous = self.reply
+        if previous is not None:
+            previous.done.wait()
+        self._learn_language(result)
         if self.ended.is_set():
             return
-        cancel = threading.Event()
-        output = ReplyOutput(self.emit, self.session_id, self.lead, cancel)
-        reply = _Reply(output, cancel)
-        self.reply = reply
+        self.reply = self._start_reply(pcm, result, speech_end, pending)
         self.turns += 1
+
+    def _start_reply(self, pcm: bytes, result: Transcription, speech_end: float,
+                     pending: _Pending, held: _Held | None = None) -> _Reply:
+        """Answer ``result`` through the chat service; with ``held``, nothing of the
+        reply is heard or stored until ``held`` is confirmed."""
+        cancel = threading.Event()
+        output = ReplyOutput(held or self.emit, self.session_id, self.lead, cancel)
+        output.paused = held is not None
+        reply = _Reply(output, cancel)
+        asr_ms = max(0.0, (pending.finished_at - speech_end) * 1000)
         request = chat.TurnRequest(
             user_id=self.user_id, role_id=self.options.role_id, session_id=self.session_id,
             pcm=pcm, response_type=chat.RESPONSE_VOICE,
-            audio_format=self.options.audio_format, recognised=result, started=speech_end,
-            timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True)
+            audio_format=self.options.audio_format, recognised=result,
+            recognised_by=self.recognizer.name if self.recognizer else None, started=speech_end,
+            timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True,
+            go_ahead=held.wait if held is not None else None)
         spawn(self._reply, request, reply)
+        return reply
 
     def _reply(self, request: chat.TurnRequest, reply: _Reply) -> None:
         with self.app.app_context():
             try:
                 done = chat.run_turn(request, reply.output, reply.cancel)
-                log.info("call turn in session %s, from the end of speech: %s",
-                         self.session_id, done["timings"])
+                if not done.get("abandoned"):
+                    log.info("call turn in session %s, from the end of speech: %s",
+                             self.session_id, done["timings"])
             except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
                 db.session.rollback()
-                self._error(exc)
+                # A reply that was held and dropped is never told, its failure neither.
+                self._error(exc, reply.output.emit)
             finally:
                 db.session.remove()
                 reply.done.set()

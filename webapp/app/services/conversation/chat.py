@@ -78,10 +78,18 @@ class TurnRequest:
     # speech), carrying over the call's own ``timings``.
     pcm: bytes | None = None
     recognised: Transcription | None = None
+    recognised_by: str | None = None
     started: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     # An interrupted reply is stored as what the listener heard, not what was written.
     store_delivered: bool = False
+    # A reply started before the speaker has surely finished (a live call answers in the
+    # pause that may end the turn, with the speech already ``recognised``): nothing is
+    # stored until the reply is over and ``go_ahead`` answers, which it does once the
+    # turn's fate is known — the moment (``perf_counter``) the turn was confirmed, or None
+    # when the speaker went on and the turn is dropped without a trace. The sink holds
+    # back what it is told until then.
+    go_ahead: Callable[[], float | None] | None = None
 
 
 @dataclass
@@ -146,12 +154,39 @@ def prepare(request: TurnRequest) -> Turn:
     return turn
 
 
+def _store_spoken(turn: Turn, session: Conversation, text: str) -> Message:
+    """The caller's speech as a message with its file; a failure keeps neither."""
+    assert turn.voice is not None
+    try:
+        return conversations.add_message(
+            session, role="user", type="voice", transcription=text, audio=turn.voice.keep(),
+            meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
+                  "language": turn.language, "asr": turn.asr_engine})
+    except Exception:
+        db.session.rollback()
+        turn.voice.discard()
+        raise
+
+
+def _go_ahead(turn: Turn, session_id: str, text: str) -> str | None:
+    """A held turn once its fate is known: the stored user message's id, or None when
+    the turn was dropped (and its speech with it)."""
+    assert turn.request.go_ahead is not None and turn.voice is not None
+    confirmed = turn.request.go_ahead()
+    if confirmed is None:
+        turn.voice.discard()
+        return None
+    turn.timings["end_of_turn_ms"] = round((confirmed - turn.started) * 1000, 1)
+    return _store_spoken(turn, db.session.get(Conversation, session_id), text).id
+
+
 def _recognise(turn: Turn, voice: VoiceInput, sink: TurnSink) -> str:
     """The words of the voice input, recognised while it is written to storage; a turn
     that ends here (no speech, a failed recogniser) leaves nothing stored."""
     voice.store_beside()
     try:
         result = turn.request.recognised
+        turn.asr_engine = turn.request.recognised_by
         if result is None:
             engine = current_app.extensions["providers"].stt_with_fallback()
             result, turn.timings["asr_ms"] = recorded_speech.recognise(
@@ -259,17 +294,8 @@ def run_turn(request: TurnRequest, sink: TurnSink,
                                     meta={"kind": "typed"})
     else:
         user_text = _recognise(turn, turn.voice, sink)
-        try:
-            said = conversations.add_message(
-                session, role="user", type="voice", transcription=user_text,
-                audio=turn.voice.keep(),
-                meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
-                      "language": turn.language, "asr": turn.asr_engine})
-        except Exception:
-            db.session.rollback()
-            turn.voice.discard()
-            raise
-    user_message_id = said.id
+        said = None if request.go_ahead else _store_spoken(turn, session, user_text)
+    user_message_id = said.id if said else ""
     mode = request.response_type
     if mode == RESPONSE_RANDOM:
         mode = random.choice((RESPONSE_TEXT, RESPONSE_VOICE))
@@ -281,11 +307,25 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     prompt = prompt_messages(session, role, user_text)
     session_id, role_id, role_name, voice_type = session.id, role.id, role.name, voice.voice_type
     db.session.close()
-    reply = stream_reply(
-        llm, prompt, engine if mode == RESPONSE_VOICE else None, options,
-        chat_options=ChatOptions(persona=role_name), on_text=sink.text_chunk,
-        on_audio=out, cancel=cancel, started=turn.started)
+    held = said is None
+    try:
+        reply = stream_reply(
+            llm, prompt, engine if mode == RESPONSE_VOICE else None, options,
+            chat_options=ChatOptions(persona=role_name), on_text=sink.text_chunk,
+            on_audio=out, cancel=cancel, started=turn.started)
+    except Exception:
+        if held:  # a turn that failed is stored like any other, once it counts
+            _go_ahead(turn, session_id, user_text)
+        raise
     out.finish(reply.interrupted)
+    if held:
+        user_message_id = _go_ahead(turn, session_id, user_text) or ""
+        if not user_message_id:
+            return {"session_id": session_id, "abandoned": True}
+        # Audio made before the turn was confirmed waited for it: it was heard from then.
+        if "first_audio_ms" in reply.timings:
+            reply.timings["first_audio_ms"] = max(reply.timings["first_audio_ms"],
+                                                  turn.timings["end_of_turn_ms"])
     timings = {**turn.timings, **reply.timings}
     audio_row = None
     if out.audio.samples:

@@ -8,16 +8,19 @@ when the turn ends; what matters is how little is left to do at that moment.
 - Other languages: Whisper base. Every pass pays for a 30-second window, so partial
   passes also *commit* the sentences that ended well before the current end of the turn;
   later passes and the final one read only the audio after them.
+- DashScope (``STT_ENGINE=paraformer``): Paraformer's real-time recognition, fed as the
+  turn is spoken, for every language.
 
-Which one serves a call follows the call's ``language``, else the conversation's last
-recognised language, else Whisper detects it on the first turn and the call keeps it.
-Every method here may be called from green code: the registry's engines run their
-inference in the thread pool. The samples go to them as they are, never re-encoded.
+Which local one serves a call follows the call's ``language``, else the conversation's
+last recognised language, else Whisper detects it on the first turn and the call keeps
+it. Every method here may be called from green code: the registry's engines run their
+inference in the thread pool, and DashScope is network I/O. The samples go to the
+engines as they are, never re-encoded.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import current_app
 
@@ -27,6 +30,12 @@ SAMPLE_RATE = 16000
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
 # A Whisper sentence ending this long before the live end of the turn will not change.
 _STABLE_SECONDS = 1.0
+# Whisper's language detection on the first second or so of a turn is often wrong; a
+# partial pass settles the call's language only once it has heard this much.
+_DETECT_SECONDS = 2.0
+# Tokens a live Whisper pass may write: fast Mandarin is about 6 characters a second,
+# each one or two tokens, plus timestamps; the ceiling leaves room for the prompt.
+_TOKENS_BASE, _TOKENS_PER_SECOND, _MAX_TOKENS = 24, 12, 224
 
 
 class LiveRecognizer(Protocol):
@@ -70,7 +79,13 @@ class WhisperLive:
         self._committed_bytes = 0
 
     def _read(self, pcm: bytes) -> Transcription:
-        return self.engine.transcribe_decoded(pcm, self.language, {"beam_size": 1})
+        # A phrase cut off mid-word can send Whisper into a loop of invented text, and its
+        # usual retries at higher temperatures would repeat that several times: one pass,
+        # with no more tokens than fast speech of this length needs.
+        tokens = min(_MAX_TOKENS, _TOKENS_BASE + int(_TOKENS_PER_SECOND * len(pcm)
+                                                     / _BYTES_PER_SECOND))
+        return self.engine.transcribe_decoded(
+            pcm, self.language, {"beam_size": 1, "single_pass": True, "max_new_tokens": tokens})
 
     def _joined(self, parts: list[str]) -> str:
         joiner = "" if (self.language or "").startswith(("zh", "ja", "yue")) else " "
@@ -79,7 +94,8 @@ class WhisperLive:
     def partial(self, pcm: bytes) -> str:
         start = self._committed_bytes
         result = self._read(pcm[start:])
-        self.language = self.language or result.language
+        if len(pcm) - start >= _DETECT_SECONDS * _BYTES_PER_SECOND:
+            self.language = self.language or result.language
         live_end = (len(pcm) - start) / _BYTES_PER_SECOND
         stable = [s for s in result.segments if s.end <= live_end - _STABLE_SECONDS]
         if stable and len(stable) < len(result.segments):
@@ -102,10 +118,67 @@ class WhisperLive:
         self._committed, self._committed_bytes = [], 0
 
 
+class ParaformerLive:
+    """DashScope's Paraformer, when it is the deployment's recogniser: the turn is
+    streamed to the service as it is spoken (``hear``), a partial pass shows the service's
+    interim text, and the final pass only sends the last piece and ends the task. One
+    live recognition per process at a time (the SDK's limit under eventlet): a turn that
+    finds another call's turn being recognised is sent once that one is done."""
+
+    name = "paraformer"
+    parallel = False
+
+    def __init__(self, language: str | None) -> None:
+        self.engine = current_app.extensions["providers"].stt("paraformer")
+        self.language = language
+        self._stream: Any = None
+        self._sent = 0
+
+    def _feed(self, pcm: bytes, wait: float | None) -> Any:
+        if self._stream is None:
+            self._stream = self.engine.open_stream(self.language, wait)
+            self._sent = 0
+            if self._stream is None:
+                return None
+        self._stream.send(pcm[self._sent:])
+        self._sent = len(pcm)
+        return self._stream
+
+    def hear(self, pcm: bytes) -> None:
+        """The turn so far, as it grows: what is new goes to the service at once (the SDK
+        reads the service's answers only while it is sending, so a stream fed every
+        piece has its interim text up to date)."""
+        self._feed(pcm, wait=0)
+
+    def partial(self, pcm: bytes) -> str:
+        """What the service has heard so far (``hear`` sends the audio)."""
+        stream = self._stream
+        return stream.text if stream is not None else ""
+
+    def final(self, pcm: bytes) -> Transcription:
+        stream = self._feed(pcm, wait=None)
+        self._stream = None
+        if stream is None:
+            raise ProviderError("paraformer", "timeout", "DashScope recognition is busy with "
+                                "an earlier call", transient=True)
+        result = stream.finish()
+        return Transcription(text=result.text, language=self.language,
+                             duration=len(pcm) / _BYTES_PER_SECOND)
+
+    def reset(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+        self._stream = None
+
+
 def choose(language: str | None) -> LiveRecognizer:
-    """The recogniser for a call in ``language`` (None: Whisper detects it)."""
+    """The recogniser for a call in ``language`` (None: Whisper detects it), or Paraformer
+    for every language when it is the deployment's recogniser (``STT_ENGINE``)."""
     registry = current_app.extensions["providers"]
     code = (language or "").lower()
+    if current_app.config.get("STT_ENGINE") == "paraformer" \
+            and registry.is_configured("stt", "paraformer"):
+        return ParaformerLive(code.split("-")[0] or None)
     if code.startswith("en") and registry.is_configured("stt", "moonshine"):
         return MoonshineLive()
     if not registry.is_configured("stt", "whisper"):

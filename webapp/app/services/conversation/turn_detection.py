@@ -122,6 +122,11 @@ class TurnDetector:
     def voiced_ms(self) -> int:
         return self._voiced_ms if self.speaking else 0
 
+    @property
+    def silence_ms(self) -> int:
+        """How long the current turn has been silent (0 while speech goes on)."""
+        return self._silence_ms if self.speaking else 0
+
     def _end(self) -> TurnEvent:
         audio, voiced = self.speech(), self._voiced_ms
         self.speaking, self._paused, self._run_ms = False, False, 0
