@@ -26,12 +26,12 @@ from sqlalchemy import select
 from webapp.app.audio.outgoing import OutgoingAudio
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
-from webapp.app.models import Conversation, Message, Role, Voice, VoiceProfile
+from webapp.app.models import Conversation, File, Message, Role, Voice, VoiceProfile
 from webapp.app.models.common import new_uuid
 from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions, Transcription
 from webapp.app.schemas import find_lone_surrogate
 from webapp.app.services.conversation import conversations, memory, roles
-from webapp.app.services.conversation.reply_stream import stream_reply
+from webapp.app.services.conversation.reply_stream import SpokenReply, stream_reply
 from webapp.app.services.platform import files, jobs
 from webapp.app.services.speech import recorded_speech
 from webapp.app.services.speech.voice_input import VoiceInput
@@ -279,6 +279,48 @@ class _AudioOut:
             self.sink.audio_chunk(tail)
 
 
+@dataclass
+class _ReplyPlan:
+    """What a reply is made with, read from the database before the turn lets go of it."""
+
+    mode: int
+    engine: Any
+    options: SynthesisOptions
+    llm: Any
+    prompt: list[dict[str, str]]
+    session_id: str
+    role_id: int
+    role_name: str
+    voice_type: str
+    message_id: str = field(default_factory=new_uuid)
+
+
+def _hear(turn: Turn, sink: TurnSink) -> tuple[str, str | None]:
+    """The user's words and their stored message's id; no id yet for a held turn."""
+    if turn.voice is None:
+        text = (turn.request.text or "").strip()
+        said = conversations.add_message(turn.session, role="user", type="text", text=text,
+                                         meta={"kind": "typed"})
+        return text, said.id
+    text = _recognise(turn, turn.voice, sink)
+    if turn.request.go_ahead:
+        return text, None
+    return text, _store_spoken(turn, turn.session, text).id
+
+
+def _plan(turn: Turn, user_text: str) -> _ReplyPlan:
+    mode = turn.request.response_type
+    if mode == RESPONSE_RANDOM:
+        mode = random.choice((RESPONSE_TEXT, RESPONSE_VOICE))
+    session, role = turn.session, turn.role
+    voice, options = role_voice(role)
+    engine, options = synthesis.engine_for(voice, options, with_fallback=True)
+    return _ReplyPlan(mode=mode, engine=engine, options=options,
+                      llm=current_app.extensions["providers"].llm(),
+                      prompt=prompt_messages(session, role, user_text), session_id=session.id,
+                      role_id=role.id, role_name=role.name, voice_type=voice.voice_type)
+
+
 def run_turn(request: TurnRequest, sink: TurnSink,
              cancel: threading.Event | None = None,
              on_prepared: Callable[[Turn], None] | None = None) -> dict[str, Any]:
@@ -287,46 +329,38 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     turn = prepare(request)
     if on_prepared:
         on_prepared(turn)
-    session, role = turn.session, turn.role
-    if turn.voice is None:
-        user_text = (request.text or "").strip()
-        said = conversations.add_message(session, role="user", type="text", text=user_text,
-                                    meta={"kind": "typed"})
-    else:
-        user_text = _recognise(turn, turn.voice, sink)
-        said = None if request.go_ahead else _store_spoken(turn, session, user_text)
-    user_message_id = said.id if said else ""
-    mode = request.response_type
-    if mode == RESPONSE_RANDOM:
-        mode = random.choice((RESPONSE_TEXT, RESPONSE_VOICE))
-    voice, options = role_voice(role)
-    engine, options = synthesis.engine_for(voice, options, with_fallback=True)
-    message_id = new_uuid()
-    out = _AudioOut(sink, request.audio_format, message_id)
-    llm = current_app.extensions["providers"].llm()
-    prompt = prompt_messages(session, role, user_text)
-    session_id, role_id, role_name, voice_type = session.id, role.id, role.name, voice.voice_type
+    user_text, user_message_id = _hear(turn, sink)
+    plan = _plan(turn, user_text)
     db.session.close()
-    held = said is None
+    out = _AudioOut(sink, request.audio_format, plan.message_id)
+    held = user_message_id is None
     try:
         reply = stream_reply(
-            llm, prompt, engine if mode == RESPONSE_VOICE else None, options,
-            chat_options=ChatOptions(persona=role_name), on_text=sink.text_chunk,
-            on_audio=out, cancel=cancel, started=turn.started)
+            plan.llm, plan.prompt, plan.engine if plan.mode == RESPONSE_VOICE else None,
+            plan.options, chat_options=ChatOptions(persona=plan.role_name),
+            on_text=sink.text_chunk, on_audio=out, cancel=cancel, started=turn.started)
     except Exception:
         if held:  # a turn that failed is stored like any other, once it counts
-            _go_ahead(turn, session_id, user_text)
+            _go_ahead(turn, plan.session_id, user_text)
         raise
     out.finish(reply.interrupted)
     if held:
-        user_message_id = _go_ahead(turn, session_id, user_text) or ""
+        user_message_id = _go_ahead(turn, plan.session_id, user_text)
         if not user_message_id:
-            return {"session_id": session_id, "abandoned": True}
+            return {"session_id": plan.session_id, "abandoned": True}
         # Audio made before the turn was confirmed waited for it: it was heard from then.
         if "first_audio_ms" in reply.timings:
             reply.timings["first_audio_ms"] = max(reply.timings["first_audio_ms"],
                                                   turn.timings["end_of_turn_ms"])
     timings = {**turn.timings, **reply.timings}
+    text, audio_row = _store_reply(request, plan, reply, out, timings)
+    return _tell(sink, plan, reply, text, audio_row, user_message_id or "", timings)
+
+
+def _store_reply(request: TurnRequest, plan: _ReplyPlan, reply: SpokenReply, out: _AudioOut,
+                 timings: dict[str, float]) -> tuple[str, File | None]:
+    """The reply as a message (with the audio that was streamed); returns its text."""
+    voiced = plan.mode == RESPONSE_VOICE
     audio_row = None
     if out.audio.samples:
         audio_row = files.save(request.user_id, out.audio.whole(), out.audio.kept_format,
@@ -336,45 +370,54 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     heard_only = request.store_delivered and reply.interrupted and reply.error is None
     text = reply.spoken_text if heard_only else reply.text
     meta = {"kind": "reply", "timings": timings, "interrupted": reply.interrupted,
-            "response_type": mode, "llm": llm.name, "tts": getattr(engine, "spoke", engine.name),
+            "response_type": plan.mode, "llm": plan.llm.name,
+            "tts": getattr(plan.engine, "spoke", plan.engine.name),
             "spoken_text": reply.spoken_text}
-    fallback = getattr(engine, "fell_back_from", None)
+    fallback = getattr(plan.engine, "fell_back_from", None)
     if fallback:
         meta["fallback"] = fallback
     if reply.error is not None:
         meta["error"] = {"provider": reply.error.provider, "kind": reply.error.kind,
                          "message": reply.error.message}
-    message = Message(id=message_id, session_id=session_id, owner_id=request.user_id,
-                      role="assistant", type="voice" if mode == RESPONSE_VOICE else "text",
-                      text=text, voice_type=voice_type if mode == RESPONSE_VOICE else None,
-                      audio_file_id=audio_row.id if audio_row else None,
-                      format=audio_row.format if audio_row else None,
-                      duration=round(audio_row.duration, 3) if audio_row else None,
-                      meta=meta)
-    db.session.add(message)
+    db.session.add(Message(
+        id=plan.message_id, session_id=plan.session_id, owner_id=request.user_id,
+        role="assistant", type="voice" if voiced else "text", text=text,
+        voice_type=plan.voice_type if voiced else None,
+        audio_file_id=audio_row.id if audio_row else None,
+        format=audio_row.format if audio_row else None,
+        duration=round(audio_row.duration, 3) if audio_row else None, meta=meta))
     db.session.commit()
+    return text, audio_row
+
+
+def _tell(sink: TurnSink, plan: _ReplyPlan, reply: SpokenReply, text: str,
+          audio_row: File | None, user_message_id: str,
+          timings: dict[str, float]) -> dict[str, Any]:
+    """The turn's end told to the client (and a summary queued); returns ``complete``."""
+    voiced = plan.mode == RESPONSE_VOICE
     audio_url = files.audio_url(audio_row) if audio_row else None
     duration = audio_row.duration if audio_row else 0.0
     # Telling the clients goes through Redis and queues a summary: no connection is held
     # meanwhile (under load those waits would starve the pool).
     db.session.close()
-    if mode == RESPONSE_VOICE:
+    if voiced:
         reason = "error" if reply.error else "interrupted" if reply.interrupted else None
         sink.audio_end(audio_url, duration, reason)
     if reply.error is not None:
-        log.warning("turn %s session %s broke off: %s", message_id, session_id, reply.error)
+        log.warning("turn %s session %s broke off: %s", plan.message_id, plan.session_id,
+                    reply.error)
         raise reply.error
-    payload = {"role_id": role_id, "message": audio_url if mode == RESPONSE_VOICE else text,
-               "type": "voice" if mode == RESPONSE_VOICE else "text",
-               "session_id": session_id, "message_id": message_id, "text": text,
+    payload = {"role_id": plan.role_id, "message": audio_url if voiced else text,
+               "type": "voice" if voiced else "text", "session_id": plan.session_id,
+               "message_id": plan.message_id, "text": text,
                "user_message_id": user_message_id}
-    if mode == RESPONSE_VOICE:
+    if voiced:
         payload["format"] = "mp3"
     sink.reply(payload)
-    log.info("turn %s session %s: %s", message_id, session_id, timings)
-    done = {"session_id": session_id, "message_id": message_id,
+    log.info("turn %s session %s: %s", plan.message_id, plan.session_id, timings)
+    done = {"session_id": plan.session_id, "message_id": plan.message_id,
             "user_message_id": user_message_id, "interrupted": reply.interrupted,
             "timings": timings}
     sink.complete(done)
-    jobs.follow_up(memory.SUMMARY_TASK, session_id)
+    jobs.follow_up(memory.SUMMARY_TASK, plan.session_id)
     return done
