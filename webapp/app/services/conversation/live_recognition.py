@@ -5,9 +5,10 @@ when the turn ends; what matters is how little is left to do at that moment.
 
 - English: Moonshine tiny-en, whose cost follows the audio's length, so each re-read of
   a short turn is cheap and the last one takes a few hundred milliseconds at most.
-- Other languages: Whisper base. Every pass pays for a 30-second window, so partial
-  passes also *commit* the sentences that ended well before the current end of the turn;
-  later passes and the final one read only the audio after them.
+- Other languages: Whisper base. A pass costs the same whatever the audio's length up
+  to its window (10 seconds for a phrase, else Whisper's 30), so partial passes also
+  *commit* the sentences that ended well before the current end of the turn; later
+  passes and the final one read only the audio after them.
 - DashScope (``STT_ENGINE=paraformer``): Paraformer's real-time recognition, fed as the
   turn is spoken, for every language.
 
