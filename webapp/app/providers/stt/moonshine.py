@@ -97,8 +97,8 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
         seconds = len(pcm) / 2 / SAMPLE_RATE
         text = " ".join(line.text.strip() for line in transcript.lines
                         if line.is_updated and line.start_time < seconds and line.text.strip())
-        # Given a little silence before the speech (as a live turn has), tiny-en sometimes
-        # wraps the whole sentence in quotation marks nobody said.
+        # On live turns tiny-en sometimes wraps the whole sentence in quotation marks
+        # nobody said (which also hides a question's "?" from whoever reads the text).
         return text.strip(_QUOTES)
 
     def transcribe(
