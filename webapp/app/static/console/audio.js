@@ -101,7 +101,7 @@ export class PcmStreamPlayer {
     this.stats = {
       streams: 0, chunksReceived: 0, chunksScheduled: 0, bytesReceived: 0,
       secondsScheduled: 0, underruns: 0, maxGap: 0, outOfOrder: 0,
-      timeline: [], // the current stream: {seq, start, end, late} per scheduled chunk
+      timeline: [], // the current stream: {seq, at, start, end, late} per scheduled chunk
     };
     this.sources = new Set();
     this.onIdle = null;
@@ -204,7 +204,7 @@ export class PcmStreamPlayer {
     this.stats.chunksScheduled += 1;
     this.stats.secondsScheduled += buffer.duration;
     if (this.stats.timeline.length < 5000) {
-      this.stats.timeline.push({ seq, start: startAt, end: this.nextTime, late });
+      this.stats.timeline.push({ seq, at: now, start: startAt, end: this.nextTime, late });
     }
   }
 
