@@ -6,7 +6,6 @@ Targets: median ≤ 15 ms, 95th percentile ≤ 50 ms, zero errors.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import secrets
@@ -17,6 +16,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, insert, select
 
+from bench.figures import publish
 from bench.server import Server, mysql_url, register
 from bench.stats import run_concurrently, summary
 
@@ -93,7 +93,7 @@ def main() -> None:
         print(f"{name:58} {row['median_ms']:>6.1f}ms {row['p95_ms']:>6.1f}ms "
               f"{row['max_ms']:>6.1f}ms {row['req_per_s']:>7} {row['errors']:>6}")
     print("targets: median ≤ 15 ms, p95 ≤ 50 ms, 0 errors")
-    print(json.dumps({"bench": "api", "database": db_kind, "rows": ROWS, "results": results}))
+    publish("api", {"bench": "api", "database": db_kind, "rows": ROWS, "results": results})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_realtime import Conversation, add_participant, start_server
+from bench.figures import publish
 from bench.stats import summary
 from tests.helpers.call_client import Caller
 from tests.helpers.sounds import speech
@@ -224,4 +224,4 @@ def main() -> None:
               f"p95 {row['p95_ms']:.0f} ms, errors {row['errors']}")
     print(f"calls at once with first-audio p95 ≤ 1200 ms: "
           f"{figures['concurrent_calls_within_target']}")
-    print(json.dumps({"bench": "call", **figures}, ensure_ascii=False, default=str))
+    publish("call", {"bench": "call", **figures})

@@ -8,7 +8,6 @@ from run to run).
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -17,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.figures import publish
 from tests.helpers.transcripts import word_error_rate
 from webapp.app.audio import encode
 from webapp.app.providers.base import SynthesisOptions
@@ -172,7 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-whisper-") as folder:
         figures = run(Path(folder))
     print(report(figures))
-    print(json.dumps({key: round(value, 4) for key, value in figures.items()}))
+    publish("engines", {key: round(value, 4) for key, value in figures.items()})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ Targets: a cached generate ≤ 20 ms median; a history page ≤ 50 ms median.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import secrets
@@ -19,6 +18,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, insert
 
+from bench.figures import publish
 from bench.server import Server, mysql_url, register
 from bench.stats import summary
 
@@ -109,8 +109,8 @@ def main() -> None:
               f"{row['max_ms']:>7.1f}ms")
     print(f"cached is {speedup:.0f}x faster than uncached")
     print("targets: cached generate ≤ 20 ms median; history page ≤ 50 ms median")
-    print(json.dumps({"bench": "generation", "database": db_kind, "results": results,
-                      "cached_speedup": round(speedup, 1)}))
+    publish("generation", {"bench": "generation", "database": db_kind, "results": results,
+                           "cached_speedup": round(speedup, 1)})
 
 
 if __name__ == "__main__":

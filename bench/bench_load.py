@@ -30,6 +30,7 @@ from typing import Any
 
 import requests
 
+from bench.figures import publish
 from bench.stats import summary
 
 SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", 60))
@@ -321,7 +322,7 @@ def main() -> None:
     row = report(tally, server.log, quiet)
     print_table(row)
     print(f"server log: {server.log}")
-    print(json.dumps({"bench": "load", "targets": TARGETS, **row}, ensure_ascii=False))
+    publish("load", {"bench": "load", "targets": TARGETS, **row})
 
 
 if __name__ == "__main__":

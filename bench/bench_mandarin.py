@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_engines import rss_mb
+from bench.figures import publish
 from tests.helpers.mandarin import LONG_TEXT, measure, read_back
 from tests.helpers.paths import ROOT
 from webapp.app.providers.base import SynthesisOptions, TextToSpeechInterface
@@ -120,7 +121,7 @@ def main() -> None:
     for key, value in figures.items():
         target = TARGETS.get(key)
         print(f"{key:24} {value}" + (f"   (target ≤ {target})" if target else ""))
-    print(json.dumps(figures, ensure_ascii=False))
+    publish("mandarin", figures)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Run: ``python -m bench openai``.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 
 import requests
 
+from bench.figures import publish
 from bench.server import Server, register
 from webapp.app import audio
 from webapp.app.providers.base import SynthesisOptions
@@ -150,6 +150,6 @@ def main() -> None:
     for name, value in figures.items():
         target = f"≤ {TARGET}" if "ratio" in name else ""
         print(f"{name:34} {value:10.2f}  {target}")
-    print(json.dumps({"bench": "openai", "rounds": ROUNDS, "load_before": load_before,
-                      "load_after": load_after,
-                      **{k: round(v, 3) for k, v in figures.items()}}))
+    publish("openai", {"bench": "openai", "rounds": ROUNDS, "load_before": load_before,
+                        "load_after": load_after,
+                        **{k: round(v, 3) for k, v in figures.items()}})

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import statistics
 import subprocess
 import tempfile
@@ -34,6 +33,7 @@ from typing import Any
 
 import requests
 
+from bench.figures import publish
 from bench.server import Server, register
 from bench.stats import summary
 from tests.helpers.paths import MODELS
@@ -616,7 +616,7 @@ def main() -> None:
     print(f"\nserver logs: {work}/piper/server.log {piper_log}, "
           f"{work}/espeak/server.log {espeak_log}")
     print(f"run time: {elapsed:.0f} s")
-    print(json.dumps({
+    publish("realtime", {
         "bench": "realtime", "mode": "embedded (SQLite, no Redis, one web process)",
         "clip_seconds": round(clip_s, 2), "targets": TARGETS,
         "voice_turn": piper["voice_turn"], "naive_vs_streaming": comparison,
@@ -624,7 +624,7 @@ def main() -> None:
         "text_max_clients_p95_under_1s": text_best, "voice_ramp": piper["voice_ramp"],
         "voice_max_clients_p95_under_1_5s": voice_best, "interrupt": interrupt,
         "server_log_problems": {"piper": piper_log, "espeak": espeak_log},
-        "run_seconds": round(elapsed, 1)}, ensure_ascii=False))
+        "run_seconds": round(elapsed, 1)})
 
 
 if __name__ == "__main__":

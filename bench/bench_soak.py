@@ -20,7 +20,6 @@ with a database of the benchmark's own (``BENCH_SOAK_DATABASE``, ``tingshuo_soak
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 
 import requests
 
+from bench.figures import publish
 from bench.server import Server, mysql_url, register
 from bench.stats import percentile
 from tests.helpers.processes import celery_worker, start_all
@@ -326,7 +326,7 @@ def main() -> None:
     print(f"load average before {result['load_average_before']}, "
           f"after {result['load_average_after']} (2 cores, shared)")
     print(f"logged problems: {logs} (logs in {work})")
-    print(json.dumps(result, ensure_ascii=False))
+    publish("soak", result)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,10 @@ def test_a_locked_sqlite_database_is_waited_for_without_stalling_the_loop(
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["error"] is None, report
     assert report["waited_s"] >= 0.4, report
-    assert report["longest_stall_s"] < 0.3, report
+    # Waiting in C would hold the loop for the whole wait: not one tick, and no release.
+    # The loop ran throughout instead (50 ticks when idle; a busy machine ticks less
+    # often, and its longest stall is a figure ``bench loop`` prints).
+    assert report["ticks_while_waiting"] >= 5, report
 
 
 def test_deleting_a_role_takes_its_profile_and_leaves_its_sessions_to_no_role(
