@@ -65,6 +65,23 @@ def create_role(page: Any, name: str, description: str, voice_type: str = PIPER_
     expect(page.locator("#roles-list .role-item .role-name", has_text=name)).to_be_visible()
 
 
+# The page's stream player given three 0.2 s chunks at once (each scheduled to start as
+# the one before ends), then, once they have played, a fourth (late: after a gap).
+PLAYER_ON_TIME_THEN_LATE = """async () => {
+  const { PcmStreamPlayer, audioTime } = await import("/static/console/audio.js");
+  const player = new PcmStreamPlayer();
+  player.begin(16000);
+  const chunk = () => new Uint8Array(16000 * 2 / 5);
+  for (const seq of [0, 1, 2]) player.push(chunk(), seq);
+  const playedOut = player.stats.timeline[2].end + 0.05;
+  while (audioTime() < playedOut) await new Promise((done) => setTimeout(done, 50));
+  player.push(chunk(), 3);
+  const result = { timeline: player.stats.timeline, underruns: player.stats.underruns };
+  player.stop();
+  return result;
+}"""
+
+
 def talk_stats(page: Any) -> dict[str, Any]:
     return page.evaluate("""() => {
       const s = window.__console.talk;
@@ -345,10 +362,16 @@ def test_talk_streams_reply_text_and_audio(open_page: Any, server: str, username
             assert abs(after["start"] - before["end"]) < 1e-6, (before, after)
         else:
             assert after["start"] > before["end"], (before, after)
-    # Synthesis runs far ahead of playback, so the chunks mostly join without a gap.
-    joined = [entry for entry in timeline[1:] if not entry["late"]]
-    assert len(joined) * 2 >= len(timeline) - 1, timeline
-    assert stats["audio"]["underruns"] == len(timeline) - 1 - len(joined)
+    assert stats["audio"]["underruns"] == sum(entry["late"] for entry in timeline[1:])
+    # Which branch the reply's chunks took depends on the machine's load; both are held
+    # to their rule here with chunks handed over on time, then one late.
+    own = page.evaluate(PLAYER_ON_TIME_THEN_LATE)
+    *on_time, late = own["timeline"]
+    assert len(on_time) == 3 and not any(entry["late"] for entry in on_time), own
+    for before, after in zip(on_time, on_time[1:], strict=False):
+        assert abs(after["start"] - before["end"]) < 1e-6, own
+    assert late["late"] and late["start"] > on_time[-1]["end"], own
+    assert own["underruns"] == 1, own
     assert stats["lastChunkEnd"]["audio_url"]
     assert stats["lastComplete"]["session_id"] == stats["sessionId"]
     assert not stats["lastComplete"]["interrupted"]
