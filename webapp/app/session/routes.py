@@ -112,5 +112,8 @@ def stream(session_id: str) -> Response:
     session = conversations.get_owned(session_id, user_id)
     slot = limits.hold("streams", user_id, limits.stream_seconds())
     subscription = current_app.extensions["events"].subscribe(session.id)
-    return streaming_response(limits.held_while(slot, events.sse_stream(subscription)),
-                              "text/event-stream")
+    response = streaming_response(limits.renewed_while(slot, events.sse_stream(subscription)),
+                                  "text/event-stream")
+    # Run when the server closes the response: the client left, or never read it.
+    response.call_on_close(slot.release)
+    return response

@@ -227,15 +227,12 @@ def hold(kind: str, user_id: int, ttl: float, token: str | None = None) -> Slot:
     return slot
 
 
-def held_while(slot: Slot, chunks: Iterator[T]) -> Iterator[T]:
-    """``chunks`` passed through, the place renewed as they go and given back at the end
-    (the client went away, or the stream finished)."""
-    try:
-        for chunk in chunks:
-            slot.renew()
-            yield chunk
-    finally:
-        slot.release()
+def renewed_while(slot: Slot, chunks: Iterator[T]) -> Iterator[T]:
+    """``chunks`` passed through, the place renewed as they go (whoever sends them gives
+    the place back when the client goes away)."""
+    for chunk in chunks:
+        slot.renew()
+        yield chunk
 
 
 def release(kind: str, user_id: int, token: str) -> None:
