@@ -12,6 +12,8 @@ from pathlib import Path
 
 import openai
 import pytest
+import requests
+import socketio
 import websocket
 
 from tests.helpers.openai_accounts import sign_up
@@ -134,3 +136,20 @@ def test_openai_jwt_counts_against_the_day(server: WebServer) -> None:
     with pytest.raises(openai.RateLimitError) as raised:
         client.audio.speech.create(model="tts-1", voice=VOICE, input="Hello. " * 10)
     assert int(raised.value.response.headers["retry-after"]) <= 86400
+
+
+def test_sockets_take_access_tokens_from_the_url_but_never_refresh_tokens(
+        server: WebServer) -> None:
+    user = User(server.url, voice_type=VOICE)
+    tokens = user.http.post(f"{server.url}/api/auth/login", json={
+        "username": user.name, "password": "long-enough"}, timeout=10).json()["data"]
+    url = _ws_url(server, "/api/ws/chat")
+    websocket.create_connection(f"{url}?token={tokens['access_token']}", timeout=10).close()
+    with pytest.raises(websocket.WebSocketBadStatusException) as raised:
+        websocket.create_connection(f"{url}?token={tokens['refresh_token']}", timeout=10)
+    assert raised.value.status_code == 401
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        Recorder(server.url, tokens["refresh_token"])
+    # REST reads the header only.
+    assert requests.get(f"{server.url}/api/auth/me?token={tokens['access_token']}",
+                        timeout=10).status_code == 401
