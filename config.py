@@ -106,7 +106,10 @@ class Config:
         self.JWT_SECRET_KEY = _env("JWT_SECRET_KEY")
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int("JWT_ACCESS_SECONDS", 3600))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int("JWT_REFRESH_SECONDS", 30 * 86400))
-        self.JWT_TOKEN_LOCATION = ["headers", "query_string"]
+        # Tokens come in the Authorization header. Only where a browser cannot send one
+        # (an EventSource, a WebSocket) is an access token taken from ``?token=``: those
+        # routes say so themselves, and a refresh token is never read from a URL.
+        self.JWT_TOKEN_LOCATION = ["headers"]
         self.JWT_QUERY_STRING_NAME = "token"
 
         self.SQLALCHEMY_DATABASE_URI = _database_url(self.INSTANCE_DIR)
@@ -181,6 +184,20 @@ class Config:
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = _bool("RATELIMIT_FAIL_OPEN", True)
         self.RATELIMIT_SWALLOW_ERRORS = _bool("RATELIMIT_FAIL_OPEN", True)
         self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_REGISTER = _env("RATELIMIT_REGISTER", "20 per hour")
+        # Per user (services.platform.limits); high enough for a person, low enough that
+        # one account cannot occupy the machine. An empty rate or a 0 turns one off.
+        self.RATELIMIT_SPEECH = _env("RATELIMIT_SPEECH", "120 per minute")
+        self.RATELIMIT_CLONING = _env("RATELIMIT_CLONING", "10 per minute")
+        self.RATELIMIT_UPLOADS = _env("RATELIMIT_UPLOADS", "60 per minute")
+        self.RATELIMIT_SESSIONS = _env("RATELIMIT_SESSIONS", "60 per minute")
+        self.RATELIMIT_TURNS = _env("RATELIMIT_TURNS", "60 per minute")
+        self.USER_MAX_JOBS = _int("USER_MAX_JOBS", 3)
+        self.USER_MAX_CALLS = _int("USER_MAX_CALLS", 2)
+        self.USER_MAX_STREAMS = _int("USER_MAX_STREAMS", 10)
+        self.USER_DAILY_CHARACTERS = _int("USER_DAILY_CHARACTERS", 500_000)
+        self.USER_DAILY_AUDIO_SECONDS = _float("USER_DAILY_AUDIO_SECONDS", 36_000)
+        self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
 
         self.DASHSCOPE_API_KEY = _env("DASHSCOPE_API_KEY")
         self.DASHSCOPE_HTTP_BASE_URL = _env("DASHSCOPE_HTTP_BASE_URL")

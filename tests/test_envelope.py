@@ -58,8 +58,9 @@ def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
     assert made.headers["X-Request-ID"].startswith("req_")
 
 
-def test_health_reports_database(client: FlaskClient, app: Flask) -> None:
-    data = client.get("/api/health").get_json()["data"]
+def test_health_reports_database(client: FlaskClient, app: Flask,
+                                 auth_headers: dict[str, str]) -> None:
+    data = client.get("/api/health", headers=auth_headers).get_json()["data"]
     assert data["status"] == "ok"
     assert data["database"] in {"sqlite", "mysql"}
     assert data["jobs"] == "in-process"

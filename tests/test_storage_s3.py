@@ -60,4 +60,6 @@ def test_rejected_upload_writes_no_object(s3_app: Flask, s3_settings: dict[str, 
 
 
 def test_health_reports_s3(s3_app: Flask) -> None:
-    assert s3_app.test_client().get("/api/health").get_json()["data"]["storage"] == "s3"
+    client = s3_app.test_client()
+    headers = sign_in(client, "s3health")
+    assert client.get("/api/health", headers=headers).get_json()["data"]["storage"] == "s3"

@@ -137,7 +137,12 @@ def browser(speech_wav: Path) -> Iterator[Any]:
 
 
 class PageErrors(list):
-    """Uncaught exceptions in the page; a test fails when there are any."""
+    """Uncaught exceptions in the page, and anything the Content-Security-Policy refused;
+    a test fails when there are any."""
+
+    def console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            self.append(message.text)
 
 
 @pytest.fixture
@@ -153,6 +158,7 @@ def open_page(browser: Any, server: str) -> Iterator[Any]:
         page = context.new_page()
         page.set_default_timeout(20000)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", errors.console)
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto("/")
         page.wait_for_function("window.__console && window.__console.ready")

@@ -17,6 +17,7 @@ from webapp.app.chat import register_sockets
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db, jwt, limiter, migrate, socketio
 from webapp.app.schemas import IdConverter
+from webapp.app.security import register_security
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -37,6 +38,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_errorhandlers(app)
     register_jwt_errors()
     register_sockets(app)
+    register_security(app)
     return app
 
 
@@ -45,6 +47,7 @@ def register_extensions(app: Flask) -> None:
     from webapp.app.providers import ProviderRegistry
     from webapp.app.services.conversation.events import build_bus
     from webapp.app.services.platform.counts import CountCache
+    from webapp.app.services.platform.limits import Limits
     from webapp.app.storage import build_storage
 
     database.prepare(app)
@@ -61,6 +64,7 @@ def register_extensions(app: Flask) -> None:
     app.extensions["storage"] = build_storage(app.config)
     app.extensions["counts"] = CountCache(app.config["REDIS_URL"] or None)
     app.extensions["events"] = build_bus(app.config["REDIS_URL"] or None)
+    app.extensions["limits"] = Limits(app.config)
     app.extensions["providers"] = ProviderRegistry(app.config)
     celery_init_app(app)
     if app.config["STORAGE_BACKEND"] == "local":

@@ -109,6 +109,8 @@ def error_response(err: ApiError) -> Response:
     """Every failure, rendered: the envelope, or OpenAI's shape under ``/v1``."""
     response = jsonify(openai_error_body(err) if is_openai_path() else error_body(err))
     response.status_code = err.status
+    if err.retry_after is not None:
+        response.headers["Retry-After"] = str(err.retry_after)
     return response
 
 

@@ -21,6 +21,7 @@ Two rules keep one writer from stopping everyone else:
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -74,11 +75,25 @@ def engine_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 def configure_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     """Pragmas for every new SQLite connection (migrations turn foreign keys off for
-    their table rebuilds and back on after)."""
+    their table rebuilds and back on after), and the database kept private."""
     cursor = dbapi_connection.cursor()
+    files = [row[2] for row in cursor.execute("PRAGMA database_list") if row[2]]
+    _owner_only(files)  # before WAL: SQLite gives -wal and -shm the database's mode
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+    _owner_only(files)
+
+
+def _owner_only(databases: list[str]) -> None:
+    """Mode 0600 for each database file and its -wal / -shm, as for the instance
+    secrets: they hold password hashes and API key hashes."""
+    for database in databases:
+        for path in (database, database + "-wal", database + "-shm"):
+            try:
+                os.chmod(path, 0o600)
+            except FileNotFoundError:
+                continue
 
 
 def check_no_writes_held(what: str) -> None:

@@ -35,6 +35,8 @@ class ApiError(Exception):
     code: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] | None = None
+    retry_after: int | None = None
+    """Seconds after which the same request may pass (a 429): ``Retry-After``."""
 
     def __post_init__(self) -> None:
         super().__init__(self.key)
@@ -84,15 +86,19 @@ def provider_error(exc: ProviderError, provider: str | None = None) -> ApiError:
 
 def as_error(exc: Exception, lang: str) -> dict[str, Any]:
     """Any failure of a chat turn or a call as a socket client sees it:
-    ``{error, code, error_code}``; an unexpected one is logged and said as internal."""
+    ``{error, code, error_code}`` (and ``retry_after`` on a 429); an unexpected one is
+    logged and said as internal."""
     if isinstance(exc, ProviderError):
         exc = provider_error(exc)
     if isinstance(exc, OperationalError):
         log.error("database unreachable during a chat turn: %s", exc.orig)
         exc = database_unavailable()
     if isinstance(exc, ApiError):
-        return {"error": translate(exc.key, lang, **exc.params), "code": exc.status,
-                "error_code": exc.code}
+        frame = {"error": translate(exc.key, lang, **exc.params), "code": exc.status,
+                 "error_code": exc.code}
+        if exc.retry_after is not None:
+            frame["retry_after"] = exc.retry_after
+        return frame
     log.exception("chat turn failed", exc_info=exc)
     return {"error": translate("internal_error", lang), "code": 500,
             "error_code": "INTERNAL_ERROR"}

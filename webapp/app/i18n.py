@@ -20,6 +20,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "method_not_allowed": ("请求方法不允许", "Method not allowed"),
     "too_large": ("文件过大，最大允许 {limit}", "File too large; the limit is {limit}"),
     "rate_limited": ("请求过于频繁，请稍后再试", "Too many requests; try again later"),
+    "user_limited": ("请求过多或已达用量上限，请 {retry} 秒后再试",
+                     "Too many requests or a usage limit reached; try again in {retry} s"),
     "internal_error": ("服务器内部错误", "Internal server error"),
     "conflict": ("资源冲突", "Conflict"),
     "username_taken": ("用户名已存在", "Username already taken"),

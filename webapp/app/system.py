@@ -9,6 +9,7 @@ from marshmallow import Schema, fields
 from webapp.app.api import ok
 from webapp.app.openapi import build_spec, doc
 from webapp.app.services.platform import health
+from webapp.app.web import optional_user_id
 
 bp = Blueprint("system", __name__)
 
@@ -28,10 +29,13 @@ ENGINES = {"type": "object", "description": "engines by kind (tts, stt, llm)",
 
 
 @bp.get("/api/health")
-@doc("Liveness: database and storage reachable", tag="system", auth=False,
-     response=HealthSchema)
+@doc("Liveness: database and storage reachable; the details (host, database, storage, "
+     "jobs, timing) only with a token", tag="system", auth=False, response=HealthSchema)
 def health_check() -> Response:
-    return ok(health.report())
+    report = health.report()
+    if optional_user_id() is None:
+        report = {key: report[key] for key in health.PUBLIC}
+    return ok(report)
 
 
 @bp.get("/api/providers")

@@ -11,8 +11,9 @@ from webapp.app.web import current_user_id
 
 
 @bp.post("/register")
+@limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"])
 @doc("Create an account", tag="auth", body=CredentialsSchema, response=TokensSchema,
-     auth=False, errors=(409,))
+     auth=False, errors=(409, 429))
 def register() -> Response:
     args = parse(CredentialsSchema())
     user = users.register(args["username"], args["password"])

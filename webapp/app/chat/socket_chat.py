@@ -20,6 +20,7 @@ from webapp.app.extensions import db, socketio
 from webapp.app.i18n import translate
 from webapp.app.services.conversation import calls, chat
 from webapp.app.services.conversation.reply_events import ReplyEvents
+from webapp.app.services.platform import limits
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/chat"
@@ -148,6 +149,7 @@ class ChatNamespace(Namespace):
         try:
             options = schemas.load("call_start", data, client.lang,
                                    audio_format=client.audio_format)
+            limits.hit("turns", client.user_id)
             call = calls.start_call(client.user_id, client.lang, options, emit)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
             db.session.rollback()
@@ -179,6 +181,11 @@ class ChatNamespace(Namespace):
 
     def _start_turn(self, client: Client, frame: dict[str, Any], **message: Any) -> None:
         """A turn for a chat or voice message; ``message`` says what the user sent."""
+        try:
+            limits.hit("turns", client.user_id)
+        except ApiError as exc:
+            self._error(client, exc)
+            return
         self._start(client, chat.TurnRequest(
             user_id=client.user_id, role_id=frame["role_id"],
             session_id=frame["session_id"] or client.session_id,

@@ -21,6 +21,7 @@ from webapp.app.chat.websocket_chat import bp, sock
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.services.conversation import calls
+from webapp.app.services.platform import limits
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def ws_call(ws: Server) -> None:
     idle = current_app.config["CHAT_IDLE_SECONDS"]
     try:
         while (raw := ws.receive(timeout=idle)) is not None:
+            g.ws_slot.renew()
             try:
                 if isinstance(raw, bytes):
                     if call is None or call.ended.is_set():
@@ -62,6 +64,7 @@ def ws_call(ws: Server) -> None:
                     if call is not None and not call.ended.is_set():
                         raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
                     options = schemas.load("call_start", message, g.ws_lang)
+                    limits.hit("turns", g.ws_user_id)
                     call = calls.start_call(g.ws_user_id, g.ws_lang, options, frames.send)
                     frames.send("call_started", {"session_id": call.session_id,
                                                  "sample_rate": options.sample_rate})

@@ -19,6 +19,7 @@ from webapp.app.chat.auth import token_from, user_from_token
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.services.conversation import chat
+from webapp.app.services.platform import limits
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,26 @@ sock = Sock()
 
 @bp.before_request
 def _authenticate() -> Response | None:
-    """Refuse the upgrade (HTTP 401) without a valid token."""
+    """Refuse the upgrade without a valid token (HTTP 401), or when the user has all
+    their streams open already (429, ``USER_MAX_STREAMS``)."""
     user_id = user_from_token(token_from())
     if user_id is None:
         return error_response(ApiError(401, "unauthorized", "UNAUTHORIZED"))
+    try:
+        g.ws_slot = limits.hold("streams", user_id, limits.stream_seconds())
+    except ApiError as exc:
+        return error_response(exc)
     g.ws_user_id = user_id
     g.ws_lang = language()
     return None
+
+
+@bp.teardown_request
+def _close(_exc: BaseException | None) -> None:
+    """The socket is closed: its stream's place is free again."""
+    slot = g.pop("ws_slot", None)
+    if slot is not None:
+        slot.release()
 
 
 class _Quiet:
@@ -99,6 +113,7 @@ def _frames(ws: Server, event: str, voice: bool = False,
     own error shape) and the connection stays usable."""
     idle = current_app.config["CHAT_IDLE_SECONDS"]
     while (raw := ws.receive(timeout=idle)) is not None:
+        g.ws_slot.renew()
         try:
             yield schemas.load(event, schemas.decode(raw), g.ws_lang, **defaults)
         except ApiError as exc:
@@ -120,6 +135,7 @@ def yield_error(ws: Server, exc: Exception, voice: bool = False) -> None:
 
 def _turn(ws: Server, request_: chat.TurnRequest, sink: Any, voice: bool) -> str | None:
     try:
+        limits.hit("turns", request_.user_id)
         return chat.run_turn(request_, sink)["session_id"]
     except ConnectionClosed:
         raise

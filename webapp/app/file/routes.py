@@ -15,7 +15,7 @@ from webapp.app.openapi import AUDIO, NOTHING, doc
 from webapp.app.pagination import page_args
 from webapp.app.services.platform import files, urls
 from webapp.app.web import current_user_id as _user_id
-from webapp.app.web import optional_user_id, send_object
+from webapp.app.web import optional_user_id, rate_limited, send_object
 
 _SERVED_AUDIO: dict[str, Any] = {"tag": "files", "auth": False, "errors": (403, 404),
                                  "media": AUDIO, "stored": True}
@@ -40,6 +40,7 @@ def _render(row: File, url: str) -> dict:
 
 @bp.post("/api/upload_voice")
 @jwt_required()
+@rate_limited("uploads")
 @doc("Upload a voice message", tag="files", form=UploadFormSchema,
      response=FileSchema, errors=(413, 415))
 def upload_voice() -> Response:
@@ -52,6 +53,7 @@ def upload_voice() -> Response:
 
 @bp.post("/api/temfile/upload")
 @jwt_required()
+@rate_limited("uploads")
 @doc("Upload an audio file (its id is the audio_file_id a cloned voice is made from)",
      tag="files", form=UploadFormSchema, response=FileSchema, errors=(413, 415))
 def temfile_upload() -> Response:

@@ -6,9 +6,10 @@ from webapp.app.models.file import File
 from webapp.app.models.job import Job
 from webapp.app.models.playback import GeneratedVoice, PlaybackSession, VoiceProfile, VoiceSettings
 from webapp.app.models.role import Role
+from webapp.app.models.usage import UserDailyUsage
 from webapp.app.models.user import User
 from webapp.app.models.voice import Voice, VoiceModel
 
 __all__ = ["ApiKey", "ApiKeyUsage", "File", "GeneratedVoice", "Job", "Message",
-           "PlaybackSession", "Role", "Conversation", "User", "Voice", "VoiceModel", "VoiceProfile",
-           "VoiceSettings"]
+           "PlaybackSession", "Role", "Conversation", "User", "UserDailyUsage", "Voice",
+           "VoiceModel", "VoiceProfile", "VoiceSettings"]

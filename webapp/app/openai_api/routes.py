@@ -10,18 +10,21 @@ from webapp.app.openai_api import bp
 from webapp.app.openai_api.auth import current_caller
 from webapp.app.openai_api.schemas import SpeechSchema, TranscriptionSchema
 from webapp.app.openai_api.spec import openai_spec
+from webapp.app.services.platform import limits
 from webapp.app.services.speech import openai_audio
 
 
 @bp.post("/audio/speech")
 def speech() -> Response:
     caller = current_caller()
+    limits.hit("speech", caller.user_id)
     out = openai_audio.synthesize(caller, openai_audio.SpeechRequest(**parse(SpeechSchema())))
     return streaming_response(out.chunks, out.content_type, **out.headers)
 
 
 def _transcription(task: str) -> Response:
     caller = current_caller()
+    limits.hit("speech", caller.user_id)
     form = request.form.to_dict()
     form.pop("file", None)
     # OpenAI's SDKs send the list as ``timestamp_granularities[]``; some clients drop the [].

@@ -7,6 +7,7 @@ from webapp.app.api import ok, parse, streaming_response
 from webapp.app.openapi import EVENTS, NOTHING, doc
 from webapp.app.pagination import page_args
 from webapp.app.services.conversation import conversations, events
+from webapp.app.services.platform import limits
 from webapp.app.session import bp
 from webapp.app.session.schemas import (
     DeletedCountSchema,
@@ -18,11 +19,12 @@ from webapp.app.session.schemas import (
     SessionQuerySchema,
     SessionSchema,
 )
-from webapp.app.web import current_user_id
+from webapp.app.web import current_user_id, rate_limited
 
 
 @bp.post("/sessions")
 @jwt_required()
+@rate_limited("sessions")
 @doc("Start a session (optionally with a role and a voice)", tag="sessions",
      body=SessionCreateSchema, response=SessionSchema, errors=(404,))
 def create_session() -> Response:
@@ -102,10 +104,16 @@ def delete_message(message_id: str) -> Response:
 
 
 @bp.get("/sessions/<session_id>/stream")
-@jwt_required()
+@jwt_required(locations=["headers", "query_string"])
 @doc("Server-sent voice events of a session; EventSource may pass ?token=",
-     tag="sessions", errors=(404,), media=EVENTS)
+     tag="sessions", errors=(404, 429), media=EVENTS)
 def stream(session_id: str) -> Response:
-    session = conversations.get_owned(session_id, current_user_id())
+    user_id = current_user_id()
+    session = conversations.get_owned(session_id, user_id)
+    slot = limits.hold("streams", user_id, limits.stream_seconds())
     subscription = current_app.extensions["events"].subscribe(session.id)
-    return streaming_response(events.sse_stream(subscription), "text/event-stream")
+    response = streaming_response(limits.renewed_while(slot, events.sse_stream(subscription)),
+                                  "text/event-stream")
+    # Run when the server closes the response: the client left, or never read it.
+    response.call_on_close(slot.release)
+    return response

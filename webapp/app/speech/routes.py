@@ -9,7 +9,7 @@ from webapp.app.openapi import AUDIO, doc
 from webapp.app.services.speech import recorded_speech
 from webapp.app.speech import bp
 from webapp.app.speech.schemas import SttFormSchema, SttResultSchema, TtsResultSchema, TtsSchema
-from webapp.app.web import current_user_id
+from webapp.app.web import current_user_id, rate_limited
 
 
 def _tts_request() -> recorded_speech.TtsRequest:
@@ -21,6 +21,7 @@ def _tts_request() -> recorded_speech.TtsRequest:
 
 @bp.post("/tts")
 @jwt_required()
+@rate_limited("speech")
 @doc("Synthesize text; the audio is stored as a message", tag="speech", body=TtsSchema,
      response=TtsResultSchema, errors=(404, *PROVIDER_STATUSES))
 def tts() -> Response:
@@ -29,6 +30,7 @@ def tts() -> Response:
 
 @bp.post("/tts/stream")
 @jwt_required()
+@rate_limited("speech")
 @doc("Synthesize text as a chunked audio stream (stored once complete)", tag="speech",
      body=TtsSchema, errors=(404, *PROVIDER_STATUSES), media=AUDIO)
 def tts_stream() -> Response:
@@ -40,6 +42,7 @@ def tts_stream() -> Response:
 
 @bp.post("/stt")
 @jwt_required()
+@rate_limited("speech")
 @doc("Recognise speech: an upload, or my file by file_id / audio_url", tag="speech",
      form=SttFormSchema, response=SttResultSchema,
      errors=(404, 413, 415, *PROVIDER_STATUSES))

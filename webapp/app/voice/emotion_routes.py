@@ -18,11 +18,12 @@ from webapp.app.voice.emotion_schemas import (
     SettingsOutSchema,
     SettingsSchema,
 )
-from webapp.app.web import current_user_id, parse_voice_parameters
+from webapp.app.web import current_user_id, parse_voice_parameters, rate_limited
 
 
 @bp.post("/api/voice/generate")
 @jwt_required()
+@rate_limited("speech")
 @doc("Generate (or fetch from cache) a message's voice with an emotion", tag="voice-emotion",
      body=GenerateSchema, response=GenerateResultSchema,
      errors=(*PROVIDER_STATUSES, 507))

@@ -24,7 +24,7 @@ from webapp.app.voice.schemas import (
     VoiceTypeSchema,
 )
 from webapp.app.web import current_user_id as _user_id
-from webapp.app.web import optional_user_id, send_object
+from webapp.app.web import optional_user_id, rate_limited, send_object
 
 
 def _create(**fields: Any) -> Response:
@@ -51,6 +51,7 @@ def voice_type_sample(voice_type: str) -> Response:
 
 @bp.post("/api/voices")
 @jwt_required()
+@rate_limited("cloning")
 @doc("Create a voice from samples (multipart: files and/or file_ids)", tag="voices",
      form=VoiceCreateFormSchema, response=VoiceAcceptedSchema, status=202,
      errors=(404, 413, 415, 503))
@@ -120,6 +121,7 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/api/voice/create_voice")
 @jwt_required()
+@rate_limited("cloning")
 @doc("Create a cloned voice from an uploaded file", tag="voices",
      body=CreateVoiceSchema, response=VoiceAcceptedSchema, status=202,
      errors=(403, 404, 503))

@@ -44,10 +44,14 @@ from webapp.app.providers.base import Transcription
 from webapp.app.services.conversation import call_claims, chat, live_recognition
 from webapp.app.services.conversation.reply_events import Emit, ReplyEvents
 from webapp.app.services.conversation.turn_detection import TurnDetector, TurnEvent, TurnSettings
+from webapp.app.services.platform import limits
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
+COUNT_EVERY_MS = 5000
+"""A call's audio counts against its caller's day in pieces of this length (and the rest
+when it ends): one database write per piece, not per frame."""
 SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 
 BACKCHANNELS = frozenset({
@@ -252,19 +256,25 @@ class Call:
         self.detecting = False
         self.turns = 0
         self.claim: call_claims.Claim | None = None
+        self.slot: limits.Slot | None = None
+        self.counted_ms = 0
 
     # -- the transport's side ---------------------------------------------------------
 
     def start(self) -> str:
-        """Open (or create) the session and claim it; the caller commits nothing else."""
-        role, session = chat.open_session(self.user_id, self.options.role_id,
-                                          self.options.session_id)
-        self.session_id = session.id
-        self.claim = call_claims.claim(session.id, self.app.config["REDIS_URL"] or None)
-        if self.claim is None:
-            raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
-        language = self.options.language or chat.conversation_language(session.id)
+        """Open (or create) the session and claim it; the caller commits nothing else.
+        A caller has at most ``USER_MAX_CALLS`` calls at once (429 beyond), with audio
+        left for the day."""
+        self.slot = limits.hold("calls", self.user_id, limits.CALL_SLOT_SECONDS)
         try:
+            limits.require_allowance(self.user_id)
+            role, session = chat.open_session(self.user_id, self.options.role_id,
+                                              self.options.session_id)
+            self.session_id = session.id
+            self.claim = call_claims.claim(session.id, self.app.config["REDIS_URL"] or None)
+            if self.claim is None:
+                raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
+            language = self.options.language or chat.conversation_language(session.id)
             self.recognizer = live_recognition.choose(language)
             self.detecting = self.recognizer.language is None
         except Exception:
@@ -321,6 +331,7 @@ class Call:
             finally:
                 if self.reply is not None:
                     self.reply.done.wait(30)
+                self._count_audio(final=True)
                 self._release()
                 self.emit("call_ended", {"session_id": self.session_id,
                                          "reason": self.end_reason, "turns": self.turns})
@@ -330,10 +341,34 @@ class Call:
         if self.claim is not None:
             self.claim.release()
             self.claim = None
+        if self.slot is not None:
+            self.slot.release()
+            self.slot = None
+
+    def _count_audio(self, final: bool = False) -> None:
+        """Count the audio heard so far against the caller's day; a call that would pass
+        the day's allowance is ended with the refusal (what was heard still counts)."""
+        heard = self.received_ms - self.counted_ms
+        if heard <= 0 or (heard < COUNT_EVERY_MS and not final):
+            return
+        self.counted_ms += heard
+        try:
+            limits.charge(self.user_id, audio_seconds=heard / 1000, over=final)
+        except ApiError as exc:
+            limits.charge(self.user_id, audio_seconds=heard / 1000, over=True)
+            self._error(exc)
+            self.end("limit")
+        except Exception:  # an unreachable database does not end the call
+            db.session.rollback()
+            log.exception("counting the audio of the call in session %s failed",
+                          self.session_id)
 
     def _check_limits(self) -> None:
         if self.claim is not None:
             self.claim.renew()
+        if self.slot is not None:
+            self.slot.renew()
+        self._count_audio()
         now = time.monotonic()
         if now - self.started_at > self.max_seconds:
             self.end("max_length")

@@ -32,7 +32,7 @@ from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions,
 from webapp.app.schemas import find_lone_surrogate
 from webapp.app.services.conversation import conversations, memory, roles
 from webapp.app.services.conversation.reply_stream import SpokenReply, stream_reply
-from webapp.app.services.platform import files, jobs
+from webapp.app.services.platform import files, jobs, limits
 from webapp.app.services.speech import recorded_speech
 from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import synthesis, voices
@@ -151,6 +151,11 @@ def prepare(request: TurnRequest) -> Turn:
         raise _bad("message is longer than 4000 characters")
     if turn.voice is not None and turn.voice.duration > limit:
         raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{limit:g}"})
+    # The reply's length is not known yet: it counts once spoken (``_store_reply``), and
+    # a turn starts only while the day's allowance lasts. A call counts its own audio.
+    limits.require_allowance(request.user_id)
+    if turn.voice is not None and request.pcm is None:
+        limits.charge(request.user_id, audio_seconds=round(turn.voice.duration, 3))
     return turn
 
 
@@ -379,6 +384,8 @@ def _store_reply(request: TurnRequest, plan: _ReplyPlan, reply: SpokenReply, out
     if reply.error is not None:
         meta["error"] = {"provider": reply.error.provider, "kind": reply.error.kind,
                          "message": reply.error.message}
+    if voiced and reply.spoken_text:
+        limits.charge(request.user_id, characters=len(reply.spoken_text), over=True)
     db.session.add(Message(
         id=plan.message_id, session_id=plan.session_id, owner_id=request.user_id,
         role="assistant", type="voice" if voiced else "text", text=text,

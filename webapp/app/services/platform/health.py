@@ -12,6 +12,10 @@ from sqlalchemy import text
 from webapp.app.extensions import db
 from webapp.app.services.platform.files import storage
 
+PUBLIC = ("status", "engines_warm")
+"""What anyone may see: whether this process answers and is ready. The rest (host name,
+database and storage kinds, job mode) describes the deployment, for signed-in callers."""
+
 
 def report() -> dict[str, Any]:
     started = time.perf_counter()

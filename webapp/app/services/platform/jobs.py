@@ -22,8 +22,9 @@ from webapp.app.concurrency import spawn
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Job
-from webapp.app.models.common import utcnow
+from webapp.app.models.common import new_uuid, utcnow
 from webapp.app.ownership import owned
+from webapp.app.services.platform import limits
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,13 @@ def on_failure(job_type: str) -> Callable[[Callable[[Job, str], None]], Callable
 
 
 def create(owner_id: int, job_type: str, target_id: str | None = None) -> Job:
+    """A pending job, holding one of its owner's places for jobs (``USER_MAX_JOBS``;
+    429 when all are taken) until it succeeds or fails."""
     limit = current_app.config["JOB_TIME_LIMIT"]
-    job = Job(owner_id=owner_id, type=job_type, target_id=target_id, status="pending",
-              deadline_at=utcnow() + timedelta(seconds=limit + 60))
+    job_id = new_uuid()
+    limits.hold("jobs", owner_id, limits.job_seconds(), token=job_id)
+    job = Job(id=job_id, owner_id=owner_id, type=job_type, target_id=target_id,
+              status="pending", deadline_at=utcnow() + timedelta(seconds=limit + 60))
     db.session.add(job)
     return job
 
@@ -121,6 +126,7 @@ def succeed(job: Job, result: dict[str, Any]) -> None:
     job.error = None
     job.finished_at = utcnow()
     db.session.commit()
+    limits.release("jobs", job.owner_id, job.id)
 
 
 def fail(job: Job, reason: str) -> None:
@@ -134,6 +140,7 @@ def fail(job: Job, reason: str) -> None:
     if handler is not None:
         handler(job, reason)
     db.session.commit()
+    limits.release("jobs", job.owner_id, job.id)
 
 
 def expire_if_overdue(job: Job) -> None:

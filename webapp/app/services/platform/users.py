@@ -7,11 +7,14 @@ user lookup, sockets through ``chat.auth``).
 
 from __future__ import annotations
 
+import functools
+import secrets
 from typing import Any
 
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.app.concurrency import run_blocking
 from webapp.app.errors import ApiError
@@ -37,10 +40,12 @@ def existing_user(claims: dict[str, Any]) -> User | None:
 
 
 def register(username: str, password: str) -> User:
-    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ApiError(409, "username_taken", "USERNAME_TAKEN")
+    """A new account. The password is hashed before the name is looked up, so a taken
+    name is answered no sooner than a new one (the 409 itself stays, as the API has it)."""
     user = User(username=username)
     run_blocking(user.set_password, password)
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ApiError(409, "username_taken", "USERNAME_TAKEN")
     db.session.add(user)
     try:
         db.session.commit()
@@ -50,9 +55,20 @@ def register(username: str, password: str) -> User:
     return user
 
 
+@functools.cache
+def _stand_in_hash() -> str:
+    """A hash of no one's password, made the way real ones are."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(username: str, password: str) -> User:
+    """The user with these credentials. An unknown name costs the same hash check as a
+    wrong password, so the time of the answer does not tell which names exist."""
     user = db.session.scalar(select(User).where(User.username == username))
-    if user is None or not run_blocking(user.check_password, password):
+    if user is None:
+        run_blocking(check_password_hash, _stand_in_hash(), password)
+        raise ApiError(401, "bad_credentials", "BAD_CREDENTIALS")
+    if not run_blocking(user.check_password, password):
         raise ApiError(401, "bad_credentials", "BAD_CREDENTIALS")
     return user
 

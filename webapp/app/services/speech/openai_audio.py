@@ -24,7 +24,7 @@ from webapp.app.models import ApiKey, File, Voice
 from webapp.app.providers.base import Segment, Transcription
 from webapp.app.providers.registry import ENGINES
 from webapp.app.services.conversation import conversations
-from webapp.app.services.platform import api_keys, files
+from webapp.app.services.platform import api_keys, files, limits
 from webapp.app.services.speech import recorded_speech, transcripts
 from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import voices
@@ -73,8 +73,28 @@ class Caller:
             return None
         return api_keys.session_of(self.key_id).id
 
-    def charge(self, **amounts: Any) -> api_keys.Charge | None:
-        return api_keys.charge(self.key_id, **amounts) if self.key_id is not None else None
+    def charge(self, **amounts: Any) -> Spent:
+        """Count a request against the user's day and, inside it, the key's month; a
+        refusal by either changes neither."""
+        day = limits.charge(self.user_id, **amounts)
+        try:
+            month = api_keys.charge(self.key_id, **amounts) if self.key_id is not None else None
+        except Exception:
+            limits.refund(day)
+            raise
+        return Spent(day, month)
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a ``/v1`` request was counted for, so that a failed one can be given back."""
+
+    day: limits.Charge
+    month: api_keys.Charge | None = None
+
+    def refund(self) -> None:
+        api_keys.refund(self.month)
+        limits.refund(self.day)
 
 
 def _configured(kind: str, name: str) -> bool:
@@ -176,10 +196,11 @@ def synthesize(caller: Caller, request: SpeechRequest) -> AudioOut:
             emotion=mood, emotion_intensity=INSTRUCTION_INTENSITY if mood else 0.0,
             instruction=request.instructions or None,
             output_rate=PCM_RATE if request.response_format == "pcm" else None)
-        stream = recorded_speech.tts_stream(caller.user_id, tts_request, history=caller.history)
+        stream = recorded_speech.tts_stream(caller.user_id, tts_request, history=caller.history,
+                                            counted=True)
         chunks = _primed(stream.chunks)
     except Exception:
-        api_keys.refund(spent)
+        spent.refund()
         raise
     headers = {"X-Message-Id": stream.message_id, "X-Session-Id": stream.session_id}
     headers = {k: v for k, v in headers.items() if v}
@@ -258,7 +279,7 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
                            may_store=False)
         result, elapsed_ms = recorded_speech.recognise(engine, heard, language, params)
     except Exception:
-        api_keys.refund(spent)
+        spent.refund()
         if row is not None:
             files.delete(row)
         raise
@@ -281,7 +302,7 @@ def _keep(caller: Caller, engine: Any, result: Transcription, elapsed_ms: float,
 
 def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str | None,
                        params: dict[str, Any], duration: float, row_id: str | None,
-                       spent: api_keys.Charge | None) -> Iterator[bytes]:
+                       spent: Spent) -> Iterator[bytes]:
     """``transcript.text.delta`` per segment as the engine finds it, then ``done``.
 
     It runs after the route has returned, so rows are looked up again here.
@@ -295,7 +316,7 @@ def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str |
             segments.append(segment)
             yield _event({"type": "transcript.text.delta", "delta": delta})
     except Exception:
-        api_keys.refund(spent)
+        spent.refund()
         if row is not None:
             files.delete(row)
         raise

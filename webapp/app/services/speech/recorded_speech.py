@@ -22,7 +22,7 @@ from webapp.app.providers.base import (
     Transcription,
 )
 from webapp.app.services.conversation import conversations
-from webapp.app.services.platform import files
+from webapp.app.services.platform import files, limits
 from webapp.app.services.speech import transcripts
 from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import emotion, synthesis, voices
@@ -75,8 +75,13 @@ def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
     voice = _voice(owner_id, request.voice)
     named = conversations.get_owned(request.session_id, owner_id) if request.session_id else None
     started = time.perf_counter()
-    rendered = synthesis.render(voice, request.text, request.format, request.options(),
-                                with_fallback=True)
+    spent = limits.charge(owner_id, characters=len(request.text))
+    try:
+        rendered = synthesis.render(voice, request.text, request.format, request.options(),
+                                    with_fallback=True)
+    except Exception:
+        limits.refund(spent)
+        raise
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     session = named or conversations.create(owner_id, voice_type=voice.voice_type)
     row = files.save(owner_id, rendered.data, request.format, rendered.duration,
@@ -102,8 +107,10 @@ class TtsStream:
     content_type: str
 
 
-def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> TtsStream:
+def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True,
+               counted: bool = False) -> TtsStream:
     """Stream the synthesis; with ``history`` it is also a message with its audio stored.
+    Its characters count against the owner's day unless the caller ``counted`` them.
 
     The first audio is made before anything is answered or stored: a provider that
     fails before it (after any fallback) is a plain error that leaves nothing behind,
@@ -118,10 +125,15 @@ def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> T
     content_type = audio.CONTENT_TYPES.get(request.format, "application/octet-stream")
     if request.format == "pcm":
         content_type += f";rate={request.output_rate or engine.capabilities.sample_rate};channels=1"
+    spent = None if counted else limits.charge(owner_id, characters=len(request.text))
     pieces = iter(stream)
-    first = next(pieces, None)
-    if first is None:
-        raise ProviderError(voice.engine, "bad_input", synthesis.SILENT_TEXT)
+    try:
+        first = next(pieces, None)
+        if first is None:
+            raise ProviderError(voice.engine, "bad_input", synthesis.SILENT_TEXT)
+    except Exception:
+        limits.refund(spent)
+        raise
     if not history:
         return TtsStream(itertools.chain([first], pieces), "", "", content_type)
     session = named or conversations.create(owner_id, voice_type=voice.voice_type)
@@ -224,6 +236,7 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
     params: dict[str, Any] = {"prompt": prompt} if prompt else {}
     if "word" in timestamp_granularities:
         params["word_timestamps"] = True
+    spent = limits.charge(owner_id, audio_seconds=round(voice.duration, 3))
     voice.store_beside()
     try:
         result, elapsed_ms = recognise(engine, voice, language, params)
@@ -236,6 +249,7 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
         # An upload made for this recognition goes with it: a failed one keeps nothing.
         db.session.rollback()
         voice.discard()
+        limits.refund(spent)
         raise
     out = {"message_id": message.id, "session_id": session.id,
            "transcription": result.text, "language": result.language,

@@ -23,7 +23,7 @@ from webapp.app.models.common import utcnow
 from webapp.app.models.playback import MessageKey, epoch
 from webapp.app.providers.base import ProviderError, SynthesisOptions
 from webapp.app.services.conversation import events
-from webapp.app.services.platform import files
+from webapp.app.services.platform import files, limits
 from webapp.app.services.voice_library import emotion, preferences, synthesis, voices
 
 log = logging.getLogger(__name__)
@@ -122,15 +122,18 @@ def generate(owner_id: int, args: dict[str, Any]) -> dict[str, Any]:
                                                    "audioUrl": out["audioUrl"],
                                                    "duration": out["duration"]})
             return out
+    spent = limits.charge(owner_id, characters=len(args["text"]))
     events.publish(stream, "voice_generating", {"messageId": message_key,
                                                 "timestamp": int(time.time())})
     try:
         rendered = synthesis.render(voice, args["text"], "mp3",
                                     emotion.apply(base, emotion_type, intensity))
     except ProviderError as exc:
+        limits.refund(spent)
         events.publish(stream, "voice_error", {"messageId": message_key, "error": exc.message})
         raise provider_error(exc, provider) from exc
     except Exception as exc:
+        limits.refund(spent)
         log.exception("voice generation failed")
         events.publish(stream, "voice_error", {"messageId": message_key,
                                                "error": "generation failed"})
