@@ -61,6 +61,7 @@ LIMIT_MARGIN_SECONDS = 0.5
 _DEMUXERS = {"wav": "wav", "flac": "flac", "ogg": "ogg", "matroska": "webm", "mov": "m4a",
              "aac": "aac", "mp3": "mp3"}  # demuxer → the format the service calls it
 _MPEG_SYNC = 0xE0
+_MPEG_SEARCH = 4096
 
 
 def sniff(data: bytes) -> str:
@@ -77,11 +78,15 @@ def sniff(data: bytes) -> str:
         return "matroska"
     if head[4:8] == b"ftyp":
         return "mov"
-    offset = _id3_length(data)
-    frame = data[offset:offset + 2]
-    if len(frame) == 2 and frame[0] == 0xFF and frame[1] & _MPEG_SYNC == _MPEG_SYNC:
-        # ADTS (AAC) and MPEG audio share the sync word; ADTS has layer bits 00.
-        return "aac" if frame[1] & 0x06 == 0 else "mp3"
+    start = _id3_length(data)
+    # Some encoders leave a little padding before the first frame; FFmpeg skips it too.
+    offset = data.find(b"\xff", start, start + _MPEG_SEARCH)
+    while offset != -1:
+        second = data[offset + 1] if offset + 1 < len(data) else 0
+        if second & _MPEG_SYNC == _MPEG_SYNC:
+            # ADTS (AAC) and MPEG audio share the sync word; ADTS has layer bits 00.
+            return "aac" if second & 0x06 == 0 else "mp3"
+        offset = data.find(b"\xff", offset + 1, start + _MPEG_SEARCH)
     raise AudioError("unrecognised audio")
 
 
