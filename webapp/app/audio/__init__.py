@@ -58,6 +58,8 @@ LIMIT_MARGIN_SECONDS = 0.5
 # FFmpeg demuxers that read one self-contained file and never open another (no
 # playlists, concat lists, HLS, SDP, network or device inputs), by the magic bytes that
 # start them. The format is named when the container is opened, so FFmpeg never guesses.
+# (The MP4 demuxer could follow external data references, but only with `enable_drefs`,
+# which is off unless asked for.)
 _DEMUXERS = {"wav": "wav", "flac": "flac", "ogg": "ogg", "matroska": "webm", "mov": "m4a",
              "aac": "aac", "mp3": "mp3"}  # demuxer → the format the service calls it
 _MPEG_SYNC = 0xE0
