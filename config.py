@@ -136,6 +136,11 @@ class Config:
         self.MAX_CHAT_AUDIO_SECONDS = _float("MAX_CHAT_AUDIO_SECONDS", 60)
         self.MAX_SAMPLE_SECONDS = _float("MAX_SAMPLE_SECONDS", 300)
         self.CHAT_IDLE_SECONDS = _float("CHAT_IDLE_SECONDS", 300)
+        # Input bounds (README, "Input limits and logs").
+        self.WS_MAX_MESSAGE_BYTES = _int("WS_MAX_MESSAGE_BYTES", 1_000_000)
+        self.CLONE_MAX_SAMPLES = _int("CLONE_MAX_SAMPLES", 10)
+        self.CALL_MAX_AUDIO_SPEED = _float("CALL_MAX_AUDIO_SPEED", 2.0)
+        self.CALL_AUDIO_BURST_MS = _int("CALL_AUDIO_BURST_MS", 3000)
         # Hands-free calls: turn detection, barge-in and limits (README, "Voice calls").
         self.CALL_VAD_THRESHOLD = _float("CALL_VAD_THRESHOLD", 0.5)
         self.CALL_END_SILENCE_MS = _int("CALL_END_SILENCE_MS", 400)

@@ -59,7 +59,8 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     socketio.init_app(app, message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
                       async_mode=app.config["SOCKETIO_ASYNC_MODE"] or _default_async_mode(),
-                      cors_allowed_origins="*")
+                      cors_allowed_origins="*",
+                      max_http_buffer_size=app.config["WS_MAX_MESSAGE_BYTES"])
     app.wsgi_app = _write_as_made(app.wsgi_app)
     app.extensions["storage"] = build_storage(app.config)
     app.extensions["counts"] = CountCache(app.config["REDIS_URL"] or None)

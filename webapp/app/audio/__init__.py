@@ -26,20 +26,18 @@ CONTENT_TYPES = {
     "webm": "audio/webm",
     "pcm": "audio/L16",
 }
-_CONTAINER_TO_FORMAT = {
-    "mp3": "mp3",
-    "wav": "wav",
-    "ogg": "ogg",
-    "aac": "aac",
-    "adts": "aac",
-    "mov,mp4,m4a,3gp,3g2,mj2": "m4a",
-    "flac": "flac",
-    "matroska,webm": "webm",
-}
 
 
 class AudioError(ValueError):
     """The bytes are not audio the service accepts (or cannot be decoded)."""
+
+
+class AudioTooLong(AudioError):
+    """The audio goes on past the caller's limit; decoding stopped there."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(f"audio longer than {limit:g} s")
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -50,84 +48,127 @@ class AudioInfo:
     channels: int
 
 
-def _open(data: bytes) -> av.container.InputContainer:
+# The longest audio anything in the service decodes when its caller names no limit of
+# its own (bytes that already passed an entry point's check: stored files, providers).
+LONGEST_SECONDS = 1800.0
+# Decoders disagree by a few frames about where a file ends (MP3 padding, Opus pre-skip),
+# so decoding stops a little after the limit and the caller's own check has the last word.
+LIMIT_MARGIN_SECONDS = 0.5
+
+# FFmpeg demuxers that read one self-contained file and never open another (no
+# playlists, concat lists, HLS, SDP, network or device inputs), by the magic bytes that
+# start them. The format is named when the container is opened, so FFmpeg never guesses.
+# (The MP4 demuxer could follow external data references, but only with `enable_drefs`,
+# which is off unless asked for.)
+_DEMUXERS = {"wav": "wav", "flac": "flac", "ogg": "ogg", "matroska": "webm", "mov": "m4a",
+             "aac": "aac", "mp3": "mp3"}  # demuxer → the format the service calls it
+_MPEG_SYNC = 0xE0
+_MPEG_SEARCH = 4096
+
+
+def sniff(data: bytes) -> str:
+    """The FFmpeg demuxer for ``data``, chosen from its first bytes; anything else is
+    refused before FFmpeg sees it."""
+    head = data[:64]
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[4:8] == b"ftyp":
+        return "mov"
+    start = _id3_length(data)
+    # Some encoders leave a little padding before the first frame; FFmpeg skips it too.
+    offset = data.find(b"\xff", start, start + _MPEG_SEARCH)
+    while offset != -1:
+        second = data[offset + 1] if offset + 1 < len(data) else 0
+        if second & _MPEG_SYNC == _MPEG_SYNC:
+            # ADTS (AAC) and MPEG audio share the sync word; ADTS has layer bits 00.
+            return "aac" if second & 0x06 == 0 else "mp3"
+        offset = data.find(b"\xff", offset + 1, start + _MPEG_SEARCH)
+    raise AudioError("unrecognised audio")
+
+
+def _id3_length(data: bytes) -> int:
+    """Bytes taken by a leading ID3v2 tag (its size is four 7-bit bytes), else 0."""
+    if data[:3] != b"ID3" or len(data) < 10:
+        return 0
+    size = 0
+    for byte in data[6:10]:
+        size = (size << 7) | (byte & 0x7F)
+    return 10 + size + (10 if data[5] & 0x10 else 0)
+
+
+def _open(demuxer: str, data: bytes) -> av.container.InputContainer:
     try:
-        return av.open(io.BytesIO(data), mode="r")
+        return av.open(io.BytesIO(data), mode="r", format=demuxer)
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise AudioError("unrecognised audio") from exc
 
 
-def _container_format(container: av.container.InputContainer) -> str:
-    fmt = _CONTAINER_TO_FORMAT.get(container.format.name)
-    if fmt is None:
-        raise AudioError(f"unsupported container {container.format.name}")
-    if fmt == "ogg" and any(s.codec_context.name == "opus" for s in container.streams.audio):
-        return "ogg"
-    return fmt
+def probe(data: bytes, max_seconds: float = LONGEST_SECONDS) -> AudioInfo:
+    """Recognise the audio by content and measure it by decoding its frames, stopping
+    (``AudioTooLong``) once it passes ``max_seconds``.
 
-
-def probe(data: bytes) -> AudioInfo:
-    """Recognise the audio by content and measure it by decoding every frame.
-
-    Containers written by browsers (WebM from MediaRecorder) carry no duration, so the
-    length is counted from decoded samples rather than read from headers.
+    Containers written by browsers (WebM from MediaRecorder) carry no duration, and
+    headers can lie, so the length is counted from decoded samples.
     """
-    return _measure(data, None)[0]
+    return _decode(data, None, max_seconds)[0]
 
 
-def probe_and_decode(data: bytes, sample_rate: int = 16000) -> tuple[AudioInfo, bytes]:
+def probe_and_decode(data: bytes, sample_rate: int = 16000,
+                     max_seconds: float = LONGEST_SECONDS) -> tuple[AudioInfo, bytes]:
     """``probe`` and ``decode_pcm`` in one pass over the frames: what an upload is, and
     its samples as s16le mono PCM at ``sample_rate``."""
-    return _measure(data, av.AudioResampler(format="s16", layout="mono", rate=sample_rate))
+    return _decode(data, sample_rate, max_seconds)
 
 
-def _measure(data: bytes, resampler: av.AudioResampler | None) -> tuple[AudioInfo, bytes]:
+def decode_pcm(data: bytes, sample_rate: int = 16000,
+               max_seconds: float = LONGEST_SECONDS) -> bytes:
+    """Decode any accepted audio to s16le mono PCM at ``sample_rate`` (``AudioTooLong``
+    past ``max_seconds``)."""
+    return _decode(data, sample_rate, max_seconds)[1]
+
+
+def _decode(data: bytes, sample_rate: int | None,
+            max_seconds: float) -> tuple[AudioInfo, bytes]:
+    """The one decoding loop: frames are decoded one at a time and counted, so neither
+    the time nor the memory spent can exceed what ``max_seconds`` of audio costs,
+    whatever the file claims or holds."""
     if len(data) < 32:
         raise AudioError("file too small to be audio")
-    container = _open(data)
+    demuxer = sniff(data)
+    container = _open(demuxer, data)
     try:
-        fmt = _container_format(container)
+        fmt = _DEMUXERS[demuxer]
         if not container.streams.audio:
             raise AudioError("no audio stream")
         stream = container.streams.audio[0]
-        samples = 0
+        resampler = (av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+                     if sample_rate is not None else None)
+        pieces: list[bytes] = []
+        seconds = 0.0
+        ceiling = max_seconds + LIMIT_MARGIN_SECONDS
         rate = stream.codec_context.sample_rate or 0
         channels = stream.codec_context.channels or 1
-        out = bytearray()
         for frame in container.decode(stream):
-            samples += frame.samples
-            rate = frame.sample_rate or rate
+            if not frame.sample_rate:
+                raise AudioError("undecodable audio")
+            rate = frame.sample_rate
+            seconds += frame.samples / rate
+            if seconds > ceiling:
+                raise AudioTooLong(max_seconds)
             if resampler is not None:
-                for converted in resampler.resample(frame):
-                    out += converted.to_ndarray().tobytes()
-        if samples == 0 or rate == 0:
+                pieces.extend(c.to_ndarray().tobytes() for c in resampler.resample(frame))
+        if seconds == 0 or rate == 0:
             raise AudioError("no decodable audio")
         if resampler is not None:
-            for converted in resampler.resample(None):
-                out += converted.to_ndarray().tobytes()
-        info = AudioInfo(format=fmt, duration=samples / rate, sample_rate=rate,
-                         channels=channels)
-        return info, bytes(out)
-    except av.FFmpegError as exc:
-        raise AudioError("undecodable audio") from exc
-    finally:
-        container.close()
-
-
-def decode_pcm(data: bytes, sample_rate: int = 16000) -> bytes:
-    """Decode any accepted audio to s16le mono PCM at ``sample_rate``."""
-    container = _open(data)
-    try:
-        if not container.streams.audio:
-            raise AudioError("no audio stream")
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
-        out = bytearray()
-        for frame in container.decode(container.streams.audio[0]):
-            for converted in resampler.resample(frame):
-                out += converted.to_ndarray().tobytes()
-        for converted in resampler.resample(None):
-            out += converted.to_ndarray().tobytes()
-        return bytes(out)
+            pieces.extend(c.to_ndarray().tobytes() for c in resampler.resample(None))
+        info = AudioInfo(format=fmt, duration=seconds, sample_rate=rate, channels=channels)
+        return info, b"".join(pieces)
     except av.FFmpegError as exc:
         raise AudioError("undecodable audio") from exc
     finally:

@@ -35,6 +35,8 @@ class Client:
     audio_format: str = "mp3"
     cancel: threading.Event | None = None
     busy: bool = False
+    # The turn whose voice message is being read, if any (see on_voice_message).
+    decoding: threading.Event | None = None
     call: calls.Call | None = None
     last_seen: float = field(default_factory=time.monotonic)
 
@@ -123,6 +125,13 @@ class ChatNamespace(Namespace):
         frame = self._load(client, "voice_message", data, role_id=client.role_id)
         if frame is None:
             return
+        if client.decoding is not None:
+            # One decode per connection: audio sent while the previous message's audio is
+            # still being read is refused (that turn goes on), so a client cannot pile up
+            # decodes by sending faster than they finish. Once read, a new message
+            # interrupts the previous reply as usual.
+            self._error(client, ApiError(409, "voice_busy", "VOICE_MESSAGE_BUSY"))
+            return
         audio = frame["audio"] or None
         self._start_turn(client, frame, voice_url=frame["voice_url"] if audio is None else None,
                          audio=audio)
@@ -198,12 +207,16 @@ class ChatNamespace(Namespace):
         cancel = threading.Event()
         client.cancel = cancel
         client.busy = True
+        if turn.audio is not None or turn.voice_url:
+            client.decoding = cancel
         sid = request.sid
         app = current_app._get_current_object()
 
         sink = ReplyEvents(_to_session_room, turn.session_id or "")
 
         def enter_room(prepared: chat.Turn) -> None:
+            if client.decoding is cancel:
+                client.decoding = None
             sink.session_id = prepared.session.id
             if client.session_id != prepared.session.id:
                 socketio.server.enter_room(sid, prepared.session.id, namespace=NAMESPACE)
@@ -219,6 +232,8 @@ class ChatNamespace(Namespace):
                     socketio.emit("error", as_error(exc, client.lang), to=sid,
                                   namespace=NAMESPACE)
                 finally:
+                    if client.decoding is cancel:
+                        client.decoding = None
                     client.busy = False
                     client.last_seen = time.monotonic()
                     db.session.remove()

@@ -185,4 +185,7 @@ def register_websockets(app: Flask) -> None:
     from webapp.app.chat import websocket_call  # noqa: F401 - adds /api/ws/call to bp
 
     app.register_blueprint(bp)
+    # simple-websocket closes the connection (1009) as soon as a message grows past this,
+    # before it is buffered whole, decoded or parsed.
+    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": app.config["WS_MAX_MESSAGE_BYTES"]}
     sock.init_app(app)

@@ -26,7 +26,7 @@ from webapp.app.web import current_user_id, parse_voice_parameters, rate_limited
 @rate_limited("speech")
 @doc("Generate (or fetch from cache) a message's voice with an emotion", tag="voice-emotion",
      body=GenerateSchema, response=GenerateResultSchema,
-     errors=(*PROVIDER_STATUSES, 507))
+     errors=(404, *PROVIDER_STATUSES, 507))
 def generate() -> Response:
     return ok(generation.generate(current_user_id(), parse_voice_parameters(GenerateSchema())))
 

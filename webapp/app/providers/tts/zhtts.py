@@ -228,6 +228,27 @@ def volume_plan(volume: float) -> tuple[float, float]:
     return model, volume / achieved
 
 
+# The acoustic model knows 2048 positions on each side: phonemes in, mel frames out. A
+# clause with no punctuation in 2048 frames (a long run of digits or Latin letters, each
+# read out; or slow speech) made it fail ("gather index out of bounds"). A phoneme takes
+# about 5.5 frames at normal speed, so clauses are cut below 200 of them per unit of
+# duration, which leaves room for the longest phonemes.
+_IDS_PER_PIECE = 200
+
+
+def within_positions(ids: list[int], lengthen: float) -> list[tuple[list[int], bool]]:
+    """A clause's phoneme ids (ending with end-of-sentence) in pieces the model can take,
+    of equal size, each ending with end-of-sentence; True marks the clause's last."""
+    most = max(16, int(_IDS_PER_PIECE / lengthen))
+    body, eos = ids[:-1], ids[-1:]
+    if len(body) < most:
+        return [(ids, True)]
+    count = -(-len(body) // most)
+    size = -(-len(body) // count)
+    starts = range(0, len(body), size)
+    return [(body[start:start + size] + eos, start + size >= len(body)) for start in starts]
+
+
 class ZhttsTextToSpeech(ApproximatingTextToSpeech):
     """The Baker Mandarin voice (FastSpeech2 + Multi-band MelGAN) on LiteRT."""
 
@@ -329,13 +350,15 @@ class ZhttsTextToSpeech(ApproximatingTextToSpeech):
         lengthen = speed_ratio_for(dsp.clamp(options.speed or 1.0, 0.25, 4.0))
         f0, pitch_rest = pitch_plan(dsp.clamp(options.pitch or 1.0, 0.5, 2.0))
         energy, gain = volume_plan(dsp.clamp(options.volume, 0.0, 2.0))
-        for clause in front_end.clauses(text):
+        pieces = [(ids, clause.final and last) for clause in front_end.clauses(text)
+                  for ids, last in within_positions(clause.ids, lengthen)]
+        for ids, final in pieces:
             try:
-                mel = self._mel(models.acoustic, clause.ids, lengthen, f0, energy)
+                mel = self._mel(models.acoustic, ids, lengthen, f0, energy)
                 wave = self._waveform(models.vocoder, mel)
             except (RuntimeError, ValueError) as exc:
                 raise ProviderError(self.name, "task_failed", f"synthesis failed: {exc}") from exc
-            pause = _SENTENCE_PAUSE if clause.final else _CLAUSE_PAUSE
+            pause = _SENTENCE_PAUSE if final else _CLAUSE_PAUSE
             wave = np.concatenate([np.clip(wave, -1.0, 1.0),
                                    np.zeros(int(pause * SAMPLE_RATE * lengthen), np.float32)])
             pcm = float_to_pcm(wave)

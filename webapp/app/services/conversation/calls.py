@@ -227,6 +227,10 @@ class Call:
         self.lead = config["CALL_AUDIO_LEAD_MS"] / 1000
         self.max_frame_bytes = config["CALL_MAX_FRAME_MS"] * options.sample_rate * 2 // 1000
         self.max_seconds = config["CALL_MAX_SECONDS"]
+        self.max_speed = config["CALL_MAX_AUDIO_SPEED"]
+        self.burst_ms = config["CALL_AUDIO_BURST_MS"]
+        self.fed_ms = 0.0
+        self.first_audio: float | None = None
         self.idle_seconds = config["CALL_IDLE_SECONDS"]
         self.detector = TurnDetector(self.settings)
         self.scorer = SpeechScorer()
@@ -298,9 +302,26 @@ class Call:
             raise _bad_audio(f"at most {self.max_frame_bytes} bytes "
                              f"({self.max_frame_bytes * 500 // self.options.sample_rate} ms)"
                              " per piece")
+        self._check_pace(len(pcm) * 500 / self.options.sample_rate)
         self.last_audio = time.monotonic()
         self.inbox.append((pcm, time.perf_counter()))
         self.wake.set()
+
+    def _check_pace(self, piece_ms: float) -> None:
+        """A microphone sends audio as fast as it is spoken. Audio arriving more than
+        ``CALL_MAX_AUDIO_SPEED`` times faster (beyond a ``CALL_AUDIO_BURST_MS`` head start
+        for what a client buffered) ends the call: nothing a caller says needs it, and it
+        is what a client pushing a file into the call to tie up the server does. So the
+        inbox never holds more than that head start plus what the analysis lags."""
+        now = time.monotonic()
+        if self.first_audio is None:
+            self.first_audio = now
+        self.fed_ms += piece_ms
+        allowed = self.burst_ms + self.max_speed * (now - self.first_audio) * 1000
+        if self.fed_ms > allowed:
+            self.end("too_fast")
+            raise ApiError(400, "audio_too_fast", "AUDIO_TOO_FAST",
+                           {"speed": f"{self.max_speed:g}"})
 
     def end(self, reason: str = "ended") -> None:
         """Hang up: a reply in flight is cut and stored as far as it was heard."""

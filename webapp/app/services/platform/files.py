@@ -41,10 +41,12 @@ def _limit_text(nbytes: int) -> str:
 
 def inspect_upload(data: bytes, max_seconds: float | None = None,
                    min_seconds: float | None = None) -> audio.AudioInfo:
-    """Check size and content (never the name or declared type) and measure the audio."""
+    """Check size and content (never the name or declared type) and measure the audio,
+    decoding no further than ``max_seconds`` (``MAX_SAMPLE_SECONDS`` by default)."""
     _check_size(data)
-    info = _decoded(audio.probe, data)
-    _check_length(info, max_seconds, min_seconds)
+    limit = _limit(max_seconds)
+    info = _decoded(audio.probe, data, limit)
+    _check_length(info, limit, min_seconds)
     return info
 
 
@@ -53,8 +55,9 @@ def inspect_speech(data: bytes, max_seconds: float | None = None
     """``inspect_upload`` that also keeps what the one decoding pass made: the speech as
     16 kHz mono PCM, ready for a recogniser."""
     _check_size(data)
-    info, pcm = _decoded(audio.probe_and_decode, data)
-    _check_length(info, max_seconds, None)
+    limit = _limit(max_seconds)
+    info, pcm = _decoded(audio.probe_and_decode, data, limit, sample_rate=16000)
+    _check_length(info, limit, None)
     return info, pcm
 
 
@@ -66,21 +69,37 @@ def _check_size(data: bytes) -> None:
         raise ApiError(413, "too_large", "PAYLOAD_TOO_LARGE", {"limit": _limit_text(limit)})
 
 
-def _decoded(decode: Callable[[bytes], T], data: bytes) -> T:
+def _limit(max_seconds: float | None) -> float:
+    return current_app.config["MAX_SAMPLE_SECONDS"] if max_seconds is None else max_seconds
+
+
+def too_long(limit: float, duration: float | None = None) -> ApiError:
+    """``AUDIO_TOO_LONG``; the duration is named only when the audio was measured whole
+    (decoding stops soon after the limit, so a longer file's length stays unknown)."""
+    details = {"limit": limit} if duration is None else {"duration": round(duration, 3)}
+    return ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{limit:g}"}, details)
+
+
+def decode_error(exc: audio.AudioError) -> ApiError:
+    """What a client is told about audio that cannot be used: too long (400), or not
+    audio the service reads (415, one message whatever the bytes were)."""
+    if isinstance(exc, audio.AudioTooLong):
+        return too_long(exc.limit)
+    return ApiError(415, "unsupported_audio", "UNSUPPORTED_MEDIA_TYPE",
+                    details={"reason": str(exc)})
+
+
+def _decoded(decode: Callable[..., T], data: bytes, max_seconds: float, **options: int) -> T:
     try:
-        return run_blocking(decode, data)
+        return run_blocking(decode, data, max_seconds=max_seconds, **options)
     except audio.AudioError as exc:
-        raise ApiError(415, "unsupported_audio", "UNSUPPORTED_MEDIA_TYPE",
-                       details={"reason": str(exc)}) from exc
+        raise decode_error(exc) from exc
 
 
-def _check_length(info: audio.AudioInfo, max_seconds: float | None,
+def _check_length(info: audio.AudioInfo, max_seconds: float,
                   min_seconds: float | None) -> None:
-    if max_seconds is None:
-        max_seconds = current_app.config["MAX_SAMPLE_SECONDS"]
     if info.duration > max_seconds:
-        raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{max_seconds:g}"},
-                       {"duration": round(info.duration, 3)})
+        raise too_long(max_seconds, info.duration)
     if min_seconds is not None and info.duration < min_seconds:
         raise ApiError(400, "audio_too_short", "AUDIO_TOO_SHORT", {"limit": f"{min_seconds:g}"},
                        {"duration": round(info.duration, 3)})

@@ -19,7 +19,6 @@ from sqlalchemy import inspect
 
 from webapp.app import audio
 from webapp.app.concurrency import run_blocking, spawn
-from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import File
 from webapp.app.providers.base import SPEECH_SAMPLE_RATE, ProviderError
@@ -92,8 +91,7 @@ class VoiceInput:
             try:
                 self._pcm = run_blocking(audio.decode_pcm, data, SPEECH_SAMPLE_RATE)
             except audio.AudioError as exc:
-                raise ApiError(415, "unsupported_audio", "UNSUPPORTED_MEDIA_TYPE",
-                               details={"reason": str(exc)}) from exc
+                raise files.decode_error(exc) from exc
         return self._pcm
 
     def url(self) -> str:

@@ -43,7 +43,18 @@ def normalise(samples: list[bytes]) -> tuple[bytes, float]:
 
     Returns 16-bit mono WAV at 24 kHz (what enrollment wants) and its length.
     """
-    pcm = b"".join(audio.decode_pcm(data, SAMPLE_RATE) for data in samples)
+    pieces: list[bytes] = []
+    budget = MAX_SECONDS
+    for data in samples:
+        # Each sample is decoded no further than what is left of the total allowed.
+        try:
+            piece = audio.decode_pcm(data, SAMPLE_RATE, max_seconds=max(budget, 0.0))
+        except audio.AudioTooLong as exc:
+            raise SampleRejected(f"the samples last more than {MAX_SECONDS:g} s together; "
+                                 f"at most {MAX_SECONDS:g} s is accepted") from exc
+        budget -= audio.pcm_duration(piece, SAMPLE_RATE)
+        pieces.append(piece)
+    pcm = b"".join(pieces)
     seconds = audio.pcm_duration(pcm, SAMPLE_RATE)
     if seconds < MIN_SECONDS:
         raise SampleRejected(f"sample is {seconds:.1f} s; at least {MIN_SECONDS:g} s of speech "

@@ -22,7 +22,7 @@ from webapp.app.models import File, GeneratedVoice, Voice
 from webapp.app.models.common import utcnow
 from webapp.app.models.playback import MessageKey, epoch
 from webapp.app.providers.base import ProviderError, SynthesisOptions
-from webapp.app.services.conversation import events
+from webapp.app.services.conversation import conversations, events
 from webapp.app.services.platform import files, limits
 from webapp.app.services.voice_library import emotion, preferences, synthesis, voices
 
@@ -108,7 +108,10 @@ def generate(owner_id: int, args: dict[str, Any]) -> dict[str, Any]:
                             volume=profile.get("volume", 1.0))
     key = content_key(args["text"], voice.voice_type, emotion_type, round(intensity, 3),
                       [base.speed, base.pitch, base.volume], provider, "mp3")
-    stream = args.get("debateId")
+    # Events go only to a stream of the caller's own: another user's session id is
+    # refused as if it did not exist, before anything is made or published.
+    stream = conversations.get_owned(args["debateId"], owner_id).id if args.get("debateId") \
+        else None
     if not args.get("forceRegenerate"):
         entry = db.session.scalar(select(GeneratedVoice).where(
             GeneratedVoice.owner_id == owner_id, GeneratedVoice.content_key == key))

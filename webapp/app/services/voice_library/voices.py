@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
+from webapp.app.audio import AudioInfo
 from webapp.app.concurrency import run_blocking
 from webapp.app.errors import ApiError, forbidden
 from webapp.app.extensions import db
@@ -220,6 +221,32 @@ def _clone_failed(job: Job, reason: str) -> None:
                 voice.provider_voice_id = ""
 
 
+def _bounded_samples(owner_id: int, uploads: list[tuple[bytes, str]], file_ids: list[str]
+                     ) -> tuple[list[File], list[AudioInfo]]:
+    """The named files (each once) and the uploads measured, refused with a 400 before
+    anything is stored or queued when there are more than ``CLONE_MAX_SAMPLES`` or they
+    last longer than a voice can be made from, all together."""
+    from webapp.app.services.voice_library.cloning import MAX_SECONDS
+
+    file_ids = list(dict.fromkeys(file_ids))
+    most = current_app.config["CLONE_MAX_SAMPLES"]
+    if len(file_ids) + len(uploads) > most:
+        raise ApiError(400, "too_many_samples", "TOO_MANY_SAMPLES", {"limit": most},
+                       {"limit": most})
+    existing = [files.get_visible(fid, owner_id) for fid in file_ids]
+    total = sum(row.duration or 0.0 for row in existing)
+    measured = []
+    for data, _ in uploads:
+        # No single upload may be longer than the total allowed: decoding stops there.
+        info = files.inspect_upload(data, max_seconds=MAX_SECONDS)
+        total += info.duration
+        measured.append(info)
+    if total > MAX_SECONDS:
+        raise ApiError(400, "samples_too_long", "SAMPLES_TOO_LONG", {"limit": f"{MAX_SECONDS:g}"},
+                       {"duration": round(total, 3), "limit": MAX_SECONDS})
+    return existing, measured
+
+
 def create(owner_id: int, *, name: str, uploads: list[tuple[bytes, str]], file_ids: list[str],
            description: str = "", gender: str = "unknown", labels: dict[str, Any] | None = None,
            provider: str | None = None, is_public: bool = False) -> tuple[Voice, Job]:
@@ -242,13 +269,14 @@ def create(owner_id: int, *, name: str, uploads: list[tuple[bytes, str]], file_i
                        {"provider": "dashscope"}, {"provider": "dashscope"})
     if not uploads and not file_ids:
         raise ApiError(400, "sample_required", "SAMPLE_REQUIRED")
-    existing = [files.get_visible(fid, owner_id) for fid in file_ids]
+    existing, measured = _bounded_samples(owner_id, uploads, file_ids)
     labels = dict(labels or {})
     language = str(labels.get("language") or "zh")
     stored: list[File] = []
     try:
-        for data, filename in uploads:
-            stored.append(files.store_upload(owner_id, data, filename, kind="voice_upload"))
+        for (data, filename), info in zip(uploads, measured, strict=True):
+            stored.append(files.save(owner_id, data, info.format, info.duration,
+                                     kind="voice_upload", original_name=filename))
         voice_id = new_uuid()
         engine = "dashscope" if provider == "dashscope" else local_engine_for(language)
         voice = Voice(id=voice_id, voice_type=voice_id, owner_id=owner_id, name=name,
