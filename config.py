@@ -199,6 +199,7 @@ class Config:
         self.LLM_MODEL = _env("LLM_MODEL")
         self.STT_ENGINE = _env("STT_ENGINE", "whisper")
         self.STT_FALLBACK = _env("STT_FALLBACK")
+        self.TRANSCRIPT_ITN = _bool("TRANSCRIPT_ITN", True)
         self.TTS_FALLBACK = _env("TTS_FALLBACK")
         # The neural Mandarin voice when its wheel is installed (make install does),
         # eSpeak NG's Mandarin otherwise.

@@ -192,6 +192,8 @@ def _recognise(turn: Turn, voice: VoiceInput, sink: TurnSink) -> str:
             result, turn.timings["asr_ms"] = recorded_speech.recognise(
                 engine, voice, conversation_language(turn.session.id), {})
             turn.asr_engine = getattr(engine, "used", engine.name)
+        # A call's recogniser keeps the language the call named (``zh-TW``): its reader's.
+        result = recorded_speech.polished(result, None, result.language)
         turn.timings.setdefault("asr_ms", 0.0)
         turn.language = result.language
         text = result.text.strip()

@@ -209,6 +209,7 @@ class TranscriptionRequest:
     temperature: float = 0.0
     timestamp_granularities: tuple[str, ...] = ()
     stream: bool = False
+    itn: bool | None = None
 
 
 def stt_engine_for_model(model: str) -> Any:
@@ -252,11 +253,12 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
         if request.stream:
             return TranscriptOut("text/event-stream", chunks=_transcript_events(
                 caller, engine, data, language, params, info.duration,
-                row.id if row else None, spent))
+                row.id if row else None, spent, request))
         # The audio in hand is what is recognised; it is stored only with history on.
         heard = VoiceInput(caller.user_id, data, info.format, info.duration, row=row,
                            may_store=False)
         result, elapsed_ms = recorded_speech.recognise(engine, heard, language, params)
+        result = recorded_speech.polished(result, request.itn, request.language)
     except Exception:
         api_keys.refund(spent)
         if row is not None:
@@ -281,7 +283,8 @@ def _keep(caller: Caller, engine: Any, result: Transcription, elapsed_ms: float,
 
 def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str | None,
                        params: dict[str, Any], duration: float, row_id: str | None,
-                       spent: api_keys.Charge | None) -> Iterator[bytes]:
+                       spent: api_keys.Charge | None, request: TranscriptionRequest
+                       ) -> Iterator[bytes]:
     """``transcript.text.delta`` per segment as the engine finds it, then ``done``.
 
     It runs after the route has returned, so rows are looked up again here.
@@ -290,7 +293,10 @@ def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str |
     row = db.session.get(File, row_id) if row_id else None
     segments: list[Segment] = []
     try:
-        for segment in engine.transcribe_segments(data, language, params):
+        itn = recorded_speech.itn_wanted(request.itn)
+        for heard in engine.transcribe_segments(data, language, params):
+            segment = transcripts.polish_segment(heard, language, itn=itn,
+                                                 reader_language=request.language)
             delta = segment.text if not segments or _unspaced(segment.text) else " " + segment.text
             segments.append(segment)
             yield _event({"type": "transcript.text.delta", "delta": delta})
