@@ -22,9 +22,9 @@ _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+(?:['’][A-Za-z]+)?")
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 
-# Languages the local voices speak (eSpeak NG has them all); langid chooses among these.
-CANDIDATES = ("en", "fr", "de", "es", "it", "pt", "nl", "ru", "uk", "pl", "cs", "sv", "da",
-              "no", "fi", "tr", "id", "vi", "el", "hu", "ro", "ar", "fa", "he", "hi", "th")
+# Languages the built-in voices speak besides Chinese, Japanese and Korean (eSpeak NG's
+# listed voices); langid chooses among these.
+CANDIDATES = ("en", "fr", "de", "es", "it", "pt", "ru", "vi")
 # Below this normalised probability langid's guess is not trusted: English, the
 # language most short Latin-script texts sent here are in. Another alphabet (Cyrillic,
 # Greek, Arabic, …) narrows the choice, so a lower bar is enough there.

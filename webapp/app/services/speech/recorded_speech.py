@@ -58,8 +58,11 @@ class TtsRequest:
         return base
 
 
-def _voice(owner_id: int, name: str | None) -> Any:
-    return voices.resolve_usable(name, owner_id) if name else voices.default_voice()
+def _voice(owner_id: int, request: TtsRequest) -> Any:
+    """The voice named, else the one the text's language (or the request's) picks."""
+    if request.voice:
+        return voices.resolve_usable(request.voice, owner_id)
+    return voices.default_voice(request.text, request.language)
 
 
 def _message_out(message: Message, session: Conversation, row: File | None) -> dict[str, Any]:
@@ -72,7 +75,7 @@ def _message_out(message: Message, session: Conversation, row: File | None) -> d
 
 def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
     """Synthesize and store; a new session is made only once there is audio to put in it."""
-    voice = _voice(owner_id, request.voice)
+    voice = _voice(owner_id, request)
     named = conversations.get_owned(request.session_id, owner_id) if request.session_id else None
     started = time.perf_counter()
     rendered = synthesis.render(voice, request.text, request.format, request.options(),
@@ -109,7 +112,7 @@ def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True) -> T
     fails before it (after any fallback) is a plain error that leaves nothing behind,
     while one that fails later ends the stream early and leaves the message marked
     interrupted, with the reason."""
-    voice = _voice(owner_id, request.voice)
+    voice = _voice(owner_id, request)
     named = conversations.get_owned(request.session_id, owner_id) if request.session_id else None
     engine, options = synthesis.engine_for(voice, request.options(), with_fallback=True)
     started = time.perf_counter()
