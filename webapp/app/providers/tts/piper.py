@@ -7,6 +7,10 @@ with its ``.onnx.json`` beside it; the voice id is the file stem).
 Models load on first use, once per voice, and are shared by every thread: inference is
 serialised per voice with an OS lock, and Piper's module-wide phonemizer lock is
 replaced by an OS lock because a green lock shared by OS threads loses wake-ups.
+
+An English voice reads text normalised by WeTextProcessing's English grammar first
+(``webapp.app.text.normalise``): numbers, dates, times, money, units and abbreviations
+in words, where Piper's phonemizer would spell digits out one by one or misread them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from webapp.app.providers.base import (
     VoiceInfo,
 )
 from webapp.app.providers.tts.approximation import ApproximatingTextToSpeech, gender_of
+from webapp.app.text import normalise
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +175,10 @@ class PiperTextToSpeech(ApproximatingTextToSpeech):
     def synthesize_sentence(self, text: str, options: SynthesisOptions) -> Iterator[AudioChunk]:
         from piper.config import SynthesisConfig
 
-        loaded = self._voice(options.voice or self.default_voice)
+        voice_id = options.voice or self.default_voice
+        loaded = self._voice(voice_id)
         voice = loaded.voice
+        text = normalise.for_speech(text, self._files[voice_id].language)
         speed = dsp.clamp(options.speed or 1.0, 0.25, 4.0)
         volume = dsp.clamp(options.volume, 0.0, 2.0)
         pitch = dsp.clamp(options.pitch or 1.0, 0.5, 2.0)

@@ -45,6 +45,7 @@ from webapp.app.services.conversation import call_claims, chat, live_recognition
 from webapp.app.services.conversation.reply_events import Emit, ReplyEvents
 from webapp.app.services.conversation.turn_detection import TurnDetector, TurnEvent, TurnSettings
 from webapp.app.services.platform import limits
+from webapp.app.services.speech import recorded_speech
 
 log = logging.getLogger(__name__)
 
@@ -496,6 +497,9 @@ class Call:
                     # when the speech pauses delays the one that ends the turn, and a
                     # slow engine (Whisper, a busy machine) would otherwise never rest.
                     self.partial_rest_until = 2 * time.monotonic() - began
+                text = recorded_speech.polished_text(
+                    text, self.recognizer.language if self.recognizer else None,
+                    self.options.language)
                 # A partial may still land after the speech ended, never after the final.
                 if text and text != self.last_partial and turn_no == self.turn_no \
                         and turn_no > self.closed_turn:

@@ -197,6 +197,8 @@ def _recognise(turn: Turn, voice: VoiceInput, sink: TurnSink) -> str:
             result, turn.timings["asr_ms"] = recorded_speech.recognise(
                 engine, voice, conversation_language(turn.session.id), {})
             turn.asr_engine = getattr(engine, "used", engine.name)
+        # A call's recogniser keeps the language the call named (``zh-TW``): its reader's.
+        result = recorded_speech.polished(result, None, result.language)
         turn.timings.setdefault("asr_ms", 0.0)
         turn.language = result.language
         text = result.text.strip()
@@ -235,13 +237,14 @@ def prompt_messages(session: Conversation, role: Role, user_text: str) -> list[d
             {"role": "user", "content": user_text}]
 
 
-def role_voice(role: Role) -> tuple[Voice, SynthesisOptions]:
-    """The role's voice (the default voice when it is gone) and its profile's prosody."""
+def role_voice(role: Role, text: str = "") -> tuple[Voice, SynthesisOptions]:
+    """The role's voice and its profile's prosody. A role whose voice is gone speaks in
+    the default voice for ``text`` (the user's words: the reply is in their language)."""
     voice = db.session.scalar(select(Voice).where(
         Voice.voice_type == role.voice_type, Voice.status == "ready"))
     configured = current_app.extensions["providers"].configured_names("tts")
     if voice is None or voice.engine not in configured:
-        voice = voices.default_voice()
+        voice = voices.default_voice(text)
     profile = db.session.get(VoiceProfile, role.id)
     options = SynthesisOptions()
     if profile is not None:
@@ -318,7 +321,7 @@ def _plan(turn: Turn, user_text: str) -> _ReplyPlan:
     if mode == RESPONSE_RANDOM:
         mode = random.choice((RESPONSE_TEXT, RESPONSE_VOICE))
     session, role = turn.session, turn.role
-    voice, options = role_voice(role)
+    voice, options = role_voice(role, user_text)
     engine, options = synthesis.engine_for(voice, options, with_fallback=True)
     return _ReplyPlan(mode=mode, engine=engine, options=options,
                       llm=current_app.extensions["providers"].llm(),

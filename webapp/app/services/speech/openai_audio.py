@@ -27,7 +27,7 @@ from webapp.app.services.conversation import conversations
 from webapp.app.services.platform import api_keys, files, limits
 from webapp.app.services.speech import recorded_speech, transcripts
 from webapp.app.services.speech.voice_input import VoiceInput
-from webapp.app.services.voice_library import voices
+from webapp.app.services.voice_library import voice_choice, voices
 
 MAX_INPUT_CHARACTERS = 4096
 PCM_RATE = 24000  # OpenAI's raw PCM is 24 kHz 16-bit mono; clients assume that rate.
@@ -112,9 +112,10 @@ def tts_engine_for_model(model: str) -> str:
     return next((name for name in choices if _configured("tts", name)), choices[-1])
 
 
-def _builtin_for(engine: str, openai_voice: str) -> Voice:
+def _builtin_for(engine: str, openai_voice: str, language: str) -> Voice:
     """The built-in voice an OpenAI voice name stands for on ``engine``: same gender,
-    English first, spread over the engine's voices so different names sound different."""
+    in ``language`` where the engine has it (else English), spread over the engine's
+    voices so different names sound different."""
     voices.sync_builtin_voices()
     rows = list(db.session.scalars(select(Voice).where(Voice.builtin.is_(True),
                                                        Voice.engine == engine)
@@ -123,18 +124,27 @@ def _builtin_for(engine: str, openai_voice: str) -> Voice:
         raise ApiError(503, "provider_not_configured", "VOICE_SERVICE_UNAVAILABLE",
                        {"provider": engine}, {"provider": engine})
     gender = OPENAI_VOICES[openai_voice]
-    english = [v for v in rows if (v.language or "").startswith("en")] or rows
-    matching = [v for v in english if v.gender == gender] or english
+    spoken = [v for v in rows if voice_choice.language_code(v.language) == language] or [
+        v for v in rows if (v.language or "").startswith("en")] or rows
+    matching = [v for v in spoken if v.gender == gender] or spoken
     same_gender = [name for name, g in OPENAI_VOICES.items() if g == gender]
     return matching[same_gender.index(openai_voice) % len(matching)]
 
 
-def resolve_voice(caller: Caller, voice: str, model: str) -> Voice:
-    """An OpenAI voice name on the model's engine, or any voice the caller may use."""
-    if voice.lower() in OPENAI_VOICES:
-        return _builtin_for(tts_engine_for_model(model), voice.lower())
-    tts_engine_for_model(model)
-    return voices.resolve_usable(voice, caller.user_id)
+def resolve_voice(caller: Caller, voice: str, model: str, text: str = "") -> Voice:
+    """An OpenAI voice name, or any voice the caller may use.
+
+    A name maps onto the model's engine; an OpenAI model served locally (``tts-1``)
+    speaks ``text`` in the local engine for its language, so Chinese is read by the
+    Mandarin voice and French by eSpeak NG's, not spelled by Piper."""
+    engine = tts_engine_for_model(model)
+    if voice.lower() not in OPENAI_VOICES:
+        return voices.resolve_usable(voice, caller.user_id)
+    language = voice_choice.spoken_language(text, None)
+    if model not in ENGINES["tts"] and engine not in voice_choice.MULTILINGUAL_ENGINES \
+            and language != "en":
+        engine = current_app.extensions["providers"].local_tts_for(language)
+    return _builtin_for(engine, voice.lower(), language)
 
 
 def mood_of(instructions: str | None) -> str | None:
@@ -184,7 +194,7 @@ def synthesize(caller: Caller, request: SpeechRequest) -> AudioOut:
     text = request.input.strip()
     if not text:
         raise ApiError(400, "input_empty", "INVALID_INPUT", details={"param": "input"})
-    voice = resolve_voice(caller, request.voice, request.model)
+    voice = resolve_voice(caller, request.voice, request.model, text)
     mood = mood_of(request.instructions)
     spent = caller.charge(characters=len(request.input))
     try:
@@ -230,6 +240,7 @@ class TranscriptionRequest:
     temperature: float = 0.0
     timestamp_granularities: tuple[str, ...] = ()
     stream: bool = False
+    itn: bool | None = None
 
 
 def stt_engine_for_model(model: str) -> Any:
@@ -273,11 +284,12 @@ def transcribe(caller: Caller, data: bytes, filename: str, request: Transcriptio
         if request.stream:
             return TranscriptOut("text/event-stream", chunks=_transcript_events(
                 caller, engine, data, language, params, info.duration,
-                row.id if row else None, spent))
+                row.id if row else None, spent, request))
         # The audio in hand is what is recognised; it is stored only with history on.
         heard = VoiceInput(caller.user_id, data, info.format, info.duration, row=row,
                            may_store=False)
         result, elapsed_ms = recorded_speech.recognise(engine, heard, language, params)
+        result = recorded_speech.polished(result, request.itn, request.language)
     except Exception:
         spent.refund()
         if row is not None:
@@ -302,7 +314,7 @@ def _keep(caller: Caller, engine: Any, result: Transcription, elapsed_ms: float,
 
 def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str | None,
                        params: dict[str, Any], duration: float, row_id: str | None,
-                       spent: Spent) -> Iterator[bytes]:
+                       spent: Spent, request: TranscriptionRequest) -> Iterator[bytes]:
     """``transcript.text.delta`` per segment as the engine finds it, then ``done``.
 
     It runs after the route has returned, so rows are looked up again here.
@@ -311,7 +323,10 @@ def _transcript_events(caller: Caller, engine: Any, data: bytes, language: str |
     row = db.session.get(File, row_id) if row_id else None
     segments: list[Segment] = []
     try:
-        for segment in engine.transcribe_segments(data, language, params):
+        itn = recorded_speech.itn_wanted(request.itn)
+        for heard in engine.transcribe_segments(data, language, params):
+            segment = transcripts.polish_segment(heard, language, itn=itn,
+                                                 reader_language=request.language)
             delta = segment.text if not segments or _unspaced(segment.text) else " " + segment.text
             segments.append(segment)
             yield _event({"type": "transcript.text.delta", "delta": delta})

@@ -58,8 +58,11 @@ class TtsRequest:
         return base
 
 
-def _voice(owner_id: int, name: str | None) -> Any:
-    return voices.resolve_usable(name, owner_id) if name else voices.default_voice()
+def _voice(owner_id: int, request: TtsRequest) -> Any:
+    """The voice named, else the one the text's language (or the request's) picks."""
+    if request.voice:
+        return voices.resolve_usable(request.voice, owner_id)
+    return voices.default_voice(request.text, request.language)
 
 
 def _message_out(message: Message, session: Conversation, row: File | None) -> dict[str, Any]:
@@ -72,7 +75,7 @@ def _message_out(message: Message, session: Conversation, row: File | None) -> d
 
 def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
     """Synthesize and store; a new session is made only once there is audio to put in it."""
-    voice = _voice(owner_id, request.voice)
+    voice = _voice(owner_id, request)
     named = conversations.get_owned(request.session_id, owner_id) if request.session_id else None
     started = time.perf_counter()
     spent = limits.charge(owner_id, characters=len(request.text))
@@ -116,7 +119,7 @@ def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True,
     fails before it (after any fallback) is a plain error that leaves nothing behind,
     while one that fails later ends the stream early and leaves the message marked
     interrupted, with the reason."""
-    voice = _voice(owner_id, request.voice)
+    voice = _voice(owner_id, request)
     named = conversations.get_owned(request.session_id, owner_id) if request.session_id else None
     engine, options = synthesis.engine_for(voice, request.options(), with_fallback=True)
     started = time.perf_counter()
@@ -200,6 +203,23 @@ def recognise(engine: Any, source: SpeechSource, language: str | None,
     return result, round((time.perf_counter() - started) * 1000, 1)
 
 
+def itn_wanted(itn: bool | None) -> bool:
+    """A request's ``itn`` flag; None follows the ``TRANSCRIPT_ITN`` setting."""
+    return bool(current_app.config.get("TRANSCRIPT_ITN", True)) if itn is None else itn
+
+
+def polished(result: Transcription, itn: bool | None, language: str | None) -> Transcription:
+    """``result`` written for its reader: the language the request named (``zh-TW``)
+    picks the Chinese script."""
+    return transcripts.polish(result, itn=itn_wanted(itn), reader_language=language)
+
+
+def polished_text(text: str, spoken_language: str | None, reader_language: str | None) -> str:
+    """A bare transcript (a live call's partial) written as ``polished`` writes one."""
+    return transcripts.polish_text(text, spoken_language, itn=itn_wanted(None),
+                                   reader_language=reader_language)
+
+
 def transcribed_meta(engine: Any, result: Transcription, elapsed_ms: float,
                      **extra: Any) -> dict[str, Any]:
     """What a transcribed message keeps about its recognition, and which engine heard it
@@ -216,12 +236,15 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
         audio_url: str | None = None, language: str | None = None,
         session_id: str | None = None, provider: str | None = None,
         prompt: str | None = None, response_format: str = "json",
-        timestamp_granularities: tuple[str, ...] = ()) -> dict[str, Any]:
+        timestamp_granularities: tuple[str, ...] = (), itn: bool | None = None
+        ) -> dict[str, Any]:
     """Recognise speech in an upload or one of the caller's own files, and keep both.
 
     ``response_format`` adds OpenAI's shapes to the message fields: ``verbose_json``
     adds ``words`` (when asked for) and ready-made ``subtitles``; ``text``, ``srt`` and
     ``vtt`` add the document as ``content``. A recognition that fails keeps nothing.
+    The transcript is written as ``transcripts.polish`` writes it (``itn`` None: the
+    ``TRANSCRIPT_ITN`` setting).
     """
     engine = stt_engine(provider)
     named = conversations.get_owned(session_id, owner_id) if session_id else None
@@ -240,6 +263,7 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
     voice.store_beside()
     try:
         result, elapsed_ms = recognise(engine, voice, language, params)
+        result = polished(result, itn, language)
         row = voice.keep()
         session = named or conversations.create(owner_id)
         message = conversations.add_message(session, role="user", type="voice",

@@ -38,7 +38,7 @@ def _error(status: int, code: str, message: str, **details: Any) -> ApiError:
                     {"detail": message}, details or None)
 
 
-def _voice_for(owner_id: int, provider: str, voice_name: str | None) -> Voice:
+def _voice_for(owner_id: int, provider: str, voice_name: str | None, text: str) -> Voice:
     if voice_name:
         voice = voices.resolve_usable(voice_name, owner_id, "INVALID_VOICE_PARAMETER")
         if voice.provider != provider:
@@ -46,7 +46,7 @@ def _voice_for(owner_id: int, provider: str, voice_name: str | None) -> Voice:
                          f"voice {voice_name} belongs to provider {voice.provider}")
         return voice
     if provider == "local":
-        return voices.default_voice()
+        return voices.default_voice(text)
     return voices.resolve_usable(
         current_app.config.get("DASHSCOPE_DEFAULT_VOICE") or DEFAULT_VOICES[provider], owner_id,
         "INVALID_VOICE_PARAMETER")
@@ -103,7 +103,7 @@ def generate(owner_id: int, args: dict[str, Any]) -> dict[str, Any]:
     intensity = 0.5 if intensity is None else intensity
     profile = args.get("voiceProfile") or {}
     provider = _provider(owner_id, args.get("provider"))
-    voice = _voice_for(owner_id, provider, profile.get("voiceName"))
+    voice = _voice_for(owner_id, provider, profile.get("voiceName"), args["text"])
     base = SynthesisOptions(speed=profile.get("speed", 1.0), pitch=profile.get("pitch", 1.0),
                             volume=profile.get("volume", 1.0))
     key = content_key(args["text"], voice.voice_type, emotion_type, round(intensity, 3),

