@@ -1,10 +1,10 @@
 """Under eventlet: DashScope engines called at once from green threads, against the fake.
 
-Four CosyVoice syntheses, two Qwen streams, two Paraformer recognitions (which must take
-turns) and one voice enrollment run together while a green ticker measures the worst gap
-between 20 ms ticks — after one call of each kind, so first-use imports are not counted
-as stalls. Argument: JSON with http_url, ws_url, api_key, sample_url. Prints
-one JSON line: finished, per-task outcomes, worst gap.
+Four CosyVoice syntheses, two Qwen streams, two Paraformer recognitions (side by side, in
+the recognition process) and one voice enrollment run together while a green ticker
+measures the worst gap between 20 ms ticks — after one call of each kind, so first-use
+imports are not counted as stalls. Argument: JSON with http_url, ws_url, api_key,
+sample_url. Prints one JSON line: finished, per-task outcomes, worst gap.
 """
 
 import eventlet
