@@ -1,9 +1,10 @@
 """Starting an engine host (a child program from ``hosts/``) and talking to it.
 
 A child is started with one end of a socket pair; ``frames`` carries messages both ways.
-In an eventlet process the web side's socket is green, so green threads wait on it
-without holding up the loop; callers on real OS threads (the thread pool) ask for
-``real=True`` and get the operating system's socket and ``subprocess``.
+A child may be started from any thread: its socket is the operating system's until
+``adopt`` makes it this process's kind (green under eventlet, so that green threads wait
+on it without holding up the loop). Callers on real OS threads (the thread pool) keep
+the operating system's socket and block on it.
 """
 
 from __future__ import annotations
@@ -29,19 +30,21 @@ def _original(name: str) -> Any:
 
 
 class ChildProcess:
-    """``python -I hosts/<program> <fd>``: a plain interpreter (no Flask, no eventlet)
-    whose only link to this process is ``sock``."""
+    """``python -I hosts/<program> <fd> <args>``: a plain interpreter (no Flask, no
+    eventlet) whose only link to this process is ``sock``."""
 
-    def __init__(self, program: str, real: bool = False) -> None:
-        sockets = _original("socket") if real else socket
-        popen = _original("subprocess").Popen if real else subprocess.Popen
-        self.sock, theirs = sockets.socketpair()
+    def __init__(self, program: str, *args: str) -> None:
+        self.sock, theirs = _original("socket").socketpair()
         try:
-            self.process = popen([sys.executable, "-I", str(HOSTS / program),
-                                  str(theirs.fileno())], pass_fds=[theirs.fileno()],
-                                 stdin=subprocess.DEVNULL)
+            self.process = _original("subprocess").Popen(
+                [sys.executable, "-I", str(HOSTS / program), str(theirs.fileno()), *args],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
+
+    def adopt(self) -> None:
+        """Make the socket green in an eventlet process (call it from the green side)."""
+        self.sock = socket.socket(fileno=self.sock.detach())
 
     def send(self, header: dict[str, Any], body: bytes = b"") -> None:
         frames.send(self.sock, header, body)

@@ -74,20 +74,30 @@ class _Refusal:
 class RecognitionHost:
     """This process's Paraformer child and the streams open in it.
 
-    One green thread (a daemon thread outside eventlet) reads the child's answers and
-    hands each to its stream; writes take turns behind a lock. When the child dies every
-    open stream fails, and the next recognition starts a new child.
+    The child starts when the engine is built (from any thread; it takes a second or two
+    to load the SDK). The first stream, opened on the green side, starts one green thread
+    (a daemon thread outside eventlet) that reads the child's answers and hands each to
+    its stream; writes take turns behind a lock. When the child dies every open stream
+    fails, and the next recognition starts a new child.
     """
 
     def __init__(self) -> None:
         self.child = ChildProcess("paraformer_host.py")
-        self.write_lock = threading.Lock()
+        self.adopt_lock = real_lock()
         self.streams: dict[int, ParaformerStream] = {}
         self.ids = itertools.count(1)
         self.alive = True
-        spawn(self._read)
+        self.reading = False
+        # Green under eventlet: a send waits for room in the socket without the loop
+        # stopping, so a real lock held across it could block the loop.
+        self.send_lock = threading.Lock()
 
     def open(self, stream: ParaformerStream, request: dict[str, Any]) -> int:
+        with self.adopt_lock:
+            if not self.reading:
+                self.reading = True
+                self.child.adopt()
+                spawn(self._read)
         stream_id = next(self.ids)
         self.streams[stream_id] = stream
         self._send({"kind": "open", "id": stream_id, **request})
@@ -101,7 +111,7 @@ class RecognitionHost:
 
     def _send(self, header: dict[str, Any], body: bytes = b"") -> None:
         try:
-            with self.write_lock:
+            with self.send_lock:
                 self.child.send(header, body)
         except OSError as exc:
             self._fail_all()
@@ -174,7 +184,6 @@ class _DashScopeSpeechToText(ThirdPartyAPISpeechToText):
         super().__init__()
         self.settings = DashScopeSettings.from_config(config)
         self.model = str(config.get(self.model_setting) or self.default_model)
-
     def is_configured(self) -> bool:
         return self.settings.configured
 
@@ -185,6 +194,11 @@ class ParaformerSpeechToText(_DashScopeSpeechToText):
     name = "paraformer"
     model_setting = "DASHSCOPE_ASR_MODEL"
     default_model = DEFAULT_ASR_MODEL
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        if self.is_configured():
+            recognition_host()  # started now, so that it is ready by the first call
 
     def transcribe(
         self, audio_file: bytes | str, language: str | None = None,
@@ -224,10 +238,6 @@ class ParaformerSpeechToText(_DashScopeSpeechToText):
         ]
         return Transcription(text="".join(s.text for s in segments), language=language,
                              duration=duration, segments=segments)
-
-    def warm_up(self) -> None:
-        if self.is_configured():
-            recognition_host()
 
     def open_stream(self, language: str | None,
                     options: dict[str, Any] | None = None) -> ParaformerStream:
