@@ -12,8 +12,9 @@ two models, even separate ones, transcribe at the same moment on different threa
 every model lives in a child process of its own (``hosts/moonshine_host.py``), reading
 one piece of audio at a time: up to ``MOONSHINE_PROCESSES`` (default: one per core) read
 side by side, a read that finds them all busy waits for the first free one, and a
-crash costs that one read, not the web process. Each costs ≈1 s to start (on first use
-or at warm-up) and its resident memory; the README's Capacity section has the figures.
+crash costs that one read, not the web process. One starts at warm-up, more when reads
+overlap; each costs ≈1 s to start on a quiet machine and ≈250 MB of resident memory
+(the README's Capacity section has the figures).
 """
 
 from __future__ import annotations
@@ -99,10 +100,9 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
             self._started -= 1
 
     def warm_up(self) -> None:
-        """Start every model process now rather than on the first reads."""
-        readers = [self._take_reader() for _ in range(self.processes)]
-        for reader in readers:
-            self._idle.put(reader)
+        """Start one model process now rather than on the first read; more start when
+        reads overlap."""
+        self._idle.put(self._take_reader())
 
     def _read_lines(self, pcm: bytes) -> list[list[Any]]:
         reader = self._take_reader()
