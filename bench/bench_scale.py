@@ -15,10 +15,10 @@ per web process take turns the whole time.
 
 The ramp: one call alone first (its first-audio p95 is the reference), then
 ``BENCH_SCALE_STEPS`` (``1,5,10,20,30,40``) calls at once *per web process*, until
-first-audio p95 passes 1.5x the reference, a turn fails, or ``BENCH_SCALE_SECONDS``
-(300) have gone by. Then the same with local engines (Moonshine, Piper, scripted LLM)
-and ``BENCH_SCALE_LOCAL_STEPS`` (``1,2,3,4``); ``BENCH_SCALE_ENGINES`` (``dashscope,local``)
-picks the ramps to run.
+first-audio p95 passes 1.5x the reference, a turn fails, or the ramp has run for
+``BENCH_SCALE_SECONDS`` (120; a step under way finishes). Then the same with local
+engines (Moonshine, Piper, scripted LLM) and ``BENCH_SCALE_LOCAL_STEPS`` (``1,2,3,4``);
+``BENCH_SCALE_ENGINES`` (``dashscope,local``) picks the ramps to run.
 
 Printed per step: first audio p50/p95, errors, transcripts that were not the caller's
 own phrase, the server's own timings from the end of speech (recognition, first LLM
@@ -57,7 +57,7 @@ STEPS = [int(n) for n in os.environ.get("BENCH_SCALE_STEPS", "1,5,10,20,30,40").
 LOCAL_STEPS = [int(n) for n in os.environ.get("BENCH_SCALE_LOCAL_STEPS", "1,2,3,4").split(",")]
 TURNS = int(os.environ.get("BENCH_SCALE_TURNS", "2"))
 CHATS = int(os.environ.get("BENCH_SCALE_CHATS", "1"))
-SECONDS = float(os.environ.get("BENCH_SCALE_SECONDS", "300"))
+SECONDS = float(os.environ.get("BENCH_SCALE_SECONDS", "120"))
 ENGINES = os.environ.get("BENCH_SCALE_ENGINES", "dashscope,local").split(",")
 LIMIT = 1.5
 PIECE_MS = 40
@@ -411,8 +411,9 @@ def production_stack(engines: str, work: Path, redis: RedisServer, fake: Any) ->
 
 
 def ramp(engines: str, steps: list[int], work: Path, redis: RedisServer, fake: Any,
-         voices: dict[int, bytes], deadline: float) -> dict[str, Any]:
+         voices: dict[int, bytes]) -> dict[str, Any]:
     with production_stack(engines, work, redis, fake) as stack:
+        deadline = time.monotonic() + SECONDS
         _, idle_rss = usage(stack.pids)
         exact = engines == "dashscope"
         run_step(stack, 1, voices, only_one=True, exact=exact)  # every path once, unmeasured
@@ -451,7 +452,6 @@ def report(engines: str, row: dict[str, Any], limit: float) -> None:
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tingshuo-bench-scale-"))
-    deadline = time.monotonic() + SECONDS
     voices = {i: speech(text) for i, text in enumerate(PHRASES)}
     fake = start_fake_dashscope(asr_delay=0.15, tts_first_packet=0.2, tts_pace=1.0,
                                 token_delay=0.02)
@@ -462,7 +462,7 @@ def main() -> None:
         for engines in ENGINES:
             print(f"ramp with {engines} engines", flush=True)
             steps = STEPS if engines == "dashscope" else LOCAL_STEPS
-            results.append(ramp(engines, steps, work, redis, fake, voices, deadline))
+            results.append(ramp(engines, steps, work, redis, fake, voices))
     finally:
         redis.close()
         fake.stop()
