@@ -210,6 +210,13 @@ class FakeState:
         self.deploy_seconds = self.options.deploy_seconds
         self.last_hold = self.options.hold_seconds
         self.phrases: list[tuple[str, bytes]] = []
+        self.asr_open = 0
+        self.asr_open_most = 0
+
+    def asr_opened(self, change: int) -> None:
+        """Count recognitions open right now, and the most that were ever open at once."""
+        self.asr_open += change
+        self.asr_open_most = max(self.asr_open_most, self.asr_open)
 
     def learn(self, phrases: list[dict[str, str]]) -> None:
         """Recognise these phrases from now on: each is a text and the base64 16-bit PCM
@@ -245,6 +252,7 @@ class FakeState:
             "last_request": self.last_request,
             "last_input": self.last_input,
             "fault": self.faults.describe(),
+            "asr_open_most": self.asr_open_most,
         }
 
 
@@ -981,6 +989,8 @@ class AsrTask:
         self.heard: str | None = None
         self._outbox: asyncio.Queue[tuple[float, str | None]] = asyncio.Queue()
         self._sender = asyncio.create_task(self._send_due())
+        connection.state.asr_opened(1)
+        self._sender.add_done_callback(lambda _: connection.state.asr_opened(-1))
 
     @property
     def text(self) -> str:
