@@ -450,6 +450,35 @@ def report(engines: str, row: dict[str, Any], limit: float) -> None:
           + (f"; e.g. {row['error_example']}" if row["error_example"] else ""), flush=True)
 
 
+def moonshine_cost(pcm: bytes, reads: int = 6) -> dict[str, Any]:
+    """What isolating Moonshine costs: a read in the engine's model process against the
+    same read on a model in this process (alternating, same audio), and the model
+    process's resident memory."""
+    from moonshine_voice import ModelArch, Transcriber
+
+    from webapp.app.audio import pcm_to_float
+    from webapp.app.providers.stt.moonshine import MoonshineSpeechToText, _model_dir
+
+    engine = MoonshineSpeechToText({"MOONSHINE_PROCESSES": 1})
+    engine.warm_up()
+    here = Transcriber(model_path=str(_model_dir()), model_arch=ModelArch.TINY)
+    isolated, direct = [], []
+    for _ in range(reads):
+        started = time.perf_counter()
+        engine.transcribe_pcm(pcm)
+        isolated.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        here.transcribe_without_streaming(pcm_to_float(pcm).tolist(), RATE)
+        direct.append((time.perf_counter() - started) * 1000)
+    children = [int(c) for c in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+                .read_text().split()]
+    model_rss = sum(usage([c])[1] for c in children)
+    return {"isolated_read_median_ms": ms(isolated, 0.5), "in_process_read_median_ms":
+            ms(direct, 0.5), "model_process_rss_mb": round(model_rss, 1),
+            "audio_seconds": round(len(pcm) / 2 / RATE, 2),
+            "load_1min": round(os.getloadavg()[0], 2)}
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tingshuo-bench-scale-"))
     voices = {i: speech(text) for i, text in enumerate(PHRASES)}
@@ -458,6 +487,9 @@ def main() -> None:
     fake.teach(dict(zip(PHRASES, voices.values(), strict=True)))
     redis = RedisServer().start()
     results = []
+    isolation = moonshine_cost(voices[0]) if "local" in ENGINES else {}
+    if isolation:
+        print(f"Moonshine in a process of its own: {isolation}", flush=True)
     try:
         for engines in ENGINES:
             print(f"ramp with {engines} engines", flush=True)
@@ -471,7 +503,7 @@ def main() -> None:
               f"within {LIMIT}x the single call's first-audio p95 "
               f"({result['single']['first_audio_p95_ms']} ms); "
               f"{result['calls_per_core']} per core ({os.cpu_count()} cores, shared)")
-    print(json.dumps({"bench": "scale", "results": results,
+    print(json.dumps({"bench": "scale", "results": results, "moonshine_isolation": isolation,
                       "load_average": [round(x, 2) for x in os.getloadavg()]},
                      ensure_ascii=False))
 
