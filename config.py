@@ -233,6 +233,8 @@ class Config:
         self.WHISPER_MODEL_DIR = _env("WHISPER_MODEL_DIR") or str(
             self.MODEL_CACHE_DIR / "whisper-base")
         self.WHISPER_THREADS = _int("WHISPER_THREADS", 2)
+        # Moonshine model processes per web process (0: one per core).
+        self.MOONSHINE_PROCESSES = _int("MOONSHINE_PROCESSES", 0)
         self.WHISPER_COMPUTE_TYPE = _env("WHISPER_COMPUTE_TYPE", "int8")
         self.PIPER_EXTRA_VOICES = _env("PIPER_EXTRA_VOICES")
         self.PIPER_DEFAULT_VOICE = _env("PIPER_DEFAULT_VOICE", "en_US-joe-medium")

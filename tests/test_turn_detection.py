@@ -83,12 +83,13 @@ def test_moonshine_reads_only_the_audio_it_is_given(sentence: bytes) -> None:
 
 def test_moonshine_reads_from_several_threads_at_once(sentence: bytes) -> None:
     # Moonshine's native library crashes the process when two reads overlap; the engine
-    # queues them, so calls recognising at the same moment are safe.
+    # keeps each model in a process of its own, so calls recognising at the same moment
+    # are safe, and two of them read side by side.
     import threading
 
     from webapp.app.providers.stt.moonshine import MoonshineSpeechToText
 
-    engine, texts = MoonshineSpeechToText({}), []
+    engine, texts = MoonshineSpeechToText({"MOONSHINE_PROCESSES": 2}), []
 
     def read() -> None:
         for _ in range(4):

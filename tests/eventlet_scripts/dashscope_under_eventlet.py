@@ -1,13 +1,13 @@
 """Under eventlet: DashScope engines called at once from green threads, against the fake.
 
-Four CosyVoice syntheses, two Qwen streams, two Paraformer recognitions (which must take
-turns) and one voice enrollment run together while a green ticker ticks every 20 ms —
-after one call of each kind, so first-use imports are not counted. Each task's outcome
-carries when it started and ended, so a caller can tell whether the calls overlapped (a
-call that blocked the loop would run the others after it, one at a time) and how often
-the ticker ran meanwhile. Argument: JSON with http_url, ws_url, api_key, sample_url.
-Prints one JSON line: finished, per-task outcomes, tick times, the worst gap between
-ticks (a figure for ``bench loop``; it depends on the machine's load).
+Four CosyVoice syntheses, two Qwen streams, two Paraformer recognitions (side by side, in
+the recognition process) and one voice enrollment run together while a green ticker ticks
+every 20 ms — after one call of each kind, so first-use imports are not counted. Each
+task's outcome carries when it started and ended, so a caller can tell whether the calls
+overlapped (a call that blocked the loop would run the others after it, one at a time) and
+how often the ticker ran meanwhile. Argument: JSON with http_url, ws_url, api_key,
+sample_url. Prints one JSON line: finished, per-task outcomes, tick times, the worst gap
+between ticks (a figure for ``bench loop``; it depends on the machine's load).
 """
 
 import eventlet

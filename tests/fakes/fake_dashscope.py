@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
 import json
 import logging
@@ -60,6 +61,7 @@ at the handshake, as DashScope does)."""
 
 SECONDS_PER_CHARACTER = 0.06
 MIN_ASR_BYTES = 3200
+PROBE_BYTES = 1600
 INTERIM_SECONDS = 0.25
 MAX_FETCH_BYTES = 10 * 1024 * 1024
 DEFAULT_TTS_SAMPLE_RATE = 22050
@@ -90,6 +92,12 @@ class FakeOptions:
     hold_seconds: float = field(
         default=30.0, metadata={"help": "how long the timeout mode holds a call"}
     )
+    asr_delay: float = field(default=0.0, metadata={
+        "help": "seconds from audio reaching Paraformer to its result (the service: ~0.15)"})
+    tts_first_packet: float = field(default=0.0, metadata={
+        "help": "seconds before a CosyVoice task's first audio (the service: ~0.2)"})
+    tts_pace: float = field(default=0.0, metadata={
+        "help": "send CosyVoice audio at this multiple of real time (0: frame_delay apart)"})
 
     def to_args(self) -> list[str]:
         """The command-line flags that reproduce these options."""
@@ -201,6 +209,27 @@ class FakeState:
         self.faults = Faults()
         self.deploy_seconds = self.options.deploy_seconds
         self.last_hold = self.options.hold_seconds
+        self.phrases: list[tuple[str, bytes]] = []
+        self.asr_open = 0
+        self.asr_open_most = 0
+
+    def asr_opened(self, change: int) -> None:
+        """Count recognitions open right now, and the most that were ever open at once."""
+        self.asr_open += change
+        self.asr_open_most = max(self.asr_open_most, self.asr_open)
+
+    def learn(self, phrases: list[dict[str, str]]) -> None:
+        """Recognise these phrases from now on: each is a text and the base64 16-bit PCM
+        that says it. A stretch from the middle of each is what recognition looks for."""
+        self.phrases = []
+        for phrase in phrases:
+            pcm = base64.b64decode(phrase["pcm"])
+            middle = len(pcm) // 4 * 2
+            self.phrases.append((str(phrase["text"]), pcm[middle:middle + PROBE_BYTES]))
+
+    def transcript_of(self, audio: bytes) -> str | None:
+        """The learnt phrase heard in ``audio``, if any."""
+        return next((text for text, probe in self.phrases if probe and probe in audio), None)
 
     def hold(self) -> float:
         """Seconds the fault just taken holds a call (its own ``hold``, else the option)."""
@@ -223,6 +252,7 @@ class FakeState:
             "last_request": self.last_request,
             "last_input": self.last_input,
             "fault": self.faults.describe(),
+            "asr_open_most": self.asr_open_most,
         }
 
 
@@ -743,6 +773,8 @@ async def handle_control(request: web.Request) -> web.Response:
     hold = body.get("hold")
     if body.get("deploy_seconds") is not None:
         state.deploy_seconds = float(body["deploy_seconds"])
+    if isinstance(body.get("phrases"), list):
+        state.learn(body["phrases"])
     if mode not in FAULT_MODES:
         return error_response(400, "InvalidParameter", f"mode must be one of {FAULT_MODES}")
     if count is not None and (not isinstance(count, int) or count < 0):
@@ -822,6 +854,7 @@ class TtsTask:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._sentence_index = 0
         self._characters = 0
+        self.first_sent = False
         self.worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -898,6 +931,13 @@ class TtsTask:
         audio = encoder.encode(samples)
         frames = max(3, math.ceil(len(audio) / 8192))
         step = max(1, math.ceil(len(audio) / frames))
+        options = self.connection.state.options
+        if options.tts_pace > 0:
+            # Each frame as long after the last as the audio it carries lasts.
+            delay = len(samples) / self.sample_rate / frames / options.tts_pace
+        if not self.first_sent and options.tts_first_packet > 0:
+            await asyncio.sleep(options.tts_first_packet)
+        self.first_sent = True
         for start in range(0, len(audio), step):
             if self.cancelled:
                 return
@@ -932,6 +972,8 @@ class AsrTask:
     ``INTERIM_SECONDS`` of it brings an interim result: the sentence so far (a growing
     prefix of the transcript, one character per ``INTERIM_SECONDS``), not yet ended and
     without an end time, which ``Recognition.call`` ignores and a streaming callback sees.
+    The transcript is the learnt phrase found in the audio (``FakeState.learn``), else
+    ``asr_text``. Every result leaves ``asr_delay`` seconds after the audio it is about.
     """
 
     def __init__(self, connection: Connection, task_id: str, parameters: dict[str, Any],
@@ -944,19 +986,48 @@ class AsrTask:
         self.audio_format = str(parameters.get("format") or "pcm").lower()
         self.audio = bytearray()
         self.interims = 0
+        self.heard: str | None = None
+        self._outbox: asyncio.Queue[tuple[float, str | None]] = asyncio.Queue()
+        self._sender = asyncio.create_task(self._send_due())
+        connection.state.asr_opened(1)
+        self._sender.add_done_callback(lambda _: connection.state.asr_opened(-1))
+
+    @property
+    def text(self) -> str:
+        if self.heard is None and self.connection.state.phrases:
+            self.heard = self.connection.state.transcript_of(bytes(self.audio))
+        return self.heard or self.connection.state.options.asr_text
+
+    async def _send_due(self) -> None:
+        """Send each result once its delay is over, in order; None ends the task."""
+        while True:
+            due, message = await self._outbox.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if message is None:
+                return
+            try:
+                await self.connection.ws.send_str(message)
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _later(self, message: str | None) -> None:
+        self._outbox.put_nowait(
+            (time.monotonic() + self.connection.state.options.asr_delay, message))
 
     async def add(self, data: bytes) -> None:
         self.audio += data
         if self.fault != "ok" or self.audio_format != "pcm":
             return
-        text = self.connection.state.options.asr_text
+        text = self.text
         due = int(len(self.audio) / (2 * self.sample_rate) / INTERIM_SECONDS)
         while self.interims < min(due, len(text) - 1):
             self.interims += 1
             sentence = {"sentence_id": 1, "begin_time": 0, "end_time": None,
                         "text": text[:self.interims], "sentence_end": False, "words": []}
-            await self.connection.ws.send_str(
-                _event(self.task_id, "result-generated", {"output": {"sentence": sentence}}))
+            self._later(_event(self.task_id, "result-generated",
+                               {"output": {"sentence": sentence}}))
 
     def audio_seconds(self) -> tuple[int, float]:
         """Bytes of audio payload received and their duration."""
@@ -979,19 +1050,23 @@ class AsrTask:
         if self.fault in ("stall", "slow_first_byte"):
             await asyncio.sleep(self.hold)
             if self.fault == "stall":
+                self._later(None)
                 return
         if self.fault == "mid_stream":
+            self._later(None)
             await ws.send_str(_failed_event(self.task_id, "InternalError",
                                             "recognition failed mid-stream for test"))
             return
         if size >= MIN_ASR_BYTES:
-            for sentence in transcript_sentences(state.options.asr_text, seconds):
+            for sentence in transcript_sentences(self.text, seconds):
                 payload = {
                     "output": {"sentence": sentence},
                     "usage": {"duration": math.ceil(seconds)},
                 }
-                await ws.send_str(_event(self.task_id, "result-generated", payload))
-        await ws.send_str(_event(self.task_id, "task-finished", {"output": {}}))
+                self._later(_event(self.task_id, "result-generated", payload))
+        self._later(_event(self.task_id, "task-finished", {"output": {}}))
+        self._later(None)
+        await self._sender
 
 
 def transcript_sentences(text: str, seconds: float) -> list[dict[str, Any]]:
@@ -1144,6 +1219,7 @@ class Connection:
 
     async def close(self) -> None:
         pending = [t.worker for t in self.tasks.values() if isinstance(t, TtsTask) and t.worker]
+        pending += [t._sender for t in self.tasks.values() if isinstance(t, AsrTask)]
         for job in [*pending, *self._timers]:
             job.cancel()
         await asyncio.gather(*pending, *self._timers, return_exceptions=True)
@@ -1247,6 +1323,13 @@ class FakeDashScope(FakeProcess):
     def deploy_in(self, seconds: float) -> None:
         """Keep voices cloned from now on DEPLOYING for ``seconds``."""
         self._call("POST", "/__control", {"mode": "ok", "deploy_seconds": seconds})
+
+    def teach(self, phrases: dict[str, bytes]) -> None:
+        """Recognise each text of ``phrases`` in audio holding its 16 kHz PCM (the rest
+        is heard as ``asr_text``); clears fault modes, as every control call does."""
+        self._call("POST", "/__control", {"mode": "ok", "phrases": [
+            {"text": text, "pcm": base64.b64encode(pcm).decode("ascii")}
+            for text, pcm in phrases.items()]})
 
 
 def start_fake_dashscope(

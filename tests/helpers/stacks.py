@@ -45,12 +45,13 @@ class Stack:
 
 @contextmanager
 def run_production_stack(database_url: str, redis_url: str, fake_dashscope: Any,
-                     work: Path) -> Iterator[Stack]:
+                     work: Path, **extra: str) -> Iterator[Stack]:
     """Two web processes and a worker on ``database_url`` and ``redis_url`` (Socket.IO
-    rooms and SSE streams cross processes through Redis), sharing the folder ``work``."""
+    rooms and SSE streams cross processes through Redis), sharing the folder ``work``;
+    ``extra`` settings (engines, say) on top."""
     settings = stack_settings("stack", work, DATABASE_URL=database_url, REDIS_URL=redis_url,
                               STORAGE_DIR=str(work / "storage"), RATELIMIT_ENABLED="false",
-                              **dashscope_settings(fake_dashscope))
+                              **{**dashscope_settings(fake_dashscope), **extra})
     logs = {"worker": work / "worker.log", "web": work / "web.log", "web_b": work / "web_b.log"}
     web = WebServer(work, log=logs["web"], **settings)
     # Both serve one deployment: the links they hand out point at the first.

@@ -5,23 +5,25 @@ Settings: ``DASHSCOPE_API_KEY`` (required), ``DASHSCOPE_ASR_MODEL`` (default
 ``DASHSCOPE_TIMEOUT`` and the endpoint settings read by ``dashscope_sdk``.
 
 Paraformer takes audio bytes and streams them over a websocket; Qwen-Audio takes a URL
-and fetches the audio itself. ``Recognition.call`` runs an asyncio loop on a thread of its
-own; under eventlet every such thread shares one OS thread, where a second loop fails
-silently (status -1), so recognitions run one at a time behind a semaphore that is green
-when the process is. Call this engine from green threads, never from ``tpool``.
+and fetches the audio itself. The SDK's real-time recogniser runs an asyncio loop on a
+thread of its own; under eventlet every such thread shares one OS thread, where a second
+loop fails silently, so Paraformer runs in a child process of each web process
+(``hosts/paraformer_host.py``) on real threads, any number at once. Its results come
+back over a socket that a green thread reads (nothing is emitted from a real thread).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import queue
-import tempfile
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from dashscope import MultiModalConversation
-from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
+from dashscope.audio.asr import RecognitionResult
+from dashscope.common.error import InputRequired, InvalidParameter
 
 from webapp.app import audio
 from webapp.app.audio import ACCEPTED_FORMATS, AudioError
@@ -42,6 +44,7 @@ from webapp.app.providers.dashscope_sdk import (
     provider_error,
     raise_for_status,
 )
+from webapp.app.providers.host_process import ChildProcess
 
 SAMPLE_RATE = 16000
 DEFAULT_ASR_MODEL = "paraformer-realtime-v2"
@@ -53,20 +56,108 @@ RECOGNITION_OPTIONS = frozenset({
 })
 """``additional_params`` passed on to Paraformer; anything else is not its business."""
 
-_gate_lock = real_lock()
-_gate: list[threading.Semaphore] = []
+SEND_BYTES = 12800
+"""Audio already recorded goes to Paraformer in pieces of this size, as the SDK sends it."""
+_RAISED = {"TimeoutError": TimeoutError, "ConnectionError": ConnectionError,
+           "InvalidParameter": InvalidParameter, "InputRequired": InputRequired}
 
 
-def recognition_gate() -> threading.Semaphore:
-    """The process-wide semaphore serialising ``Recognition.call``.
+@dataclass(frozen=True)
+class _Refusal:
+    """A failure the service answered with, shaped as ``provider_error`` reads SDK results."""
 
-    Made on first use, so that in an eventlet process (patched before anything else) it
-    is the green one.
+    status_code: int | None
+    code: str
+    message: str
+
+
+class RecognitionHost:
+    """This process's Paraformer child and the streams open in it.
+
+    The child starts when the engine is built (from any thread; it takes a second or two
+    to load the SDK). The first stream, opened on the green side, starts one green thread
+    (a daemon thread outside eventlet) that reads the child's answers and hands each to
+    its stream; writes take turns behind a lock. When the child dies every open stream
+    fails, and the next recognition starts a new child.
     """
-    with _gate_lock:
-        if not _gate:
-            _gate.append(threading.Semaphore(1))
-        return _gate[0]
+
+    def __init__(self) -> None:
+        self.child = ChildProcess("paraformer_host.py")
+        self.adopt_lock = real_lock()
+        self.streams: dict[int, ParaformerStream] = {}
+        self.ids = itertools.count(1)
+        self.alive = True
+        self.reading = False
+        # Green under eventlet: a send waits for room in the socket without the loop
+        # stopping, so a real lock held across it could block the loop.
+        self.send_lock = threading.Lock()
+
+    def open(self, stream: ParaformerStream, request: dict[str, Any]) -> int:
+        with self.adopt_lock:
+            if not self.reading:
+                self.reading = True
+                self.child.adopt()
+                spawn(self._read)
+        stream_id = next(self.ids)
+        self.streams[stream_id] = stream
+        self._send({"kind": "open", "id": stream_id, **request})
+        return stream_id
+
+    def audio(self, stream_id: int, pcm: bytes) -> None:
+        self._send({"kind": "audio", "id": stream_id}, pcm)
+
+    def finish(self, stream_id: int) -> None:
+        self._send({"kind": "finish", "id": stream_id})
+
+    def _send(self, header: dict[str, Any], body: bytes = b"") -> None:
+        try:
+            with self.send_lock:
+                self.child.send(header, body)
+        except OSError as exc:
+            self._fail_all()
+            raise ProviderError("paraformer", "unavailable",
+                                f"the recognition process stopped: {exc}", transient=True) from exc
+
+    def _read(self) -> None:
+        while (message := self._receive()) is not None:
+            header, _ = message
+            stream = self.streams.get(int(header["id"]))
+            if stream is None:
+                continue
+            if header["kind"] == "done":
+                del self.streams[int(header["id"])]
+            stream.deliver(header)
+        self._fail_all()
+
+    def _receive(self) -> tuple[dict[str, Any], bytes] | None:
+        try:
+            return self.child.receive()
+        except OSError:
+            return None
+
+    def _fail_all(self) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        streams, self.streams = list(self.streams.values()), {}
+        for stream in streams:
+            stream.deliver({"kind": "error", "exception": "ConnectionError",
+                            "message": "the recognition process stopped"})
+        self.child.close()
+
+
+_host_lock = real_lock()
+_hosts: dict[int, RecognitionHost] = {}
+
+
+def recognition_host() -> RecognitionHost:
+    """This process's recognition child, started on first use (and again after it died;
+    a forked worker starts its own)."""
+    with _host_lock:
+        host = _hosts.get(os.getpid())
+        if host is None or not host.alive:
+            host = _hosts[os.getpid()] = RecognitionHost()
+        return host
 
 
 def _is_url(value: str) -> bool:
@@ -93,7 +184,6 @@ class _DashScopeSpeechToText(ThirdPartyAPISpeechToText):
         super().__init__()
         self.settings = DashScopeSettings.from_config(config)
         self.model = str(config.get(self.model_setting) or self.default_model)
-
     def is_configured(self) -> bool:
         return self.settings.configured
 
@@ -104,6 +194,11 @@ class ParaformerSpeechToText(_DashScopeSpeechToText):
     name = "paraformer"
     model_setting = "DASHSCOPE_ASR_MODEL"
     default_model = DEFAULT_ASR_MODEL
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        if self.is_configured():
+            recognition_host()  # started now, so that it is ready by the first call
 
     def transcribe(
         self, audio_file: bytes | str, language: str | None = None,
@@ -132,164 +227,104 @@ class ParaformerSpeechToText(_DashScopeSpeechToText):
                    if k in RECOGNITION_OPTIONS}
         if language:
             options.setdefault("language_hints", [language.split("-")[0].lower()])
-        result = self._recognize(pcm, options)
-        raise_for_status(self.name, result, "recognition")
-        sentences = result.get_sentence() or []
-        if isinstance(sentences, dict):
-            sentences = [sentences]
+        stream = self.open_stream(language, options)
+        for start in range(0, len(pcm), SEND_BYTES):
+            stream.send(pcm[start:start + SEND_BYTES])
+        stream.wait_done()
         segments = [
             Segment(start=(s.get("begin_time") or 0) / 1000, end=(s.get("end_time") or 0) / 1000,
                     text=str(s.get("text") or ""), words=_words(s))
-            for s in sentences
+            for s in stream.final.values()
         ]
         return Transcription(text="".join(s.text for s in segments), language=language,
                              duration=duration, segments=segments)
 
-    def _recognize(self, pcm: bytes, options: dict[str, Any]) -> RecognitionResult:
-        """One ``Recognition.call`` behind the gate, waited for at most DASHSCOPE_TIMEOUT.
-
-        The SDK offers no way to abort a call, so after a time-out the call finishes on
-        its own worker, which keeps the gate until then: a second asyncio loop must never
-        start beside it.
-        """
-        gate = recognition_gate()
-        if not gate.acquire(timeout=self.settings.timeout):
-            raise ProviderError(self.name, "timeout",
-                                "DashScope recognition is busy with an earlier call",
-                                transient=True)
-        results: queue.Queue[tuple[bool, Any]] = queue.Queue()
-        try:
-            fd, path = tempfile.mkstemp(suffix=".pcm")
-            with os.fdopen(fd, "wb") as out:
-                out.write(pcm)
-        except OSError:
-            gate.release()
-            raise
-
-        def work() -> None:
-            try:
-                recognition = Recognition(model=self.model, callback=None, format="pcm",
-                                          sample_rate=SAMPLE_RATE,
-                                          **self.settings.websocket_kwargs())
-                results.put((True, recognition.call(path, **options)))
-            except Exception as exc:  # noqa: BLE001 - handed to the caller through the queue
-                results.put((False, exc))
-            finally:
-                os.unlink(path)
-                gate.release()
-
-        spawn(work)
-        try:
-            ok, value = results.get(timeout=self.settings.timeout)
-        except queue.Empty:
-            raise ProviderError(self.name, "timeout", f"DashScope recognition {TIMEOUT_HINT}",
-                                transient=True) from None
-        if not ok:
-            raise provider_error(self.name, value, "recognition")
-        return value
-
-
-    def open_stream(self, language: str | None, wait: float | None = None
-                    ) -> ParaformerStream | None:
-        """A live recognition to send a turn to as it is spoken, or None when another
-        recognition still holds the process's gate after ``wait`` seconds (default:
-        ``DASHSCOPE_TIMEOUT``)."""
+    def open_stream(self, language: str | None,
+                    options: dict[str, Any] | None = None) -> ParaformerStream:
+        """A live recognition to send a turn to as it is spoken; any number may be open
+        at once."""
         about_to_call(self.name, self.settings)
-        gate = recognition_gate()
-        if not gate.acquire(timeout=self.settings.timeout if wait is None else wait):
-            return None
-        try:
-            return ParaformerStream(self, language, gate)
-        except BaseException:
-            gate.release()
-            raise
+        options = dict(options or {})
+        if language:
+            options.setdefault("language_hints", [language.split("-")[0].lower()])
+        return ParaformerStream(self, language, options)
 
 
-class ParaformerStream(RecognitionCallback):
-    """One live Paraformer task: PCM sent as it comes (``send``), the text heard so far
-    (``text``, from the service's interim results), the final sentences once ``finish``
-    ends the task. Made by ``ParaformerSpeechToText.open_stream``; it holds the gate until
-    the SDK's worker is really done, as ``_recognize`` does."""
+class ParaformerStream:
+    """One live Paraformer task in the recognition child: PCM sent as it comes
+    (``send``), the text heard so far (``text``, from the service's interim results), the
+    final sentences once ``finish`` ends the task."""
 
     def __init__(self, engine: ParaformerSpeechToText, language: str | None,
-                 gate: threading.Semaphore) -> None:
-        super().__init__()
-        self.engine, self.language, self.gate = engine, language, gate
-        self.final: dict[Any, str] = {}
+                 options: dict[str, Any]) -> None:
+        self.engine, self.language = engine, language
+        self.final: dict[Any, dict[str, Any]] = {}
         self.interim = ""
-        self.failure: RecognitionResult | None = None
+        self.failure: Any = None
         self.done = threading.Event()
         self.closing = False
-        options = {"language_hints": [language.split("-")[0].lower()]} if language else {}
-        self.recognition = Recognition(model=engine.model, callback=self, format="pcm",
-                                       sample_rate=SAMPLE_RATE,
-                                       **engine.settings.websocket_kwargs())
-        try:
-            self.recognition.start(**options)
-        except SDK_ERRORS as exc:
-            raise provider_error(engine.name, exc, "live recognition") from exc
+        settings = engine.settings
+        self.host = recognition_host()
+        self.id = self.host.open(self, {
+            "model": engine.model, "sample_rate": SAMPLE_RATE, "options": options,
+            "api_key": settings.api_key, "url": settings.websocket_url,
+            "timeout": settings.timeout})
 
-    # The SDK's callbacks, on its worker thread (a green one under eventlet).
-    def on_event(self, result: RecognitionResult) -> None:
-        sentence = result.get_sentence()
-        if not isinstance(sentence, dict):
+    def deliver(self, message: dict[str, Any]) -> None:
+        """An answer from the child, on the host's reading thread (green under eventlet)."""
+        kind = message["kind"]
+        if kind == "sentence":
+            sentence = message["sentence"]
+            key = sentence.get("sentence_id", sentence.get("begin_time"))
+            if RecognitionResult.is_sentence_end(sentence):
+                self.final[key] = sentence
+                self.interim = ""
+            else:
+                self.interim = str(sentence.get("text") or "")
             return
-        key = sentence.get("sentence_id", sentence.get("begin_time"))
-        if RecognitionResult.is_sentence_end(sentence):
-            self.final[key] = str(sentence.get("text") or "")
-            self.interim = ""
-        else:
-            self.interim = str(sentence.get("text") or "")
-
-    def on_error(self, result: RecognitionResult) -> None:
-        self.failure = result
-        self.done.set()
-
-    def on_complete(self) -> None:
-        self.done.set()
-
-    def on_close(self) -> None:
+        if kind == "error" and self.failure is None:
+            raised = _RAISED.get(str(message.get("exception")))
+            self.failure = raised(message["message"]) if raised else (
+                _Refusal(message.get("status_code"), str(message.get("code") or ""),
+                         str(message.get("message") or "")) if "status_code" in message
+                else RuntimeError(message["message"]))
         self.done.set()
 
     @property
     def text(self) -> str:
-        return "".join([*self.final.values(), self.interim])
+        return "".join([*(str(s.get("text") or "") for s in self.final.values()),
+                        self.interim])
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise provider_error(self.engine.name, self.failure, "live recognition")
 
     def send(self, pcm: bytes) -> None:
-        if self.failure is not None:
-            raise_for_status(self.engine.name, self.failure, "live recognition")
+        self._raise_failure()
         if pcm:
-            try:
-                self.recognition.send_audio_frame(pcm)
-            except SDK_ERRORS as exc:
-                raise provider_error(self.engine.name, exc, "live recognition") from exc
+            self.host.audio(self.id, pcm)
 
     def _close(self) -> None:
-        """End the task (the service then sends its last sentences) and free the gate."""
+        """End the task: the service then sends its last sentences."""
         if self.closing:
             return
         self.closing = True
+        if not self.done.is_set():
+            self.host.finish(self.id)
 
-        def stop() -> None:
-            try:
-                self.recognition.stop()
-            except Exception:  # noqa: BLE001 - already stopped by a failure or a time-out
-                pass
-            finally:
-                self.done.set()
-                self.gate.release()
-
-        spawn(stop)
-
-    def finish(self) -> Transcription:
-        """The whole turn's text, once the service has ended the task."""
+    def wait_done(self) -> None:
+        """End the task and wait for its last sentences (at most DASHSCOPE_TIMEOUT)."""
         self._close()
         if not self.done.wait(self.engine.settings.timeout):
             raise ProviderError(self.engine.name, "timeout",
                                 f"DashScope live recognition {TIMEOUT_HINT}", transient=True)
-        if self.failure is not None:
-            raise_for_status(self.engine.name, self.failure, "live recognition")
-        return Transcription(text="".join(self.final.values()) or self.interim,
+        self._raise_failure()
+
+    def finish(self) -> Transcription:
+        """The whole turn's text, once the service has ended the task."""
+        self.wait_done()
+        return Transcription(text="".join(str(s.get("text") or "")
+                                          for s in self.final.values()) or self.interim,
                              language=self.language)
 
     def cancel(self) -> None:

@@ -9,18 +9,24 @@ model in its wheel (later releases download it, which an offline server cannot).
 It invents words on silence like Whisper does, so only audio that voice activity
 detection passed should reach it. Its native library crashes the process (SIGSEGV) when
 two models, even separate ones, transcribe at the same moment on different threads, so
-one model serves the process and every read takes its turn behind a real lock.
+every model lives in a child process of its own (``hosts/moonshine_host.py``), reading
+one piece of audio at a time: up to ``MOONSHINE_PROCESSES`` (default: one per core) read
+side by side, a read that finds them all busy waits for the first free one, and a
+crash costs that one read, not the web process. One starts at warm-up, more when reads
+overlap; each costs ≈1 s to start on a quiet machine and ≈250 MB of resident memory
+(the README's Capacity section has the figures).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp, pcm_to_float
-from webapp.app.concurrency import real_lock
+from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp
+from webapp.app.concurrency import real_lock, real_queue
 from webapp.app.providers.base import (
     Capabilities,
     LocalModelSpeechToText,
@@ -28,6 +34,7 @@ from webapp.app.providers.base import (
     Segment,
     Transcription,
 )
+from webapp.app.providers.host_process import ChildProcess
 
 SAMPLE_RATE = 16000
 _QUOTES = " \"'“”‘’"
@@ -50,9 +57,10 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
-        self._model: Any = None
-        self._load_lock = real_lock()
-        self._lock = real_lock()
+        self.processes = max(1, int(config.get("MOONSHINE_PROCESSES") or os.cpu_count() or 1))
+        self._idle = real_queue()
+        self._started = 0
+        self._count_lock = real_lock()
 
     def is_configured(self) -> bool:
         try:
@@ -60,43 +68,74 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
         except ProviderError:
             return False
 
-    def _loaded(self) -> Any:
-        """The model, loaded on first use (≈0.5 s), then shared."""
-        if self._model is not None:
-            return self._model
-        with self._load_lock:
-            if self._model is None:
-                try:
-                    from moonshine_voice import ModelArch, Transcriber
+    def _start_reader(self) -> ChildProcess:
+        """A new model process, once it has loaded its model (≈1 s)."""
+        reader = ChildProcess("moonshine_host.py", str(_model_dir()))
+        try:
+            answer = reader.receive()
+        except OSError:
+            answer = None
+        if answer is None or answer[0].get("kind") != "ready":
+            reader.close()
+            raise ProviderError(self.name, "unavailable", "cannot load Moonshine")
+        return reader
 
-                    self._model = Transcriber(model_path=str(_model_dir()),
-                                              model_arch=ModelArch.TINY)
-                except Exception as exc:
-                    raise ProviderError(self.name, "unavailable",
-                                        f"cannot load Moonshine: {exc}") from exc
-            return self._model
+    def _take_reader(self) -> ChildProcess:
+        """An idle model process; a new one while fewer than ``processes`` run, else
+        the first to come free."""
+        with self._count_lock:
+            start_one = self._idle.empty() and self._started < self.processes
+            if start_one:
+                self._started += 1
+        if not start_one:
+            return self._idle.get()
+        try:
+            return self._start_reader()
+        except BaseException:
+            self._forget_reader()
+            raise
+
+    def _forget_reader(self) -> None:
+        with self._count_lock:
+            self._started -= 1
 
     def warm_up(self) -> None:
-        self._loaded()
+        """Start one model process now rather than on the first read; more start when
+        reads overlap."""
+        self._idle.put(self._take_reader())
+
+    def _read_lines(self, pcm: bytes) -> list[list[Any]]:
+        reader = self._take_reader()
+        try:
+            reader.send({"kind": "read"}, pcm)
+            answer = reader.receive()
+        except OSError:
+            answer = None
+        if answer is None:
+            # The model process died (Moonshine crashed on this audio): only this read
+            # is lost, and the next one starts a new process.
+            reader.close()
+            self._forget_reader()
+            raise ProviderError(self.name, "task_failed", "the Moonshine process stopped "
+                                "while reading", transient=True)
+        self._idle.put(reader)
+        header, _ = answer
+        if header["kind"] != "lines":
+            raise ProviderError(self.name, "task_failed",
+                                f"recognition failed: {header.get('message')}")
+        return header["lines"]
 
     def transcribe_pcm(self, pcm: bytes) -> str:
-        """Text of 16 kHz mono PCM. CPU-bound: run it off the event loop."""
+        """Text of 16 kHz mono PCM. It waits for a model process: call it off the loop."""
         if not pcm:
             return ""
-        model = self._loaded()
-        samples = pcm_to_float(pcm).tolist()
-        with self._lock:
-            try:
-                transcript = model.transcribe_without_streaming(samples, SAMPLE_RATE)
-            except Exception as exc:
-                raise ProviderError(self.name, "task_failed",
-                                    f"recognition failed: {exc}") from exc
+        lines = self._read_lines(pcm)
         # A model keeps the lines of its previous transcription and returns them again
         # (marked not updated, and starting past the end of shorter audio): only this
         # audio's own lines count.
         seconds = len(pcm) / 2 / SAMPLE_RATE
-        text = " ".join(line.text.strip() for line in transcript.lines
-                        if line.is_updated and line.start_time < seconds and line.text.strip())
+        text = " ".join(str(text).strip() for text, start, updated in lines
+                        if updated and start < seconds and str(text).strip())
         # On live turns tiny-en sometimes wraps the whole sentence in quotation marks
         # nobody said (which also hides a question's "?" from whoever reads the text).
         return text.strip(_QUOTES)

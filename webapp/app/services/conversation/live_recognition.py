@@ -126,9 +126,8 @@ class WhisperLive:
 class ParaformerLive:
     """DashScope's Paraformer, when it is the deployment's recogniser: the turn is
     streamed to the service as it is spoken (``hear``), a partial pass shows the service's
-    interim text, and the final pass only sends the last piece and ends the task. One
-    live recognition per process at a time (the SDK's limit under eventlet): a turn that
-    finds another call's turn being recognised is sent once that one is done."""
+    interim text, and the final pass only sends the last piece and ends the task. Every
+    call has its own live recognition (the engine runs them side by side)."""
 
     name = "paraformer"
     parallel = False
@@ -139,21 +138,18 @@ class ParaformerLive:
         self._stream: Any = None
         self._sent = 0
 
-    def _feed(self, pcm: bytes, wait: float | None) -> Any:
+    def _feed(self, pcm: bytes) -> Any:
         if self._stream is None:
-            self._stream = self.engine.open_stream(self.language, wait)
+            self._stream = self.engine.open_stream(self.language)
             self._sent = 0
-            if self._stream is None:
-                return None
         self._stream.send(pcm[self._sent:])
         self._sent = len(pcm)
         return self._stream
 
     def hear(self, pcm: bytes) -> None:
-        """The turn so far, as it grows: what is new goes to the service at once (the SDK
-        reads the service's answers only while it is sending, so a stream fed every
-        piece has its interim text up to date)."""
-        self._feed(pcm, wait=0)
+        """The turn so far, as it grows: what is new goes to the service at once, whose
+        interim text then keeps up with the caller."""
+        self._feed(pcm)
 
     def partial(self, pcm: bytes) -> str:
         """What the service has heard so far (``hear`` sends the audio)."""
@@ -161,11 +157,8 @@ class ParaformerLive:
         return stream.text if stream is not None else ""
 
     def final(self, pcm: bytes) -> Transcription:
-        stream = self._feed(pcm, wait=None)
+        stream = self._feed(pcm)
         self._stream = None
-        if stream is None:
-            raise ProviderError("paraformer", "timeout", "DashScope recognition is busy with "
-                                "an earlier call", transient=True)
         result = stream.finish()
         return Transcription(text=result.text, language=self.language,
                              duration=len(pcm) / _BYTES_PER_SECOND)
