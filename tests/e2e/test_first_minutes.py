@@ -8,6 +8,7 @@ Screenshots of each screen in both languages land in tests/artifacts/screenshots
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -291,4 +292,5 @@ def test_every_screen_passes_axe(open_page: Any, username: str, screenshot: Any,
         page.wait_for_timeout(300)
         found[screen] = axe_violations(page)
         screenshot(page, f"screen-{lang}-{screen}", full_page=True)
-    assert not any(found.values()), {k: v for k, v in found.items() if v}
+    assert not any(found.values()), json.dumps({k: v for k, v in found.items() if v},
+                                               ensure_ascii=False, indent=1)

@@ -70,7 +70,7 @@ export class ApiError extends Error {
 }
 
 // Marshmallow's own range rule, which the server passes on in English.
-const RANGE = /greater than or equal to (-?[\d.]+) and less than or equal to (-?[\d.]+)/;
+const RANGE = /greater than or equal to (-?\d+(?:\.\d+)?) and less than or equal to (-?\d+(?:\.\d+)?)/;
 
 function fieldProblem(problem) {
   const text = String(problem);

@@ -714,7 +714,8 @@ export function applyI18n(root = document) {
   });
   root.querySelectorAll("[data-i18n-title]").forEach((el) => {
     el.title = t(el.dataset.i18nTitle);
-    el.setAttribute("aria-label", t(el.dataset.i18nTitle));
+    // An icon (⟳, ▶) is named by its title; a button with words keeps them as its name.
+    if (!/[\p{L}\p{N}]/u.test(el.textContent)) el.setAttribute("aria-label", t(el.dataset.i18nTitle));
   });
 }
 

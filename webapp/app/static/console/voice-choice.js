@@ -80,9 +80,16 @@ export function orderVoices(types, { language = getLang(), details = new Map(), 
     if (languageOf(type, info) === language) return own ? 1 : 0;
     return own ? 1 : 2;
   };
+  // Within the wanted language, the better voices (the defaults, neural first) lead.
+  const best = (DEFAULTS[language] || { any: [] }).any;
+  const preference = (type) => {
+    const index = best.indexOf(type.voice_type);
+    return index < 0 ? best.length : index;
+  };
   const collator = new Intl.Collator(getLang() === "zh" ? "zh-CN" : "en");
   return [...types].sort((a, b) => rank(a) - rank(b)
     || collator.compare(voiceLanguage(a) || "~", voiceLanguage(b) || "~")
+    || preference(a) - preference(b)
     || collator.compare(voiceLabel(a), voiceLabel(b)));
 }
 
