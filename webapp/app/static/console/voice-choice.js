@@ -3,7 +3,7 @@
 // other people's shared voices last, the default voice for a role (its language and
 // gender) and for a text (its script), and whether a text suits a voice at all.
 
-import { categoryLanguage, getLang, t } from "./i18n.js";
+import { categoryLanguage, getLang } from "./i18n.js";
 
 // Built-in voices the server names in Chinese whatever the language: their English names.
 const ENGLISH_NAMES = {
@@ -115,13 +115,4 @@ export function scriptMismatch(type, text, details = null) {
   if (!written || !spoken) return false;
   if (written === "zh") return spoken !== "zh" && spoken !== "ja";
   return spoken === "zh" || spoken === "ja" || spoken === "ko";
-}
-
-/** A voice's gender ("female", "male") from its details, for hints. */
-export function voiceGender(details) {
-  return details && (details.gender === "female" || details.gender === "male") ? details.gender : null;
-}
-
-export function autoLabel() {
-  return t("voice.auto");
 }
