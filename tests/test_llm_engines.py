@@ -184,3 +184,14 @@ def test_openai_maps_slow_and_unreachable_endpoints_to_timeout(fake: FakeOpenAI)
         unreachable.chat(conversation(None, "hi"), ChatOptions())
     assert error.value.kind == "timeout" and error.value.transient
     assert "connect" in error.value.message
+
+
+def test_a_reply_told_sentence_by_sentence_keeps_its_spaces() -> None:
+    from webapp.app.providers.base import SynthesisOptions
+    from webapp.app.services.conversation.reply_stream import stream_reply
+
+    for said in ("What is your favourite season?", "今晚的月亮很圆"):
+        reply = stream_reply(ScriptedChatModel({}), conversation(POET, said), None,
+                             SynthesisOptions())
+        assert reply.spoken_text == reply.text, (reply.spoken_text, reply.text)
+        assert "responder, not" in reply.text or "不是语言模型" in reply.text
