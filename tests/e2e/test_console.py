@@ -525,14 +525,20 @@ def test_language_follows_the_browser_and_switches(open_page: Any, server: str,
     expect(page.locator("#login-submit")).to_have_text("Log in")
 
     # The API answers in the page's language too.
-    page.fill("#login-username", "nobody-" + username)
+    page.fill("#login-username", "nobody" + username)
     page.fill("#login-password", "wrong-password")
     page.click("#login-submit")
-    wrong = requests.post(f"{server}/api/auth/login", json={"username": "nobody-" + username,
+    wrong = requests.post(f"{server}/api/auth/login", json={"username": "nobody" + username,
                           "password": "wrong-password"}, headers={"Accept-Language": "en"},
                           timeout=10)
+    assert wrong.status_code == 401
     expect(page.locator("#login-status")).to_have_text(wrong.json()["message"])
     assert re.search("[a-z]", wrong.json()["message"])
+    # A field the server refuses is named, in the page's language.
+    page.fill("#login-username", "nobody-" + username)
+    page.click("#login-submit")
+    expect(page.locator("#login-status")).to_have_text(
+        "Username: must be 3–64 letters, digits, underscores or Chinese characters")
 
     sign_up_english = page.locator("#register-submit")
     page.fill("#login-username", username)
