@@ -77,6 +77,13 @@ def reply_heard(page: Any) -> dict[str, Any]:
     }""")
 
 
+def seconds_left(page: Any) -> float:
+    shown = page.locator("#talk-playing-info").text_content()
+    found = re.search(r"(\d+(?:\.\d+)?) s", shown)
+    assert found, shown
+    return float(found.group(1))
+
+
 # ---- the first path ------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("locale", "viewport"), [
@@ -109,6 +116,14 @@ def test_sign_up_to_the_first_spoken_reply(open_page: Any, server: str, username
     page.fill("#talk-input", "你好！今天过得怎么样？" if locale == "zh-CN"
               else "Hello! How is your day going?")
     click("#talk-send")
+    # While the reply plays, the banner names who speaks and counts the time left down.
+    banner = page.locator("#talk-playing")
+    expect(banner).to_be_visible(timeout=REPLY_SECONDS * 1000)
+    expect(page.locator("#talk-playing-label")).to_contain_text(name)
+    expect(page.locator("#talk-playing-info")).to_contain_text(" s")
+    first_left = seconds_left(page)
+    page.wait_for_timeout(2500)
+    assert seconds_left(page) < first_left
     heard = reply_heard(page)
     assert not heard["errors"], heard["errors"]
     assert heard["chunksScheduled"] >= 1
@@ -125,6 +140,26 @@ def test_sign_up_to_the_first_spoken_reply(open_page: Any, server: str, username
         "你好" if locale == "zh-CN" else "Hello")
     screenshot(page, f"first-{where}-reply")
     assert not [text for text in logged if "ApiError" in text], logged
+
+
+def test_talk_opens_on_the_role_last_talked_to(open_page: Any, server: str,
+                                               username: str) -> None:
+    page = open_page(locale="zh-CN")
+    page.fill("#login-username", username)
+    page.fill("#login-password", PASSWORD)
+    page.click("#register-submit")
+    expect(page.locator("#talk-title")).to_contain_text("小听")
+    created = rest(page, server, "POST", "/api/role/add", json={
+        "name": "Ada", "description": "A cheerful mountain guide who answers briefly.",
+        "gender": "女", "age": 30, "voice_type": PIPER_VOICE}).json()["data"]
+    go(page, "roles")
+    ada = page.locator("#roles-list .role-item", has_text="Ada")
+    ada.get_by_role("button", name="对话").click()
+    expect(page.locator("#talk-title")).to_contain_text("Ada")
+    page.goto("/")
+    page.wait_for_function("window.__console && window.__console.ready")
+    expect(page.locator("#talk-title")).to_contain_text("Ada")
+    assert page.locator("#talk-role").input_value() == str(created["role_id"])
 
 
 def test_talk_without_roles_points_to_creating_one(open_page: Any, server: str,

@@ -53,6 +53,10 @@ export const stats = probeStats;
 async function fillRoles(selectRoleId = null) {
   const select = $("#talk-role");
   state.roles = await store.roles();
+  if (selectRoleId && !roleById(selectRoleId)) {
+    // A role made since the list was read (in another tab, or through the API).
+    state.roles = await store.roles(true);
+  }
   const keep = selectRoleId || state.roleId;
   clear(select);
   select.append(h("option", { value: "" }, t("talk.chooseRole")));

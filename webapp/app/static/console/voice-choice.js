@@ -3,7 +3,7 @@
 // other people's shared voices last, the default voice for a role (its language and
 // gender) and for a text (its script), and whether a text suits a voice at all.
 
-import { categoryLanguage, getLang } from "./i18n.js";
+import { categoryLanguage, getLang, languageName } from "./i18n.js";
 
 // Built-in voices the server names in Chinese whatever the language: their English names.
 const ENGLISH_NAMES = {
@@ -67,18 +67,21 @@ function languageOf(type, details) {
 }
 
 /**
- * Voice types in the order to offer them: the wanted language's built-in and own voices,
- * then other languages' built-ins, then voices other people shared. `details` maps a
+ * Voice types in the order to offer them: the wanted language's built-in voices, my own
+ * voices, the console's other language, other languages by name, then voices other
+ * people shared. `details` maps a
  * voice_type to its /api/voices entry (owner, language, gender) when known.
  */
 export function orderVoices(types, { language = getLang(), details = new Map(), me = null } = {}) {
   const rank = (type) => {
     const info = details.get(type.voice_type);
     const shared = info && !info.builtin && (!me || info.owner_id !== me.id);
-    if (shared) return 3;
-    const own = info && !info.builtin;
-    if (languageOf(type, info) === language) return own ? 1 : 0;
-    return own ? 1 : 2;
+    if (shared) return 4;
+    if (info && !info.builtin) return 1;
+    const spoken = languageOf(type, info);
+    if (spoken === language) return 0;
+    // The console's other language next, then the rest.
+    return spoken === "zh" || spoken === "en" ? 2 : 3;
   };
   // Within the wanted language, the better voices (the defaults, neural first) lead.
   const best = (DEFAULTS[language] || { any: [] }).any;
@@ -88,7 +91,7 @@ export function orderVoices(types, { language = getLang(), details = new Map(), 
   };
   const collator = new Intl.Collator(getLang() === "zh" ? "zh-CN" : "en");
   return [...types].sort((a, b) => rank(a) - rank(b)
-    || collator.compare(voiceLanguage(a) || "~", voiceLanguage(b) || "~")
+    || collator.compare(languageName(voiceLanguage(a) || "~"), languageName(voiceLanguage(b) || "~"))
     || preference(a) - preference(b)
     || collator.compare(voiceLabel(a), voiceLabel(b)));
 }

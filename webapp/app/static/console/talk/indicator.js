@@ -11,14 +11,22 @@ import { updateControls } from "./controls.js";
 import { player, roleById, state } from "./state.js";
 
 // Seconds of speech per character: a Chinese character is about a syllable, four or
-// five of them a second; English runs at about fifteen letters a second.
-const SECONDS_PER_HAN = 0.22;
-const SECONDS_PER_OTHER = 0.066;
+// four of them a second; English runs at about thirteen letters a second (the local
+// voices' pace: an estimate a little long counts down steadily into the exact figure).
+const SECONDS_PER_HAN = 0.25;
+const SECONDS_PER_OTHER = 0.075;
 const HAN = /[\u3400-\u9fff\uf900-\ufaff]/;
+
+// Text that has not grown for this long is taken as complete (a model writes faster
+// than it is spoken, and without pauses).
+const TEXT_SETTLED_MS = 400;
 
 let timer = 0;
 let known = null; // the reply's whole duration in seconds, once the server has said it
 let watched = null; // the reply whose audio is playing
+let textLength = 0;
+let textGrewAt = 0;
+let shown = Infinity; // the last time left shown: an estimate never counts back up
 
 /** How long `text` takes to say, roughly. */
 export function speakingSeconds(text) {
@@ -39,11 +47,19 @@ function playedSeconds() {
   return played;
 }
 
+/** Seconds left, or null while the reply's text is still coming (no honest estimate yet). */
 function secondsLeft() {
   const played = playedSeconds();
   if (known !== null) return Math.max(0, known - played);
   const text = (watched && watched.text) || "";
-  return Math.max(player.remaining, speakingSeconds(text) - played);
+  const now = performance.now();
+  if (text.length !== textLength) {
+    textLength = text.length;
+    textGrewAt = now;
+  }
+  if (now - textGrewAt < TEXT_SETTLED_MS) return null;
+  shown = Math.min(shown, Math.max(player.remaining, speakingSeconds(text) - played));
+  return shown;
 }
 
 /** The server told the reply's length: the countdown is exact from here on. */
@@ -56,6 +72,9 @@ export function watchPlayback() {
   clearInterval(timer);
   known = null;
   watched = state.reply;
+  textLength = 0;
+  textGrewAt = performance.now();
+  shown = Infinity;
   const box = $("#talk-playing");
   timer = setInterval(() => {
     const playing = player.playing;
@@ -64,7 +83,9 @@ export function watchPlayback() {
       const role = roleById(state.roleId);
       $("#talk-playing-label").textContent = role
         ? t("talk.playingNamed", { name: role.name }) : t("talk.playing");
-      $("#talk-playing-info").textContent = t("talk.remaining", { seconds: formatSeconds(secondsLeft()) });
+      const left = secondsLeft();
+      $("#talk-playing-info").textContent = left === null ? ""
+        : t("talk.remaining", { seconds: formatSeconds(left) });
       box.style.setProperty("--level", player.level().toFixed(2));
     } else if (!state.reply || !player.active) {
       clearInterval(timer);
