@@ -10,8 +10,8 @@ import { $, formatSeconds, stopClip } from "../ui.js";
 import { updateControls } from "./controls.js";
 import { player, roleById, state } from "./state.js";
 
-// Seconds of speech per character: a Chinese character is about a syllable, four or
-// four of them a second; English runs at about thirteen letters a second (the local
+// Seconds of speech per character: a Chinese character is about a syllable, four of
+// them a second; English runs at about thirteen letters a second (the local
 // voices' pace: an estimate a little long counts down steadily into the exact figure).
 const SECONDS_PER_HAN = 0.25;
 const SECONDS_PER_OTHER = 0.075;
