@@ -290,6 +290,14 @@ def test_errors_are_named_in_the_interface_language(open_page: Any, username: st
         else "Monthly characters: must be between 1 and 1000000000000")
     assert not [text for text in logged if "ApiError" in text], logged
 
+    # Copying three times leaves one notice, not three.
+    page.fill("#key-characters", "")
+    page.click("#key-submit")
+    expect(page.locator("#key-created")).to_be_visible()
+    for _ in range(3):
+        page.click("#key-copy")
+    expect(page.locator("#toasts .toast")).to_have_count(1)
+
 
 def test_sign_in_holds_in_a_new_tab(open_page: Any, server: str, username: str) -> None:
     page = sign_up_as(open_page, username, "en-US")
