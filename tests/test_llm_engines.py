@@ -55,6 +55,24 @@ def test_scripted_says_it_is_not_a_language_model_in_english() -> None:
     assert 4 <= len(re.findall(r"[.!?](?:\s|$)", reply)) <= 6
 
 
+@pytest.mark.parametrize(("persona", "said"), [
+    ("Name: 小雨\nYou are 小雨, a cheerful guide from Hangzhou.", "你今天好吗？"),
+    ("角色：Ada\n你是Ada，一位爱讲故事的导游。", "How are you today?"),
+])
+def test_scripted_never_mixes_the_persona_language_into_its_reply(persona: str,
+                                                                  said: str) -> None:
+    reply = ScriptedChatModel({}).chat(conversation(persona, said), ChatOptions())
+    chinese = bool(CJK.search(said))
+    for sentence in re.split(r"(?<=[。.!?！？])\s*", reply):
+        # A role's name may be in another script; no other words of another language.
+        rest = sentence.replace("小雨", "").replace("Ada", "")
+        rest = re.sub(r"“[^”]*”|\"[^\"]*\"", "", rest)  # what the user said is quoted as said
+        if chinese:
+            assert not re.search(r"[A-Za-z]{2,}", rest), reply
+        else:
+            assert not CJK.search(rest), reply
+
+
 def test_scripted_answers_chinese_in_chinese() -> None:
     reply = ScriptedChatModel({}).chat(conversation(POET_ZH, "hello", "今晚的月亮很圆"),
                                        ChatOptions())
@@ -166,3 +184,14 @@ def test_openai_maps_slow_and_unreachable_endpoints_to_timeout(fake: FakeOpenAI)
         unreachable.chat(conversation(None, "hi"), ChatOptions())
     assert error.value.kind == "timeout" and error.value.transient
     assert "connect" in error.value.message
+
+
+def test_a_reply_told_sentence_by_sentence_keeps_its_spaces() -> None:
+    from webapp.app.providers.base import SynthesisOptions
+    from webapp.app.services.conversation.reply_stream import stream_reply
+
+    for said in ("What is your favourite season?", "今晚的月亮很圆"):
+        reply = stream_reply(ScriptedChatModel({}), conversation(POET, said), None,
+                             SynthesisOptions())
+        assert reply.spoken_text == reply.text, (reply.spoken_text, reply.text)
+        assert "responder, not" in reply.text or "不是语言模型" in reply.text

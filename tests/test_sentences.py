@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.app.sentences import SentenceCutter, first_sentence, split_sentences
+from webapp.app.sentences import (
+    SentenceCutter,
+    first_sentence,
+    join_sentences,
+    split_sentences,
+)
 
 
 def _stream(text: str, step: int, **kwargs: int) -> list[str]:
@@ -74,3 +79,16 @@ def test_first_sentence() -> None:
     assert first_sentence("Costs 3.5 yuan! Cheap.") == "Costs 3.5 yuan!"
     assert first_sentence("……") == "……"
     assert first_sentence("") == ""
+
+
+@pytest.mark.parametrize("text", [
+    "I am a scripted responder, not a language model, speaking as Ada. Thank you!",
+    "我是脚本应答程序，不是语言模型。谢谢你告诉我。",
+    "你说：“Hello there!”这是个好问题。Then English follows.",
+])
+def test_sentences_join_back_into_the_text_they_were_cut_from(text: str) -> None:
+    cutter = SentenceCutter()
+    pieces = [piece for i in range(0, len(text), 3) for piece in cutter.feed(text[i:i + 3])]
+    pieces += cutter.flush()
+    assert len(pieces) >= 2
+    assert join_sentences(pieces) == text

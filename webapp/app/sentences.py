@@ -128,3 +128,20 @@ def first_sentence(text: str) -> str:
     """The text's first sentence (the whole text when it has no sentence end)."""
     sentences = split_sentences(text)
     return sentences[0] if sentences else text.strip()
+
+
+def _spaced_script(ch: str) -> bool:
+    """Whether the script of ``ch`` puts spaces between words (Latin does, CJK does not)."""
+    return not ("\u2e80" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f"
+                or "\uff00" <= ch <= "\uffef")
+
+
+def join_sentences(sentences: list[str]) -> str:
+    """Sentences cut from one text, put back together: a space between two where the
+    script has spaces ("responder, not"), none between Chinese ones ("好。谢谢")."""
+    text = ""
+    for sentence in sentences:
+        if text and sentence and _spaced_script(text[-1]) and _spaced_script(sentence[0]):
+            text += " "
+        text += sentence
+    return text

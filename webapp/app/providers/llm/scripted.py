@@ -28,6 +28,7 @@ _NAME_LINE = re.compile(r"^\s*(?:name|角色|名字|姓名)\s*[:：]\s*(?P<name>
                         re.IGNORECASE | re.MULTILINE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 _SPACES = re.compile(r"\s+")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 _EN_QUESTION = (
     "That is a fair question, and a real model could answer it properly.",
@@ -89,6 +90,16 @@ def _in_first_person(trait: str) -> str:
     return re.sub(r"^你是", "我是", trait)
 
 
+def _reads_as(trait: str, chinese: bool) -> bool:
+    """Whether the persona's line is all in the reply's language: a Chinese reply never
+    quotes an English persona ("我的设定：I am 小雨"), nor an English reply a Chinese one."""
+    if not trait:
+        return False
+    if chinese:
+        return bool(_CJK.search(trait)) and not _LATIN_WORD.search(trait)
+    return not _CJK.search(trait)
+
+
 def _quoted(said: str, chinese: bool) -> str:
     ends = (".", "!", "?", "。", "！", "？", "…")
     if chinese:
@@ -128,7 +139,7 @@ class ScriptedChatModel(ChatModelInterface):
             parts = [f"我是脚本应答程序，不是语言模型，现在以{role}的身份回复。"]
             parts.append(_quoted(said, True) if said else "你还什么都没说。")
             parts.append(middle[seed[0] % 3])
-            parts.append(f"我的设定：{trait}。" if trait and _CJK.search(trait)
+            parts.append(f"我的设定：{trait}。" if _reads_as(trait, chinese=True)
                          else f"我会继续扮演{role}。")
             parts.append(closing[seed[1] % 3])
             return "".join(parts)
@@ -136,7 +147,7 @@ class ScriptedChatModel(ChatModelInterface):
         parts = [f"I am a scripted responder, not a language model, speaking as {role}."]
         parts.append(_quoted(said, False) if said else "You have not said anything yet.")
         parts.append(middle[seed[0] % 3])
-        parts.append(f"My character: {trait}." if trait and not _CJK.search(trait)
+        parts.append(f"My character: {trait}." if _reads_as(trait, chinese=False)
                      else f"I will stay in character as {role}.")
         parts.append(closing[seed[1] % 3])
         return " ".join(parts)

@@ -67,8 +67,20 @@ def add_message(session: Conversation, *, role: str, type: str, text: str = "",
                       duration=round(audio.duration, 3) if audio else None, meta=meta or {})
     db.session.add(message)
     session.updated_at = utcnow()
+    if role == "user" and not session.title:
+        session.title = title_from(text or transcription or "")
     db.session.commit()
     return message
+
+
+TITLE_CHARS = 60
+
+
+def title_from(said: str) -> str:
+    """A conversation's title from its first user message: its start, on one line, so a
+    list of conversations reads as what each was about."""
+    line = " ".join(said.split())
+    return line if len(line) <= TITLE_CHARS else line[:TITLE_CHARS - 1].rstrip() + "…"
 
 
 def render_message(message: Message) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from webapp.app.providers.base import (
     SynthesisOptions,
     TextToSpeechInterface,
 )
-from webapp.app.sentences import SentenceCutter
+from webapp.app.sentences import SentenceCutter, join_sentences
 
 _END = object()
 _POLL = 0.02
@@ -156,7 +156,7 @@ class _Streamer:
         self._settle_failure()
         reply.interrupted = self.cancel.is_set() or reply.error is not None
         reply.text = "".join(self.text_parts)
-        reply.spoken_text = "".join(self.spoken)
+        reply.spoken_text = join_sentences(self.spoken)
         reply.timings["total_ms"] = _ms(self.started)
         return reply
 

@@ -1,7 +1,9 @@
 // The REST API: one envelope {code, message, success, data, error?, meta} for every JSON
-// answer, bearer tokens kept in sessionStorage, one silent refresh on 401.
+// answer, one silent refresh on 401. The tokens are kept in localStorage, so a sign-in
+// holds in every tab of this browser until it signs out (the refresh token lasts
+// JWT_REFRESH_SECONDS); they only ever travel in the Authorization header, never in a URL.
 
-import { getLang, t } from "./i18n.js";
+import { getLang, has, t } from "./i18n.js";
 
 const KEYS = {
   access: "tingshuo.access_token",
@@ -11,36 +13,50 @@ const KEYS = {
 
 const listeners = new Set();
 
+const tokens = window.localStorage;
+
 export const auth = {
-  get token() { return sessionStorage.getItem(KEYS.access); },
-  get refreshToken() { return sessionStorage.getItem(KEYS.refresh); },
+  get token() { return tokens.getItem(KEYS.access); },
+  get refreshToken() { return tokens.getItem(KEYS.refresh); },
   get user() {
     try {
-      return JSON.parse(sessionStorage.getItem(KEYS.user) || "null");
+      return JSON.parse(tokens.getItem(KEYS.user) || "null");
     } catch {
       return null;
     }
   },
   get signedIn() { return Boolean(this.token); },
 
-  save({ access_token: access, refresh_token: refresh, user }) {
-    if (access) sessionStorage.setItem(KEYS.access, access);
-    if (refresh) sessionStorage.setItem(KEYS.refresh, refresh);
-    if (user) sessionStorage.setItem(KEYS.user, JSON.stringify(user));
-    notify("signed-in");
+  /** Keep the tokens of a sign-in; `detail` goes to the listeners ({firstRoleId} after sign-up). */
+  save({ access_token: access, refresh_token: refresh, user }, detail = {}) {
+    if (access) tokens.setItem(KEYS.access, access);
+    if (refresh) tokens.setItem(KEYS.refresh, refresh);
+    if (user) tokens.setItem(KEYS.user, JSON.stringify(user));
+    notify("signed-in", detail);
   },
 
   clear(reason = "signed-out") {
     const had = this.signedIn;
-    Object.values(KEYS).forEach((key) => sessionStorage.removeItem(key));
+    Object.values(KEYS).forEach((key) => tokens.removeItem(key));
     if (had) notify(reason);
+  },
+
+  /** Keep the signed-in user's details (after /api/auth/me). */
+  saveUser(user) { tokens.setItem(KEYS.user, JSON.stringify(user)); },
+
+  /** Follow sign-ins and sign-outs made in another tab of this browser. */
+  followOtherTabs() {
+    window.addEventListener("storage", (event) => {
+      if (event.key !== KEYS.access || Boolean(event.oldValue) === Boolean(event.newValue)) return;
+      notify(event.newValue ? "signed-in" : "signed-out");
+    });
   },
 
   onChange(listener) { listeners.add(listener); },
 };
 
-function notify(reason) {
-  listeners.forEach((listener) => listener(reason));
+function notify(reason, detail = {}) {
+  listeners.forEach((listener) => listener(reason, detail));
 }
 
 export class ApiError extends Error {
@@ -53,14 +69,41 @@ export class ApiError extends Error {
   }
 }
 
+// Marshmallow's own range rule, which the server passes on in English.
+const RANGE = /greater than or equal to (-?\d+(?:\.\d+)?) and less than or equal to (-?\d+(?:\.\d+)?)/;
+
+function fieldProblem(problem) {
+  const text = String(problem);
+  if (has(`rule.${text}`)) return t(`rule.${text}`);
+  const range = RANGE.exec(text);
+  if (range) return t("rule.range", { min: range[1], max: range[2] });
+  return t("rule.invalid");
+}
+
+/**
+ * A validation error in the interface's language, naming the field: the server says
+ * which field broke which rule (error.details.fields); null when it did not.
+ */
+export function validationMessage(details) {
+  const fields = details && details.fields;
+  if (!fields || typeof fields !== "object") return null;
+  const [name, problems] = Object.entries(fields)[0] || [];
+  if (!name) return null;
+  const problem = Array.isArray(problems) ? problems[0] : problems;
+  const field = has(`field.${name}`) ? t(`field.${name}`) : name;
+  return t("error.field", { field, problem: fieldProblem(problem) });
+}
+
 /** The error an envelope describes; its `message` is what the user reads. */
 export function errorFrom(body, status) {
-  const message = (body && (body.message || (body.error && body.error.message)))
+  const details = (body && body.error && body.error.details) || null;
+  const message = validationMessage(details)
+    || (body && (body.message || (body.error && body.error.message)))
     || t("error.http", { status });
   return new ApiError(message, {
     status: (body && body.code) || status,
     code: (body && body.error && body.error.code) || "",
-    details: (body && body.error && body.error.details) || null,
+    details,
   });
 }
 
@@ -107,8 +150,8 @@ async function doRefresh() {
     });
     const body = await response.json();
     if (!response.ok || !body.success) return false;
-    sessionStorage.setItem(KEYS.access, body.data.access_token);
-    if (body.data.user) sessionStorage.setItem(KEYS.user, JSON.stringify(body.data.user));
+    tokens.setItem(KEYS.access, body.data.access_token);
+    if (body.data.user) tokens.setItem(KEYS.user, JSON.stringify(body.data.user));
     return true;
   } catch {
     return false;
@@ -142,8 +185,9 @@ export function numericKey(text) {
 export async function api(path, options = {}) {
   const {
     method = "GET", json, form, query, withAuth = true, raw = false, retry = true, signal,
+    token = null,
   } = options;
-  const init = { method, headers: headersFor(withAuth), signal };
+  const init = { method, headers: headersFor(withAuth, token || auth.token), signal };
   if (json !== undefined) {
     init.headers.set("Content-Type", "application/json");
     init.body = JSON.stringify(json);

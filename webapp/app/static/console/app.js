@@ -1,5 +1,5 @@
 // The console's entry point: language, sign-in state, and which screen is showing
-// (#voices, #roles, #talk, #playground, #keys; the sign-in screen when there is no token).
+// (#talk, #roles, #voices, #playground, #keys; the sign-in screen when there is no token).
 
 import { api, auth } from "./api.js";
 import { audioTime } from "./audio.js";
@@ -33,14 +33,17 @@ const exposed = {
 };
 window.__console = exposed;
 
+// Where a signed-in user starts: the conversation.
+const HOME = "talk";
+
 function screenFromHash() {
-  return location.hash.replace(/^#/, "").split("?")[0] || "voices";
+  return location.hash.replace(/^#/, "").split("?")[0] || HOME;
 }
 
 function showScreen(requested, params = {}) {
   let name = requested;
   if (!auth.signedIn) name = "login";
-  else if (!MAIN_SCREENS.includes(name)) name = "voices";
+  else if (!MAIN_SCREENS.includes(name)) name = HOME;
   if (current && current !== name && screens[current].hide) screens[current].hide();
   $$("main > .screen").forEach((section) => { section.hidden = section.id !== `screen-${name}`; });
   $("#boot").hidden = true;
@@ -74,11 +77,16 @@ function updateHeader() {
   $("#lang-switch").textContent = t("lang.label");
 }
 
-function onAuthChange(reason) {
+function onAuthChange(reason, detail = {}) {
   store.resetAll();
   updateHeader();
   if (reason === "signed-in") {
-    const target = MAIN_SCREENS.includes(screenFromHash()) ? screenFromHash() : "voices";
+    if ("firstRoleId" in detail) {
+      // A new account lands where a conversation starts, with its starter role chosen.
+      app.navigate("talk", detail.firstRoleId ? { roleId: detail.firstRoleId } : {});
+      return;
+    }
+    const target = MAIN_SCREENS.includes(screenFromHash()) ? screenFromHash() : HOME;
     app.navigate(target);
     return;
   }
@@ -95,6 +103,7 @@ async function boot() {
   onLangChange(updateHeader);
   $("#logout").addEventListener("click", () => auth.clear("signed-out"));
   auth.onChange(onAuthChange);
+  auth.followOtherTabs();
   Object.values(screens).forEach((screen) => screen.init(app));
   window.addEventListener("hashchange", () => {
     const params = pendingParams;
@@ -105,7 +114,7 @@ async function boot() {
     try {
       // The stored token may have expired while the tab was closed; api() refreshes it.
       const user = await api("/api/auth/me");
-      sessionStorage.setItem("tingshuo.user", JSON.stringify(user));
+      auth.saveUser(user);
       updateHeader();
     } catch (err) {
       // When the token could not be renewed, the sign-in screen says so already.

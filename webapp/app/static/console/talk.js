@@ -53,6 +53,10 @@ export const stats = probeStats;
 async function fillRoles(selectRoleId = null) {
   const select = $("#talk-role");
   state.roles = await store.roles();
+  if (selectRoleId && !roleById(selectRoleId)) {
+    // A role made since the list was read (in another tab, or through the API).
+    state.roles = await store.roles(true);
+  }
   const keep = selectRoleId || state.roleId;
   clear(select);
   select.append(h("option", { value: "" }, t("talk.chooseRole")));
@@ -68,13 +72,28 @@ async function fillRoles(selectRoleId = null) {
       others.map((role) => h("option", { value: role.id }, role.name))));
   }
   if (keep && roleById(keep)) select.value = String(keep);
-  if (!state.roles.length) setStatus($("#talk-status"), t("talk.noRoles"), "info");
+}
+
+// The role last talked to, per user and browser, so Talk opens on it next time.
+function lastRoleKey() {
+  const me = store.me();
+  return `tingshuo.talk.role.${me ? me.id : 0}`;
+}
+
+/** The role Talk opens on by itself: the last one talked to, else the only one. */
+function usualRole() {
+  const last = Number(localStorage.getItem(lastRoleKey()));
+  if (last && roleById(last)) return last;
+  return state.roles.length === 1 ? state.roles[0].id : null;
 }
 
 function chooseRole(roleId) {
   endCall();
   abandonReply();
   state.roleId = roleId ? Number(roleId) : null;
+  if (state.roleId) localStorage.setItem(lastRoleKey(), String(state.roleId));
+  // A prompt to pick a role is stale once one is picked.
+  setStatus($("#talk-status"), "");
   setSession(null);
   state.joinedSession = null;
   setTitle();
@@ -85,6 +104,8 @@ function chooseRole(roleId) {
 async function openSession(session) {
   abandonReply();
   state.roleId = session.role_id;
+  localStorage.setItem(lastRoleKey(), String(session.role_id));
+  setStatus($("#talk-status"), "");
   $("#talk-role").value = String(session.role_id);
   setTitle();
   setSession(session.session_id);
@@ -108,6 +129,12 @@ async function deleteSession(sessionId, button) {
   } catch (err) {
     showError(err);
   }
+}
+
+/** A conversation is titled by its first message: list it again once it has one. */
+function showNewTitle() {
+  const item = $(`#talk-sessions .session[data-session-id="${state.sessionId}"]`);
+  if (!item || item.dataset.untitled) loadSessions();
 }
 
 // ---- the socket --------------------------------------------------------------------------
@@ -144,6 +171,7 @@ function ensureConnection() {
       response_complete: (data) => {
         onCallReplyComplete(data);
         onComplete(data);
+        showNewTitle();
       },
       error: onError,
     }, observer);
@@ -154,7 +182,6 @@ function ensureConnection() {
 // ---- screen ------------------------------------------------------------------------------
 
 export function init() {
-  if (window.matchMedia("(max-width: 820px)").matches) $("#talk-sessions-box").open = false;
   onSessionActions({ open: openSession, remove: deleteSession });
   $("#talk-form").addEventListener("submit", sendText);
   $("#talk-input").addEventListener("keydown", (event) => {
@@ -221,6 +248,11 @@ export async function show(params = {}) {
       } catch {
         forgetSavedSession();
       }
+    }
+    const usual = state.roleId ? null : usualRole();
+    if (usual) {
+      chooseRole(usual);
+      $("#talk-role").value = String(usual);
     }
     if (!state.sessionId) showEmptyLog();
   }

@@ -54,10 +54,19 @@ export function clear(el) {
   return el;
 }
 
-/** A short notice in the corner; errors stay longer. */
+const MAX_TOASTS = 3;
+
+/** A short notice in the corner; errors stay longer. The same notice again replaces the
+ * one still showing (five clicks on Copy give one "Copied"), and at most three show. */
 export function toast(message, kind = "info", timeout = kind === "error" ? 8000 : 4000) {
   const box = $("#toasts");
-  const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" },
+  [...box.children].forEach((shown) => {
+    if (shown.dataset.message === message) shown.remove();
+  });
+  while (box.childElementCount >= MAX_TOASTS) box.firstElementChild.remove();
+  const item = h("div", {
+    class: `toast ${kind}`, role: kind === "error" ? "alert" : "status", dataset: { message },
+  },
     h("span", { text: message }),
     h("button", { type: "button", class: "icon", "aria-label": t("common.close"),
       onclick: () => item.remove() }, "×"));
@@ -72,7 +81,10 @@ export function showError(err, statusEl = null) {
   const message = (err && err.message) || t("error.unknown");
   if (statusEl) setStatus(statusEl, message, "error");
   else toast(message, "error");
-  console.warn(err);
+  // What the user can fix (a refused field, a name taken) is said on the page; only
+  // what went wrong in the page or the server is worth a trace in the console.
+  const answered = err && err.name === "ApiError" && err.status > 0 && err.status < 500;
+  if (!answered) console.warn(err);
 }
 
 export function setStatus(el, message = "", kind = "info") {
@@ -152,6 +164,8 @@ function resetClipButton() {
   if (clipButton) {
     clipButton.classList.remove("playing");
     clipButton.textContent = clipButton.dataset.label || "▶";
+    if (clipButton.dataset.name) clipButton.setAttribute("aria-label", clipButton.dataset.name);
+    else clipButton.removeAttribute("aria-label");
     clipButton = null;
   }
 }
@@ -174,6 +188,9 @@ export async function playClip(url, button = null) {
     clipButton = button;
     button.dataset.label = button.dataset.label || button.textContent;
     button.classList.add("playing");
+    // The button stops the clip now, and says so to a screen reader too.
+    button.dataset.name = button.getAttribute("aria-label") || "";
+    button.setAttribute("aria-label", t("common.stop"));
     button.textContent = "■";
   }
   audio.onended = resetClipButton;

@@ -10,6 +10,7 @@ import {
   $, busy, clear, confirmAction, formatSeconds, h, playClip, progress, setStatus, showError,
   stopClip, toast,
 } from "./ui.js";
+import { orderVoices, voiceLabel } from "./voice-choice.js";
 
 export const id = "voices";
 
@@ -29,43 +30,30 @@ const watching = new Map(); // job_id -> {promise, bars}
 
 // ---- voice types -------------------------------------------------------------------------
 
-/** Own and public voices first, then the UI language's voices, then the rest by category. */
-function voiceOrder(types) {
-  const own = new Set(["自定义", "custom"]);
-  const preferred = getLang() === "zh" ? "中文" : "英文";
-  const rank = (type) => {
-    if (type.provider !== "local" && type.provider !== "dashscope") return 3;
-    if (own.has(type.category) || !String(type.voice_type).includes(":")) return 0;
-    return type.category === preferred ? 1 : 2;
-  };
-  return [...types].sort((a, b) => rank(a) - rank(b)
-    || String(a.category).localeCompare(String(b.category), "zh")
-    || String(a.voice_name).localeCompare(String(b.voice_name), "zh"));
-}
-
-function renderVoiceTypes(types) {
+function renderVoiceTypes(types, details) {
   const box = $("#voice-types");
   clear(box);
   const filter = $("#voice-types-filter").value.trim().toLowerCase();
   const shown = types.filter((type) => !filter
-    || `${type.voice_name} ${type.voice_type} ${type.category} ${categoryName(type.category)}`
+    || `${type.voice_name} ${voiceLabel(type)} ${type.voice_type} ${type.category} ${categoryName(type.category)}`
       .toLowerCase().includes(filter));
   if (!shown.length) {
     box.append(h("p", { class: "empty", text: t("voices.noMatch") }));
     return;
   }
-  box.append(h("ul", { class: "chips" }, voiceOrder(shown).map(voiceChip)));
+  box.append(h("ul", { class: "chips" },
+    orderVoices(shown, { details, me: store.me() }).map(voiceChip)));
 }
 
 function voiceChip(type) {
   return h("li", { class: "chip", dataset: { voiceType: type.voice_type } },
     h("button", {
       type: "button", class: "icon play", title: t("common.play"),
-      "aria-label": `${t("common.play")} ${type.voice_name}`,
+      "aria-label": t("voices.playNamed", { name: voiceLabel(type) }),
       onclick: (event) => playClip(type.sample_url, event.currentTarget),
     }, "▶"),
     h("span", { class: "chip-text" },
-      h("span", { class: "chip-name", text: type.voice_name }),
+      h("span", { class: "chip-name", text: voiceLabel(type) }),
       h("small", { class: "muted", title: type.voice_type,
         text: [categoryName(type.category), t(`provider.${type.provider}`)].filter(Boolean).join(" · ") })));
 }
@@ -74,7 +62,10 @@ async function loadVoiceTypes(force = false) {
   const box = $("#voice-types");
   if (!box.childElementCount) box.append(h("p", { class: "loading", text: t("common.loading") }));
   try {
-    renderVoiceTypes(await store.voiceTypes(force));
+    const [types, details] = await Promise.all([
+      store.voiceTypes(force), store.voiceDetails(force).catch(() => new Map()),
+    ]);
+    renderVoiceTypes(types, details);
   } catch (err) {
     clear(box);
     showError(err);

@@ -120,6 +120,13 @@ export function showEmptyLog() {
   const log = $("#talk-log");
   clear(log);
   const role = roleById(state.roleId);
+  if (!role && !state.roles.length) {
+    // Nobody to talk to yet: the one step to take is creating a role.
+    log.append(h("div", { class: "talk-empty" },
+      h("p", { text: t("talk.noRolesYet") }),
+      h("a", { class: "button primary", id: "talk-first-role", href: "#roles" }, t("talk.createFirstRole"))));
+    return;
+  }
   log.append(h("div", { class: "talk-empty" },
     h("p", { text: role ? t("talk.emptyWithRole", { name: role.name }) : t("talk.emptyNoRole") }),
     role ? h("p", { class: "muted small", text: role.description }) : null));

@@ -23,11 +23,18 @@ function setCallState(callState) {
   const line = $("#talk-call-state");
   line.dataset.state = callState;
   line.hidden = callState === "off";
-  line.textContent = STATE_KEYS[callState] ? t(STATE_KEYS[callState]) : "";
+  const role = roleById(state.roleId);
+  line.textContent = STATE_KEYS[callState]
+    ? t(STATE_KEYS[callState], { name: role ? role.name : t("talk.theRole") }) : "";
   const button = $("#talk-call");
   button.classList.toggle("on", Boolean(state.call));
   $(".call-label", button).textContent = state.call ? t("talk.hangUp") : t("talk.call");
   updateControls();
+  // A call that ended leaves the keyboard on the button that starts the next one.
+  if (!state.call && (callState === "ended" || callState === "off")
+      && (!document.activeElement || document.activeElement === document.body)) {
+    button.focus();
+  }
 }
 
 /**

@@ -86,14 +86,15 @@ export async function loadSessions() {
       const role = roleById(session.role_id);
       const item = h("li", {
         class: `item session${session.session_id === state.sessionId ? " active" : ""}`,
-        dataset: { sessionId: session.session_id },
+        dataset: { sessionId: session.session_id, untitled: session.title ? "" : "yes" },
       },
       h("button", { type: "button", class: "session-open", onclick: () => actions.open(session) },
-        h("strong", { text: role ? role.name : `#${session.role_id}` }),
-        h("small", { class: "muted", text: formatTime(session.start_time, getLang()) })),
+        h("strong", { class: "session-title", text: session.title || t("talk.untitled") }),
+        h("small", { class: "muted", text: [role ? role.name : `#${session.role_id}`,
+          formatTime(session.start_time, getLang())].join(" · ") })),
       h("button", {
         type: "button", class: "icon delete", title: t("talk.deleteSession"),
-        "aria-label": t("talk.deleteSession"),
+        "aria-label": `${t("talk.deleteSession")}: ${session.title || t("talk.untitled")}`,
         onclick: (event) => actions.remove(session.session_id, event.currentTarget),
       }, icon("trash")));
       list.append(item);

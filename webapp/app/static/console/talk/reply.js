@@ -8,7 +8,7 @@ import { t } from "../i18n.js";
 import { $, playClip, setStatus, showError, stopClip } from "../ui.js";
 import { addBubble, showText, update } from "./bubbles.js";
 import { updateControls } from "./controls.js";
-import { stopPlayback, watchPlayback } from "./indicator.js";
+import { knowDuration, stopPlayback, watchPlayback } from "./indicator.js";
 import { player, sameSession, state } from "./state.js";
 
 const REPLY_SILENCE_MS = 90000;
@@ -121,6 +121,7 @@ export function onAudioEnd(data) {
   const reply = state.reply;
   if (!reply) return;
   armReplyTimer();
+  if (!reply.interrupted) knowDuration(data.duration);
   if (reply.format && reply.format !== "pcm" && !reply.interrupted) {
     // Encoded chunks are played whole once complete.
     playClip(URL.createObjectURL(new Blob(reply.mp3.filter(Boolean), { type: "audio/mpeg" })));
