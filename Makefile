@@ -2,21 +2,34 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+# One stamp per set of pinned files installed: the service's own, and the service's plus
+# what tests, benchmarks and lint need. A changed file changes its stamp's name.
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-nodeps.txt \
+	requirements-dev.txt | cksum | cut -d' ' -f1)
 VENDOR_JS := webapp/app/static/vendor/socket.io.min.js
 export FLASK_APP := webapp.app:create_app
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install browser run test worker flower migrate bench lint clean
+.PHONY: install install-dev browser run test worker flower migrate bench lint clean
 
+# What the service needs to run (requirements.txt, requirements-nodeps.txt).
 install: $(STAMP) $(VENDOR_JS)
+
+# ... and what its tests, benchmarks and lint need (requirements-dev.txt).
+install-dev: install $(DEV_STAMP)
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
-	rm -f $(VENV)/.installed-*
+	rm -f $(VENV)/.installed-[0-9]*
+	touch $@
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	rm -f $(VENV)/.installed-dev-*
 	touch $@
 
 # --- browser console: front-end packages from npm, Chromium and a CJK font for its tests ---
@@ -46,7 +59,7 @@ migrate: install
 run: migrate
 	$(BIN)/python wsgi.py
 
-test: install browser
+test: install-dev browser
 	$(BIN)/python -m pytest
 
 worker: migrate
@@ -56,10 +69,10 @@ flower: install
 	FLOWER_UNAUTHENTICATED_API=$${FLOWER_UNAUTHENTICATED_API:-false} \
 		$(BIN)/celery -A celery_worker:celery_app flower --port=$${FLOWER_PORT:-5555}
 
-bench: migrate
+bench: migrate install-dev
 	$(BIN)/python -m bench
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 
 clean:

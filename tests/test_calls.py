@@ -27,11 +27,37 @@ from webapp.app import audio
 QUESTION = "What is your favourite colour?"
 
 
+# A reply's audio goes out no faster than it is heard (CALL_AUDIO_LEAD_MS ahead), so a
+# turn lasts as long as its reply. Tests that do not cut into a reply hear it at once.
+UNPACED = {"CALL_AUDIO_LEAD_MS": "600000"}
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
+    """Replies sent as fast as they are made."""
+    live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20", **UNPACED).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def paced_server() -> Iterator[LiveServer]:
+    """Replies sent at playback pace, as to a real caller: speech can cut into them."""
     live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20").start()
     yield live
     live.stop()
+
+
+@pytest.fixture
+def paced_user(paced_server: LiveServer) -> User:
+    return User(paced_server.url)
+
+
+@pytest.fixture
+def paced_caller(paced_server: LiveServer, paced_user: User) -> Iterator[Caller]:
+    client = Caller(paced_server.url, paced_user.token)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +146,8 @@ def test_silence_breathing_and_noise_never_become_a_turn(
 
 
 def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
-        user: User, caller: Caller, question: bytes, cut_in: bytes) -> None:
+        paced_user: User, paced_caller: Caller, question: bytes, cut_in: bytes) -> None:
+    user, caller = paced_user, paced_caller
     session_id = caller.start(user.role_id, language="en")["session_id"]
     mark = len(caller.events)
     caller.say(question, then_silence=0.5)
@@ -154,7 +181,8 @@ def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
 
 
 def test_a_backchannel_does_not_interrupt_the_reply(
-        user: User, caller: Caller, question: bytes) -> None:
+        paced_user: User, paced_caller: Caller, question: bytes) -> None:
+    user, caller = paced_user, paced_caller
     uh_huh, okay = speech("Uh-huh."), speech("Okay.")
     session_id = caller.start(user.role_id, language="en")["session_id"]
     mark = len(caller.events)
@@ -244,7 +272,8 @@ def test_bad_frames_get_an_error_and_the_call_stays_usable(
 
 
 def test_hanging_up_mid_reply_leaves_complete_rows(
-        user: User, server: LiveServer, question: bytes) -> None:
+        paced_user: User, paced_server: LiveServer, question: bytes) -> None:
+    user, server = paced_user, paced_server
     client = Caller(server.url, user.token)
     session_id = client.start(user.role_id, language="en")["session_id"]
     client.say(question, then_silence=0.5)
@@ -356,7 +385,7 @@ def test_with_dashscope_a_call_is_recognised_by_paraformer_as_it_is_spoken(
         fake_dashscope: Any, question: bytes) -> None:
     # The fake DashScope hears its own transcript in any audio, growing while audio comes
     # in; the real SDK talks to it.
-    live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20",
+    live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20", **UNPACED,
                       STT_ENGINE="paraformer", **dashscope_settings(fake_dashscope)).start()
     user = User(live.url)
     caller = Caller(live.url, user.token)

@@ -81,8 +81,13 @@ class LiveServer(WebServer):
 
     EMBEDDED_UNLESS_GIVEN = ("DATABASE_URL", "REDIS_URL", "S3_BUCKET", "DASHSCOPE_API_KEY")
 
+    # Loading five local engines takes ≈30 s on two idle cores and several times that on
+    # a busy machine; the limit only has to tell a hang from a slow start.
+    START_TIMEOUT = 300
+
     def __init__(self, **env: str) -> None:
         super().__init__(Path(tempfile.mkdtemp(prefix="tingshuo-live-")), warm=True,
+                         start_timeout=self.START_TIMEOUT,
                          unset=[k for k in self.EMBEDDED_UNLESS_GIVEN if k not in env], **env)
 
     def start(self) -> LiveServer:
