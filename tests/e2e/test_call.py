@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_console import HISTORY_PATH, create_role, expect, go, rest, sign_up
-from tests.helpers.browser import chromium_hearing
+from tests.helpers.browser import chromium_hearing, csp_safe_waits
 
 QUESTION = "Could you tell me what your favourite colour is, and why you like it so much?"
 CUT_IN = "Sorry to interrupt, but could you tell me about the weather in London instead?"
@@ -54,6 +54,7 @@ def test_call_button_talks_hands_free_and_is_interrupted_by_voice(
     try:
         page = context.new_page()
         page.set_default_timeout(20000)
+        csp_safe_waits(page)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto("/")
