@@ -4,6 +4,7 @@ a second call refused, and ``/v1`` as OpenAI's client sees it (``RateLimitError`
 
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 import time
@@ -153,3 +154,26 @@ def test_sockets_take_access_tokens_from_the_url_but_never_refresh_tokens(
     # REST reads the header only.
     assert requests.get(f"{server.url}/api/auth/me?token={tokens['access_token']}",
                         timeout=10).status_code == 401
+
+
+def test_chat_turns_count_against_the_day(server: WebServer, speech_wav: bytes) -> None:
+    user = User(server.url, voice_type=VOICE)
+    talker = Recorder(server.url, user.token)
+    try:
+        talker.join(user.role_id)
+        mark = len(talker.events)
+        talker.emit("chat_message", {"role_id": user.role_id, "message": "Hello!",
+                                     "type": "text", "response_type": 1})
+        talker.wait_for("response_complete", 120, mark)
+        spoken = user.call("GET", "/api/auth/usage")["data"]
+        assert spoken["characters"] > 0 and spoken["audio_seconds"] == 0
+        assert spoken["daily_characters"] == 300
+        mark = len(talker.events)
+        talker.emit("voice_message", {"role_id": user.role_id, "format": "wav",
+                                      "audio": base64.b64encode(speech_wav).decode()})
+        talker.wait_for("response_complete", 180, mark)
+        heard = user.call("GET", "/api/auth/usage")["data"]
+        assert 6 <= heard["audio_seconds"] <= 12
+        assert heard["characters"] > spoken["characters"]
+    finally:
+        talker.close()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers.browser import chromium_hearing
+from tests.helpers.browser import chromium_hearing, csp_safe_waits
 
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +157,7 @@ def open_page(browser: Any, server: str) -> Iterator[Any]:
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(20000)
+        csp_safe_waits(page)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", errors.console)
         page.on("dialog", lambda dialog: dialog.accept())

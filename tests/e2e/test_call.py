@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import PageErrors
 from tests.e2e.test_console import HISTORY_PATH, create_role, expect, go, rest, sign_up
-from tests.helpers.browser import chromium_hearing
+from tests.helpers.browser import chromium_hearing, csp_safe_waits
 
 QUESTION = "Could you tell me what your favourite colour is, and why you like it so much?"
 CUT_IN = "Sorry to interrupt, but could you tell me about the weather in London instead?"
@@ -50,11 +51,13 @@ def test_call_button_talks_hands_free_and_is_interrupted_by_voice(
         call_browser: Any, server: str, username: str, screenshot: Any) -> None:
     context = call_browser.new_context(base_url=server, locale="en-US",
                                        viewport={"width": 1280, "height": 860})
-    errors: list[str] = []
+    errors = PageErrors()
     try:
         page = context.new_page()
         page.set_default_timeout(20000)
+        csp_safe_waits(page)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", errors.console)
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto("/")
         page.wait_for_function("window.__console && window.__console.ready")

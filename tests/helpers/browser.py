@@ -34,3 +34,30 @@ def chromium_hearing(microphone: Path) -> Iterator[Any]:
             args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"])
         yield chromium
         chromium.close()
+
+
+def csp_safe_waits(page: Any) -> None:
+    """Make ``page.wait_for_function`` poll with ``page.evaluate``.
+
+    Playwright's own polling evaluates the predicate with ``eval`` in the page on every
+    try after the first, which the console's Content-Security-Policy (no
+    ``'unsafe-eval'``) refuses; ``evaluate`` goes through the DevTools protocol, which the
+    policy does not govern. The page keeps its real policy, so anything of the console's
+    own that the policy refused still shows.
+    """
+
+    def wait_for_function(expression: str, arg: Any = None, timeout: float | None = None,
+                          polling: float = 50, **_: Any) -> Any:
+        limit = 20000 if timeout is None else timeout
+        waited = 0.0
+        while True:
+            value = page.evaluate(expression, arg)
+            if value:
+                return value
+            if waited >= limit:
+                raise TimeoutError(f"wait_for_function: {expression!r} still false after "
+                                   f"{limit:.0f} ms")
+            page.wait_for_timeout(polling)
+            waited += polling
+
+    page.wait_for_function = wait_for_function

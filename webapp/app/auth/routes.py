@@ -3,10 +3,10 @@ from flask_jwt_extended import jwt_required
 
 from webapp.app.api import ok, parse
 from webapp.app.auth import bp
-from webapp.app.auth.schemas import CredentialsSchema, TokensSchema, UserSchema
+from webapp.app.auth.schemas import CredentialsSchema, TokensSchema, UsageSchema, UserSchema
 from webapp.app.extensions import limiter
 from webapp.app.openapi import doc
-from webapp.app.services.platform import users
+from webapp.app.services.platform import limits, users
 from webapp.app.web import current_user_id
 
 
@@ -43,3 +43,11 @@ def refresh() -> Response:
 @doc("The signed-in user", tag="auth", response=UserSchema)
 def me() -> Response:
     return ok(users.current(current_user_id()).to_dict())
+
+
+@bp.get("/usage")
+@jwt_required()
+@doc("What I used today (UTC) on every path, and the day's limits", tag="auth",
+     response=UsageSchema)
+def usage() -> Response:
+    return ok(limits.usage(current_user_id()))

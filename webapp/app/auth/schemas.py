@@ -23,3 +23,13 @@ class TokensSchema(Schema):
     access_token = fields.String()
     refresh_token = fields.String()
     user = fields.Nested(UserSchema)
+
+
+class UsageSchema(Schema):
+    day = fields.String(metadata={"description": "the UTC day counted"})
+    characters = fields.Integer(metadata={"description": "characters synthesized today"})
+    audio_seconds = fields.Float(metadata={"description": "seconds of audio recognised today"})
+    daily_characters = fields.Integer(allow_none=True,
+                                      metadata={"description": "the day's limit (null: none)"})
+    daily_audio_seconds = fields.Float(allow_none=True,
+                                       metadata={"description": "the day's limit (null: none)"})

@@ -104,6 +104,8 @@ class Turn:
     started: float = field(default_factory=time.perf_counter)
     language: str | None = None
     asr_engine: str | None = None
+    heard: limits.Charge | None = None
+    """What the voice input was counted for, given back if it cannot be recognised."""
 
 
 def _bad(detail: str, code: str = "BAD_MESSAGE") -> ApiError:
@@ -155,7 +157,7 @@ def prepare(request: TurnRequest) -> Turn:
     # a turn starts only while the day's allowance lasts. A call counts its own audio.
     limits.require_allowance(request.user_id)
     if turn.voice is not None and request.pcm is None:
-        limits.charge(request.user_id, audio_seconds=round(turn.voice.duration, 3))
+        turn.heard = limits.charge(request.user_id, audio_seconds=round(turn.voice.duration, 3))
     return turn
 
 
@@ -337,7 +339,11 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     turn = prepare(request)
     if on_prepared:
         on_prepared(turn)
-    user_text, user_message_id = _hear(turn, sink)
+    try:
+        user_text, user_message_id = _hear(turn, sink)
+    except Exception:
+        limits.refund(turn.heard)
+        raise
     plan = _plan(turn, user_text)
     db.session.close()
     out = _AudioOut(sink, request.audio_format, plan.message_id)

@@ -97,8 +97,8 @@ class Rates:
     def __init__(self, config: dict[str, Any]) -> None:
         self.enabled = bool(config["RATELIMIT_ENABLED"])
         self.fail_open = bool(config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"])
-        self.items = {family: parse(config[setting])
-                      for family, setting in RATE_SETTINGS.items() if config[setting]}
+        self.items = {family: parse(config[setting]) for family, setting
+                      in RATE_SETTINGS.items() if str(config[setting]).strip() not in ("", "0")}
         self.limiter = MovingWindowRateLimiter(storage_from_string(
             config["RATELIMIT_STORAGE_URI"]))
         self.fallback = MovingWindowRateLimiter(MemoryStorage())
