@@ -87,6 +87,13 @@ def test_a_28_mb_websocket_frame_is_refused_while_it_arrives(server: LiveServer)
                             "response_type": 0}))
         assert json.loads(ws.recv())["message"]
         ws.close()
+        # Socket.IO: engine.io's own cap, set from the same setting, drops the connection.
+        talker = Recorder(server.url, attacker.user.token)
+        mark = len(talker.events)
+        talker.emit("voice_message", {"role_id": attacker.user.role_id,
+                                      "audio": "A" * 1_500_000})
+        talker.wait_for("disconnect", 30, mark)
+        assert resident_mb(pid) - before < 40
     finally:
         attacker.close()
 
