@@ -38,7 +38,22 @@ _EN_ABBREVIATIONS = ((re.compile(r"\bProf\.(?=\s)"), "Professor"),
                      (re.compile(r"\bvs\.(?=\s)"), "versus"))
 _ZH_RANGE = re.compile(r"(?<![\d\-])(\d+)\s*[-~～–—]\s*(\d+)(?=[\u4e00-\u9fff])")
 
+# Where a text may be cut for the grammars: after clause punctuation, and after a
+# Western comma or full stop followed by a space (not inside "1,234" or "3.5").
+_CLAUSE_END = re.compile(r"(?<=[。！？；，、：!?;\n])|(?<=[,.:] )")
+
 _lock = real_lock()
+
+
+def clauses(text: str) -> list[tuple[int, str]]:
+    """``text`` cut into clauses, each with its offset: the grammars' cost grows faster
+    than the length of their input, so they are run clause by clause."""
+    out, at = [], 0
+    for piece in _CLAUSE_END.split(text):
+        if piece:
+            out.append((at, piece))
+        at += len(piece)
+    return out
 
 
 @cache
@@ -58,8 +73,16 @@ def normaliser(language: str, operator: str) -> Any:
 
 
 def run(language: str, operator: str, text: str) -> str:
-    """One of WeTextProcessing's grammars on ``text``."""
-    return normaliser(language, operator).normalize(text)
+    """One of WeTextProcessing's grammars on ``text``, clause by clause; the spaces
+    between clauses are kept (the grammars strip them)."""
+    grammar = normaliser(language, operator)
+    out = []
+    for _, clause in clauses(text):
+        body = clause.strip()
+        lead = clause[:len(clause) - len(clause.lstrip())]
+        tail = clause[len(clause.rstrip()):]
+        out.append(lead + (grammar.normalize(body) if body else "") + tail)
+    return "".join(out)
 
 
 def _one_thousand(match: re.Match[str]) -> str:
