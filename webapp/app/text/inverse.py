@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from webapp.app.text.normalise import clauses, normaliser
+from webapp.app.text.normalise import clauses, needs_grammar, normaliser
 
 _DATE = re.compile(r"^(?:(\d{4})年?)?(?:/?(\d{1,2}))?(?:/(\d{1,2}))?$")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?")
@@ -121,6 +121,8 @@ def replacements(text: str, language: str | None) -> list[Replacement]:
         return []
     out = []
     for offset, clause in clauses(text):
+        if not needs_grammar(code, "itn", clause):
+            continue
         out += [Replacement(r.start + offset, r.end + offset, r.written)
                 for r in _spans(clause, code)]
     return out

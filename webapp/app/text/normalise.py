@@ -42,6 +42,14 @@ _ZH_RANGE = re.compile(r"(?<![\d\-])(\d+)\s*[-~～–—]\s*(\d+)(?=[\u4e00-\u9f
 # Western comma or full stop followed by a space (not inside "1,234" or "3.5").
 _CLAUSE_END = re.compile(r"(?<=[。！？；，、：!?;\n])|(?<=[,.:] )")
 
+# A clause with none of these has nothing a grammar would change: it is not run through it.
+_NEEDS = {("zh", "tn"): re.compile(r"\d"), ("en", "tn"): re.compile(r"[\d.$€£¥%&@/]"),
+          ("zh", "itn"): re.compile(r"[零〇一二两三四五六七八九十百千万亿幺点半]"),
+          ("en", "itn"): re.compile(
+              r"(?i)\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+              r"twelve|\w+teen|\w+ty|hundred|thousand|million|billion|percent|dollars?|"
+              r"cents?|first|second|third|\w+th)\b")}
+
 _lock = real_lock()
 
 
@@ -65,6 +73,12 @@ def _normaliser(language: str, operator: str) -> Any:
     return normaliser
 
 
+def needs_grammar(language: str, operator: str, clause: str) -> bool:
+    """Whether ``clause`` has anything the grammar could change."""
+    pattern = _NEEDS.get((language, operator))
+    return pattern is None or bool(pattern.search(clause))
+
+
 def normaliser(language: str, operator: str) -> Any:
     """WeTextProcessing's ``tn`` or ``itn`` grammar of ``language`` (``zh``, ``en``),
     loaded once per process (a lock keeps two threads from both reading its files)."""
@@ -78,6 +92,9 @@ def run(language: str, operator: str, text: str) -> str:
     grammar = normaliser(language, operator)
     out = []
     for _, clause in clauses(text):
+        if not needs_grammar(language, operator, clause):
+            out.append(clause)
+            continue
         body = clause.strip()
         lead = clause[:len(clause) - len(clause.lstrip())]
         tail = clause[len(clause.rstrip()):]
