@@ -195,7 +195,7 @@ def test_mandarin_normalisation_is_heard_back(mandarin: ZhttsTextToSpeech,
 @pytest.mark.parametrize(("text", "heard_as"), [
     ("Dr. Smith lives on Baker St. near the park.", ("doctor", "dr")),
     ("The ticket costs $3.5m in total.", ("3.5 million", "3,500,000", "three point five million")),
-    ("Meet me at 2:30pm tomorrow.", ("2.30", "2:30", "two thirty")),
+    ("Meet me at 2:30pm tomorrow.", ("2.30", "2:30", "230 p", "two thirty")),
     ("About 3-5 days from now.", ("3 to 5", "three to five", "3-5")),
     ("It grew 15% last year.", ("15%", "15 percent", "fifteen percent")),
 ])
