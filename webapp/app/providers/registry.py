@@ -126,6 +126,9 @@ class ProviderRegistry:
 
         CPU-bound: call it through ``concurrency.run_blocking`` on an event loop.
         """
+        from webapp.app import text
+
+        text.warm_up()
         warmed = []
         for kind in ("tts", "stt"):
             for name in self.configured_names(kind):

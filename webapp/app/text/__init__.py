@@ -6,3 +6,15 @@ Both directions of normalisation run WeTextProcessing's compiled grammars throug
 runtime ``wetext``; Chinese script conversion is OpenCC. Nothing here knows about
 requests, engines or storage, so engines and services alike use it.
 """
+
+
+def warm_up() -> None:
+    """Load the grammars, the language model and OpenCC's tables now (about 2 s), not
+    on the first request."""
+    from webapp.app.text import language, normalise, script
+
+    for code in ("zh", "en"):
+        for operator in ("tn", "itn"):
+            normalise.normaliser(code, operator)
+    language.detect("Bonjour tout le monde, comment allez-vous")
+    script.convert("預熱", script.SIMPLIFIED)

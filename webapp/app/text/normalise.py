@@ -38,7 +38,30 @@ _EN_ABBREVIATIONS = ((re.compile(r"\bProf\.(?=\s)"), "Professor"),
                      (re.compile(r"\bvs\.(?=\s)"), "versus"))
 _ZH_RANGE = re.compile(r"(?<![\d\-])(\d+)\s*[-~～–—]\s*(\d+)(?=[\u4e00-\u9fff])")
 
+# Where a text may be cut for the grammars: after clause punctuation, and after a
+# Western comma or full stop followed by a space (not inside "1,234" or "3.5").
+_CLAUSE_END = re.compile(r"(?<=[。！？；，、：!?;\n])|(?<=[,.:] )")
+
+# A clause with none of these has nothing a grammar would change: it is not run through it.
+_NEEDS = {("zh", "tn"): re.compile(r"\d"), ("en", "tn"): re.compile(r"[\d.$€£¥%&@/]"),
+          ("zh", "itn"): re.compile(r"[零〇一二两三四五六七八九十百千万亿幺点半]"),
+          ("en", "itn"): re.compile(
+              r"(?i)\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+              r"twelve|\w+teen|\w+ty|hundred|thousand|million|billion|percent|dollars?|"
+              r"cents?|first|second|third|\w+th)\b")}
+
 _lock = real_lock()
+
+
+def clauses(text: str) -> list[tuple[int, str]]:
+    """``text`` cut into clauses, each with its offset: the grammars' cost grows faster
+    than the length of their input, so they are run clause by clause."""
+    out, at = [], 0
+    for piece in _CLAUSE_END.split(text):
+        if piece:
+            out.append((at, piece))
+        at += len(piece)
+    return out
 
 
 @cache
@@ -50,6 +73,12 @@ def _normaliser(language: str, operator: str) -> Any:
     return normaliser
 
 
+def needs_grammar(language: str, operator: str, clause: str) -> bool:
+    """Whether ``clause`` has anything the grammar could change."""
+    pattern = _NEEDS.get((language, operator))
+    return pattern is None or bool(pattern.search(clause))
+
+
 def normaliser(language: str, operator: str) -> Any:
     """WeTextProcessing's ``tn`` or ``itn`` grammar of ``language`` (``zh``, ``en``),
     loaded once per process (a lock keeps two threads from both reading its files)."""
@@ -58,8 +87,19 @@ def normaliser(language: str, operator: str) -> Any:
 
 
 def run(language: str, operator: str, text: str) -> str:
-    """One of WeTextProcessing's grammars on ``text``."""
-    return normaliser(language, operator).normalize(text)
+    """One of WeTextProcessing's grammars on ``text``, clause by clause; the spaces
+    between clauses are kept (the grammars strip them)."""
+    grammar = normaliser(language, operator)
+    out = []
+    for _, clause in clauses(text):
+        if not needs_grammar(language, operator, clause):
+            out.append(clause)
+            continue
+        body = clause.strip()
+        lead = clause[:len(clause) - len(clause.lstrip())]
+        tail = clause[len(clause.rstrip()):]
+        out.append(lead + (grammar.normalize(body) if body else "") + tail)
+    return "".join(out)
 
 
 def _one_thousand(match: re.Match[str]) -> str:
