@@ -269,12 +269,19 @@ class Probe:
 
 
 def _family(pid: int) -> list[int]:
-    """``pid`` and its children (the engine processes of a web process)."""
+    """``pid`` and its children (the engine processes of a web process, started from
+    any of its threads)."""
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return []
-    return [pid, *(int(c) for c in children)]
+    children = []
+    for thread in threads:
+        try:
+            children += [int(c) for c in (thread / "children").read_text().split()]
+        except OSError:
+            continue
+    return [pid, *children]
 
 
 def usage(pids: list[int], children_only: bool = False) -> tuple[float, float]:
@@ -493,9 +500,7 @@ def moonshine_cost(pcm: bytes, reads: int = 6) -> dict[str, Any]:
         started = time.perf_counter()
         here.transcribe_without_streaming(pcm_to_float(pcm).tolist(), RATE)
         direct.append((time.perf_counter() - started) * 1000)
-    children = [int(c) for c in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
-                .read_text().split()]
-    model_rss = sum(usage([c])[1] for c in children)
+    model_rss = usage([os.getpid()], children_only=True)[1]
     return {"isolated_read_median_ms": ms(isolated, 0.5), "in_process_read_median_ms":
             ms(direct, 0.5), "model_process_rss_mb": round(model_rss, 1),
             "audio_seconds": round(len(pcm) / 2 / RATE, 2),
