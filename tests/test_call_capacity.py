@@ -32,6 +32,7 @@ PHRASES = ("Could you tell me a little about the history of this old city?",
            "Is there a good place nearby for a quiet dinner tonight?",
            "What do people here usually eat for breakfast?")
 TURN_TIMEOUT = 90
+CALLS = 4  # two on each web process
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +94,11 @@ def test_dashscope_calls_at_once_are_each_answered_with_their_own_words(
         dashscope_stack: tuple[Stack, Any], voices: dict[str, bytes]) -> None:
     stack, fake = dashscope_stack
     urls = [stack.url, stack.url_b]
+    phrases = PHRASES[:CALLS]
     people = [User(urls[i % 2], voice_type="dashscope:longxiaochun_v2")
-              for i in range(len(PHRASES))]
-    results = speak_at_once(lambda i: urls[i % 2], people, list(voices.values()), "en")
-    for person, phrase, result in zip(people, PHRASES, results, strict=True):
+              for i in range(CALLS)]
+    results = speak_at_once(lambda i: urls[i % 2], people, [voices[p] for p in phrases], "en")
+    for person, phrase, result in zip(people, phrases, results, strict=True):
         assert "failure" not in result, (result, stack.log("web"), stack.log("web_b"))
         assert result["done"].get("message_id"), result
         assert result["audio"] > 0, result
@@ -105,8 +107,8 @@ def test_dashscope_calls_at_once_are_each_answered_with_their_own_words(
             "GET", f"/api/sessions/{result['session_id']}/messages")["data"]["list"]
             if m["role"] == "user"]
         assert said == [phrase]
-    # Each web process had three callers speaking at once: their recognitions overlapped.
-    assert fake.stats()["asr_open_most"] >= 3
+    # Each web process had two callers speaking at once: their recognitions overlapped.
+    assert fake.stats()["asr_open_most"] >= 2
 
 
 @pytest.fixture(scope="module")
