@@ -83,15 +83,16 @@ export function orderVoices(types, { language = getLang(), details = new Map(), 
     // The console's other language next, then the rest.
     return spoken === "zh" || spoken === "en" ? 2 : 3;
   };
-  // Within the wanted language, the better voices (the defaults, neural first) lead.
-  const best = (DEFAULTS[language] || { any: [] }).any;
+  // Within a language, the better voices (the defaults, neural first) lead.
   const preference = (type) => {
+    const best = (DEFAULTS[languageOf(type, details.get(type.voice_type))] || { any: [] }).any;
     const index = best.indexOf(type.voice_type);
     return index < 0 ? best.length : index;
   };
   const collator = new Intl.Collator(getLang() === "zh" ? "zh-CN" : "en");
   return [...types].sort((a, b) => rank(a) - rank(b)
-    || collator.compare(languageName(voiceLanguage(a) || "~"), languageName(voiceLanguage(b) || "~"))
+    || collator.compare(languageName(languageOf(a, details.get(a.voice_type)) || "~"),
+      languageName(languageOf(b, details.get(b.voice_type)) || "~"))
     || preference(a) - preference(b)
     || collator.compare(voiceLabel(a), voiceLabel(b)));
 }
