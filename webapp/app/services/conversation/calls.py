@@ -36,12 +36,13 @@ from typing import Any
 from flask import Flask, current_app
 
 from webapp.app import audio
+from webapp.app.audio import end_of_turn
 from webapp.app.audio.vad import SpeechScorer
 from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.providers.base import Transcription
-from webapp.app.services.conversation import call_claims, chat, live_recognition
+from webapp.app.services.conversation import call_claims, chat, live_recognition, turn_completion
 from webapp.app.services.conversation.reply_events import Emit, ReplyEvents
 from webapp.app.services.conversation.turn_detection import TurnDetector, TurnEvent, TurnSettings
 
@@ -59,9 +60,10 @@ BACKCHANNELS = frozenset({
 _PUNCTUATION = re.compile(r"[\s\.,!?;:，。！？；：、…\"'“”‘’()（）-]+")
 
 _HOLD_LIMIT_SECONDS = 60.0
-# A reply starts in a pause only once it has lasted this long: shorter pauses, between
-# words, are many and rarely the end, and the pause's read usually takes longer anyway.
-_SPECULATE_AFTER_MS = 192
+# A pause is judged (Smart Turn, the transcript) once it has lasted this long: shorter
+# pauses, between words, are many and rarely the end, and the pause's read usually takes
+# longer anyway. The reply may start in the pause once it is judged finished.
+_JUDGE_AFTER_MS = 192
 
 
 def is_backchannel(text: str) -> bool:
@@ -182,20 +184,17 @@ class _Held:
 class _Speculation:
     """A reply started in the pause that may end the turn, from the audio read then.
 
-    ``ready`` is set once the reply has started (``reply``) or will not (no words);
-    ``quiet`` once the pause has lasted long enough for a reply to start."""
+    ``ready`` is set once the reply has started (``reply``) or will not (no words)."""
 
     def __init__(self, pending: _Pending, pcm: bytes, speech_end: float) -> None:
         self.pending, self.pcm, self.speech_end = pending, pcm, speech_end
         self.reply: _Reply | None = None
         self.held: _Held | None = None
         self.ready = threading.Event()
-        self.quiet = threading.Event()
         self.dropped = False
 
     def drop(self) -> None:
         self.dropped = True
-        self.quiet.set()
         if self.held is not None:
             self.held.drop()
         if self.reply is not None:
@@ -216,7 +215,17 @@ class Call:
             release=max(0.05, config["CALL_VAD_THRESHOLD"] - 0.15),
             end_silence_ms=config["CALL_END_SILENCE_MS"],
             min_speech_ms=config["CALL_MIN_SPEECH_MS"],
-            max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000))
+            max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000),
+            judged=config["CALL_END_OF_TURN"] != "silence",
+            undecided_ms=config["CALL_UNFINISHED_SILENCE_MS"])
+        self.completion = turn_completion.CompletionSettings(
+            complete_ms=config["CALL_END_SILENCE_MS"],
+            unfinished_ms=config["CALL_UNFINISHED_SILENCE_MS"],
+            clause_ms=config["CALL_CLAUSE_SILENCE_MS"],
+            threshold=config["CALL_TURN_THRESHOLD"])
+        # ``smart_turn``: how it sounds and what it says; ``transcript``: what it says;
+        # ``silence``: neither, every pause of CALL_END_SILENCE_MS ends the turn.
+        self.turn_model = config["CALL_END_OF_TURN"] == "smart_turn" and end_of_turn.available()
         self.interrupt_ms = config["CALL_INTERRUPT_MS"]
         self.speculate = config["CALL_SPECULATIVE_REPLY"]
         self.partial_ms = config["CALL_PARTIAL_MS"]
@@ -241,6 +250,8 @@ class Call:
         self.closed_turn = 0
         self.pending: _Pending | None = None
         self.speculation: _Speculation | None = None
+        self.pause_no, self.pause_audio = 0, b""
+        self.judged_pause = 0  # the last pause sent to be judged
         self.finishing = 0  # turns that ended and are not answered yet
         self.partial_busy = False
         self.partial_at_ms = 0
@@ -360,8 +371,11 @@ class Call:
         windows = run_blocking(analyse)
         for event in self.detector.push(windows):
             self._on_turn_event(event)
-        if self.speculation is not None and self.detector.silence_ms >= _SPECULATE_AFTER_MS:
-            self.speculation.quiet.set()
+        if self.detector.silence_ms >= _JUDGE_AFTER_MS and self.pending is not None \
+                and self.judged_pause != self.pause_no:
+            self.judged_pause = self.pause_no
+            spawn(self._judge, self.pause_no, self.pending, self.pause_audio,
+                  self.detector.voiced_ms)
         if self.detector.speaking:
             self._while_speaking()
 
@@ -386,11 +400,7 @@ class Call:
                 self.reply.output.paused = True
         elif event.kind == "pause":
             self.pending = self._recognise_later(event.audio, speculative=True)
-            if self._may_speculate():
-                self.speculation = _Speculation(
-                    self.pending, event.audio,
-                    self._arrival(event.at_ms - self.settings.pause_ms))
-                spawn(self._speculate, self.speculation)
+            self.pause_no, self.pause_audio = event.pause_no, event.audio
         elif event.kind == "resume":
             if self.pending is not None:
                 self.pending.stale = True
@@ -401,11 +411,44 @@ class Call:
             # Finished beside the listening loop, which must not fall behind the caller;
             # one at a time, so turns are answered in the order they were spoken.
             self.finishing += 1
-            if self.speculation is not None:
-                self.speculation.quiet.set()
             spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no,
                   self.speculation)
             self.pending, self.speculation = None, None
+
+    def _judge(self, pause_no: int, pending: _Pending, pcm: bytes, voiced_ms: int) -> None:
+        """Decide how much silence ends the turn at this pause: by how it sounds (Smart
+        Turn, in the thread pool) and by the pause's read. Speech during a reply is judged
+        by silence alone: what matters there is whether it interrupts, and that is told
+        quickly. A turn judged finished may start its reply now, held until it ends."""
+        try:
+            probability = None
+            if self.turn_model and not self.barge_in:
+                probability = run_blocking(end_of_turn.probability, pcm)
+            pending.ready.wait()
+            result = pending.result or Transcription("")
+            if self.barge_in or pending.error is not None or not self.settings.judged:
+                silence = self.completion.complete_ms
+            else:
+                silence = turn_completion.silence_for(
+                    probability, result.text, result.language or self._language(), voiced_ms,
+                    self.completion)
+            log.info("pause %d in session %s judged: %s ms of silence ends it "
+                     "(end of turn %.2f, %r)", pause_no, self.session_id, silence,
+                     -1 if probability is None else probability, result.text)
+            if pause_no != self.pause_no or self.pending is not pending:
+                return  # the caller went on meanwhile
+            if silence < self.completion.unfinished_ms and self._may_speculate():
+                self.speculation = _Speculation(pending, pcm,
+                                                self._arrival(self.detector.last_voiced_ms))
+                spawn(self._speculate, self.speculation)
+            event = self.detector.decide(pause_no, silence)
+            if event is not None:
+                self._on_turn_event(event)
+        except Exception:  # without a verdict the turn ends after the longest silence
+            log.exception("judging a pause in session %s failed", self.session_id)
+
+    def _language(self) -> str | None:
+        return self.recognizer.language if self.recognizer is not None else None
 
     def _while_speaking(self) -> None:
         if self.barge_in and self.detector.voiced_ms >= self.interrupt_ms:
@@ -493,7 +536,7 @@ class Call:
 
     def _speech_end_time(self) -> float:
         """When the last voiced sample of the turn that just ended reached the server."""
-        return self._arrival(self.detector.elapsed_ms - self.settings.end_silence_ms)
+        return self._arrival(self.detector.last_voiced_ms)
 
     def _may_speculate(self) -> bool:
         """A reply may start in a pause when nothing else is being answered or said."""
@@ -517,7 +560,6 @@ class Call:
         the reply is then ready to be heard when the end of the turn is confirmed."""
         try:
             spec.pending.ready.wait()
-            spec.quiet.wait()
             result = spec.pending.result
             if spec.dropped or spec.pending.error is not None or result is None \
                     or not result.text.strip():
