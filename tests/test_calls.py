@@ -131,6 +131,16 @@ def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
     assert end["reason"] == "interrupted"
     first = caller.wait_for("response_complete", 30, mark)
     assert first["interrupted"] is True
+    # The caller heard the reply stop as soon as the server heard the caller: the reply
+    # was paused (playback held, its position reported), then dropped.
+    names = caller.names(cut_from)
+    assert names.index("barge_in") < names.index("tts_audio_chunk_end")
+    paused = caller.wait_for("barge_in", 1, cut_from)
+    assert paused == {"state": "paused", "message_id": first["message_id"],
+                      "session_id": session_id}
+    assert [kind for _, m, kind, _ in caller.stops if m == first["message_id"]] == ["paused"]
+    report = caller.reports[-1]
+    assert report["message_id"] == first["message_id"] and report["played_ms"] > 500
     # The speech that cut in is answered (a pause inside it may make it two turns).
     caller.wait_for("asr_result", 90, cut_from, where=lambda d: "weather" in d["text"].lower())
     heard_at = max(i for i, (_, n, d) in enumerate(caller.events)
@@ -143,6 +153,7 @@ def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
     cut = messages[1]
     assert cut["metadata"]["interrupted"] is True
     assert cut["text"] == cut["metadata"]["spoken_text"]
+    assert cut["metadata"]["heard_ms"] == report["played_ms"]
     written = "".join(d["text"] for _, n, d in caller.events[mark:cut_from + 1]
                       if n == "ai_text_chunk")
     assert len(cut["text"]) < len(written) or not written
@@ -166,6 +177,11 @@ def test_a_backchannel_does_not_interrupt_the_reply(
     assert "response_complete" not in caller.names(mark), "the reply outlasts the test"
     done = caller.wait_for("response_complete", 60, mark)
     assert done["interrupted"] is False
+    # Each backchannel held the caller's playback and let it go on from there.
+    states = [d["state"] for _, n, d in caller.events[mark:] if n == "barge_in"]
+    assert states and states == ["paused", "resumed"] * (len(states) // 2)
+    assert all(kind == "paused" for _, _, kind, _ in caller.stops)
+    assert caller.playback is not None and not caller.playback.dropped
     end = caller.wait_for("tts_audio_chunk_end", 1, mark)
     assert "reason" not in end
     assert len([n for n in caller.names(mark) if n == "asr_result"]) == 1

@@ -93,20 +93,55 @@ class ReplyOutput(ReplyEvents):
 
     The server keeps the caller at most ``lead`` seconds ahead of playback, so that when
     the caller cuts in the audio still to come was never sent. ``pause`` stops sending
-    at once (a possible interruption); ``resume`` carries on; ``cancel`` ends the reply.
+    at once (a possible interruption) and tells the caller (``barge_in`` ``paused``: the
+    client pauses its playback); ``resume`` carries on and tells it so; ``cancel`` ends
+    the reply (``tts_audio_chunk_end`` ``interrupted``: the client drops what it holds).
+    ``playback`` is the client's own report of how far it has played.
     """
+
+    paced = True
 
     def __init__(self, emit: Emit, session_id: str, lead: float,
                  cancel: threading.Event) -> None:
         super().__init__(emit, session_id)
         self.lead, self.cancel = lead, cancel
         self.paused = False
+        self.told_paused = False
+        self.message_id: str | None = None
+        self.reported: float | None = None
         self.sent = 0.0
         self.played = 0.0
         self._tick: float | None = None
 
+    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
+        self.message_id = message_id
+        super().audio_start(fmt, sample_rate, message_id)
+
+    def pause(self) -> None:
+        """Stop sending; a client already playing this reply pauses it."""
+        self.paused = True
+        if self.message_id is not None and not self.told_paused and not self.cancel.is_set():
+            self.told_paused = True
+            self._emit("barge_in", {"state": "paused", "message_id": self.message_id})
+
+    def resume(self) -> None:
+        """Go on sending; a client that paused resumes where it stopped."""
+        self.paused = False
+        if self.told_paused:
+            self.told_paused = False
+            self._emit("barge_in", {"state": "resumed", "message_id": self.message_id})
+
+    def playback(self, message_id: str, played_ms: int) -> None:
+        if message_id == self.message_id:
+            self.reported = played_ms / 1000
+
+    def heard_seconds(self) -> float | None:
+        return self.reported
+
     def pace(self, seconds: float) -> bool:
-        """Wait until the caller needs ``seconds`` more audio; False once cut off."""
+        """Wait until the caller needs ``seconds`` more audio; False once cut off. With
+        nothing more to send (0 s) it only waits out a pause, so a reply paused at its very
+        end still ends as the caller's speech decides: heard, or interrupted."""
         while True:
             if self.cancel.is_set():
                 return False
@@ -114,7 +149,7 @@ class ReplyOutput(ReplyEvents):
             if self._tick is not None and not self.paused:
                 self.played = min(self.sent, self.played + now - self._tick)
             self._tick = now
-            if not self.paused and self.sent - self.played <= self.lead:
+            if not self.paused and (not seconds or self.sent - self.played <= self.lead):
                 break
             sleep(0.02)
         self.sent += seconds
@@ -303,6 +338,12 @@ class Call:
         self.inbox.append((pcm, time.perf_counter()))
         self.wake.set()
 
+    def playback(self, message_id: str, played_ms: int) -> None:
+        """The caller's device has played ``played_ms`` of reply ``message_id``."""
+        reply = self.reply
+        if reply is not None:
+            reply.output.playback(message_id, played_ms)
+
     def end(self, reason: str = "ended") -> None:
         """Hang up: a reply in flight is cut and stored as far as it was heard."""
         if self.ended.is_set():
@@ -397,7 +438,7 @@ class Call:
             self.emit("vad", {"state": "speech_start", "session_id": self.session_id})
             if self.reply is not None and not self.reply.done.is_set():
                 self.barge_in = True
-                self.reply.output.paused = True
+                self.reply.output.pause()
         elif event.kind == "pause":
             self.pending = self._recognise_later(event.audio, speculative=True)
             self.pause_no, self.pause_audio = event.pause_no, event.audio
@@ -531,7 +572,7 @@ class Call:
     def _resume(self) -> None:
         """It was not an interruption after all: the reply carries on."""
         if self.barge_in and self.reply is not None:
-            self.reply.output.paused = False
+            self.reply.output.resume()
         self.barge_in = False
 
     def _speech_end_time(self) -> float:
@@ -630,7 +671,7 @@ class Call:
         self.reply = spec.reply
         self.turns += 1
         spec.held.confirm()
-        spec.reply.output.paused = False
+        spec.reply.output.resume()
         return True
 
     def _answer(self, pcm: bytes, result: Transcription, speech_end: float,
