@@ -221,8 +221,10 @@ class _Speculation:
 
     ``ready`` is set once the reply has started (``reply``) or will not (no words)."""
 
-    def __init__(self, pending: _Pending, pcm: bytes, speech_end: float) -> None:
+    def __init__(self, pending: _Pending, pcm: bytes, speech_end: float,
+                 silence_ms: int) -> None:
         self.pending, self.pcm, self.speech_end = pending, pcm, speech_end
+        self.silence_ms = silence_ms
         self.reply: _Reply | None = None
         self.held: _Held | None = None
         self.ready = threading.Event()
@@ -252,7 +254,9 @@ class Call:
             min_speech_ms=config["CALL_MIN_SPEECH_MS"],
             max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000),
             judged=config["CALL_END_OF_TURN"] != "silence",
-            undecided_ms=config["CALL_UNFINISHED_SILENCE_MS"])
+            # A verdict is normally in within a few hundred ms; on a machine too busy to
+            # give one, the turn still ends, later than any verdict would have made it.
+            undecided_ms=2 * config["CALL_UNFINISHED_SILENCE_MS"])
         self.completion = turn_completion.CompletionSettings(
             complete_ms=config["CALL_END_SILENCE_MS"],
             unfinished_ms=config["CALL_UNFINISHED_SILENCE_MS"],
@@ -480,7 +484,8 @@ class Call:
                 return  # the caller went on meanwhile
             if silence < self.completion.unfinished_ms and self._may_speculate():
                 self.speculation = _Speculation(pending, pcm,
-                                                self._arrival(self.detector.last_voiced_ms))
+                                                self._arrival(self.detector.last_voiced_ms),
+                                                silence)
                 spawn(self._speculate, self.speculation)
             event = self.detector.decide(pause_no, silence)
             if event is not None:
@@ -607,7 +612,7 @@ class Call:
                 return
             spec.held = _Held(self.emit)
             spec.reply = self._start_reply(spec.pcm, result, spec.speech_end,
-                                           spec.pending, spec.held)
+                                           spec.pending, spec.silence_ms, spec.held)
         finally:
             spec.ready.set()
 
@@ -649,7 +654,7 @@ class Call:
             if spec is not None and spec.pending is pending and self._adopt(spec, result):
                 spec = None
                 return
-            self._answer(event.audio, result, speech_end, pending)
+            self._answer(event.audio, result, speech_end, pending, event.silence_ms)
         finally:
             if spec is not None:
                 self._drop(spec)
@@ -675,18 +680,18 @@ class Call:
         return True
 
     def _answer(self, pcm: bytes, result: Transcription, speech_end: float,
-                pending: _Pending) -> None:
+                pending: _Pending, silence_ms: int) -> None:
         previous = self.reply
         if previous is not None:
             previous.done.wait()
         self._learn_language(result)
         if self.ended.is_set():
             return
-        self.reply = self._start_reply(pcm, result, speech_end, pending)
+        self.reply = self._start_reply(pcm, result, speech_end, pending, silence_ms)
         self.turns += 1
 
     def _start_reply(self, pcm: bytes, result: Transcription, speech_end: float,
-                     pending: _Pending, held: _Held | None = None) -> _Reply:
+                     pending: _Pending, silence_ms: int, held: _Held | None = None) -> _Reply:
         """Answer ``result`` through the chat service; with ``held``, nothing of the
         reply is heard or stored until ``held`` is confirmed."""
         cancel = threading.Event()
@@ -699,7 +704,8 @@ class Call:
             pcm=pcm, response_type=chat.RESPONSE_VOICE,
             audio_format=self.options.audio_format, recognised=result,
             recognised_by=self.recognizer.name if self.recognizer else None, started=speech_end,
-            timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True,
+            timings={"asr_ms": round(asr_ms, 1), "turn_silence_ms": silence_ms},
+            store_delivered=True,
             go_ahead=held.wait if held is not None else None)
         spawn(self._reply, request, reply)
         return reply

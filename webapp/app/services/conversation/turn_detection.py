@@ -52,6 +52,7 @@ class TurnEvent:
     voiced_ms: int = 0
     at_ms: int = 0
     pause_no: int = 0
+    silence_ms: int = 0  # of a ``speech_end``: the silence that ended it (0: cut at the limit)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class TurnDetector:
         else:
             self._silence_ms += WINDOW_MS
             if self._silence_ms >= self.needed_silence_ms:
-                return self._end()
+                return self._end(self.needed_silence_ms)
             if not self._paused and self._silence_ms >= self.settings.pause_ms:
                 self._paused = True
                 self._pause_no += 1
@@ -143,7 +144,7 @@ class TurnDetector:
         if not (self.speaking and self._paused and pause_no == self._pause_no):
             return None
         self._needed_ms = silence_ms
-        return self._end() if self._silence_ms >= silence_ms else None
+        return self._end(silence_ms) if self._silence_ms >= silence_ms else None
 
     @property
     def last_voiced_ms(self) -> int:
@@ -164,11 +165,10 @@ class TurnDetector:
         """How long the current turn has been silent (0 while speech goes on)."""
         return self._silence_ms if self.speaking else 0
 
-    def _end(self) -> TurnEvent:
+    def _end(self, silence_ms: int = 0) -> TurnEvent:
         audio, voiced = self.speech(), self._voiced_ms
         self.speaking, self._paused, self._run_ms = False, False, 0
         self._needed_ms = None
         self._segment, self._voiced_ms, self._silence_ms = bytearray(), 0, 0
-        if voiced < self.settings.min_speech_ms:
-            return TurnEvent("speech_end", b"", voiced, self.elapsed_ms)
-        return TurnEvent("speech_end", audio, voiced, self.elapsed_ms)
+        audio = audio if voiced >= self.settings.min_speech_ms else b""
+        return TurnEvent("speech_end", audio, voiced, self.elapsed_ms, silence_ms=silence_ms)
