@@ -229,6 +229,7 @@ class Config:
         self.WHISPER_BEAM_SIZE = _int("WHISPER_BEAM_SIZE", 5)
         self.LLM_TIMEOUT = _float("LLM_TIMEOUT", 60)
         self.SCRIPTED_LLM_DELAY = _float("SCRIPTED_LLM_DELAY", 0.0)
+        self.SCRIPTED_LLM_FIRST_DELAY = _float("SCRIPTED_LLM_FIRST_DELAY", 0.0)
         self.WARM_UP = _bool("WARM_UP", True)
         self.DASHSCOPE_DEFAULT_VOICE = _env("DASHSCOPE_DEFAULT_VOICE", "dashscope:longxiaochun_v2")
         self.VOICE_CACHE_MAX_BYTES = _int("VOICE_CACHE_MAX_BYTES", 200 * 1024 * 1024)

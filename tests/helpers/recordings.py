@@ -120,3 +120,13 @@ def mix(speech: bytes, noise: bytes, snr_db: float) -> bytes:
     background = np.resize(_samples(noise), len(voice))
     background *= level / (np.sqrt(np.mean(background ** 2)) + 1e-9) / 10 ** (snr_db / 20)
     return _pcm(voice + background)
+
+
+def until_last_voiced(pcm: bytes) -> bytes:
+    """``pcm`` cut after its last voiced 32 ms window (Silero VAD), so that a figure
+    counted from the last sample sent is counted from the end of the speech."""
+    from webapp.app.audio.vad import SpeechScorer
+
+    probabilities = [p for _, p in SpeechScorer().score(pcm)]
+    voiced = [i for i, p in enumerate(probabilities) if p >= 0.5]
+    return pcm[:(voiced[-1] + 1) * 1024] if voiced else pcm
