@@ -12,7 +12,7 @@ from tests.helpers.sounds import noise, silence, speech
 from webapp.app.audio import end_of_turn
 from webapp.app.audio.vad import SpeechScorer
 from webapp.app.services.conversation import turn_completion
-from webapp.app.services.conversation.calls import is_backchannel
+from webapp.app.services.conversation.calls import is_backchannel, is_hallucinated
 from webapp.app.services.conversation.turn_detection import TurnDetector, TurnSettings
 
 
@@ -155,3 +155,17 @@ def test_the_silence_follows_the_verdict() -> None:
     assert silence_for(0.97, "富士康在印度工厂出现大规模感染。", "zh", 3000, settings) == 1200
     assert silence_for(0.97, "好的。", "zh", 600, settings) == 400
     assert silence_for(0.97, "你明天有空吗？", "zh", 3000, settings) == 400
+
+
+@pytest.mark.parametrize(("text", "invented"), [
+    ("They're low, low, low, low.", True),
+    ("S. s. s. s.", True),
+    ("谢谢谢谢谢谢", True),
+    ("", True),
+    ("low low", False),
+    ("no no no no, I said yes", False),
+    ("It was the first great sorrow of his life.", False),
+    ("我们一起去公园散步吧", False),
+])
+def test_repeated_or_empty_transcripts_are_not_shown(text: str, invented: bool) -> None:
+    assert is_hallucinated(text) is invented

@@ -75,6 +75,21 @@ def is_backchannel(text: str) -> bool:
     return joined in BACKCHANNELS or all(w in BACKCHANNELS for w in words) and len(words) <= 3
 
 
+def is_hallucinated(text: str) -> bool:
+    """True for nothing said, or for what a recogniser invents on noise or a cut-off
+    word: one word or character said over and over ("They're low, low, low, low.",
+    "S. s. s. s.", "谢谢谢谢谢谢")."""
+    words = [w for w in _PUNCTUATION.split(text.lower()) if w]
+    if not words:
+        return True
+    if len(words) == 1 and len(words[0]) >= 4 and any("\u4e00" <= c <= "\u9fff" for c in words[0]):
+        words = list(words[0])  # unspaced writing: look at its characters
+    if len(words) < 4:
+        return False
+    most = max(words.count(w) for w in set(words))
+    return most >= 3 and most / len(words) >= 0.6
+
+
 def _bad_audio(detail: str) -> ApiError:
     return ApiError(400, "call_bad_audio", "BAD_AUDIO", {"detail": detail})
 
@@ -530,8 +545,8 @@ class Call:
                     # slow engine (Whisper, a busy machine) would otherwise never rest.
                     self.partial_rest_until = 2 * time.monotonic() - began
                 # A partial may still land after the speech ended, never after the final.
-                if text and text != self.last_partial and turn_no == self.turn_no \
-                        and turn_no > self.closed_turn:
+                if not is_hallucinated(text) and text != self.last_partial \
+                        and turn_no == self.turn_no and turn_no > self.closed_turn:
                     self.last_partial = text
                     self.emit("asr_partial", {"text": text, "session_id": self.session_id})
         except Exception:  # a failed partial only loses a preview
@@ -647,7 +662,7 @@ class Call:
             if self.barge_in:
                 log.info("speech during a reply in session %s: %r, %d ms voiced",
                          self.session_id, result.text, event.voiced_ms)
-            if not result.text.strip() or (self.barge_in and is_backchannel(result.text)):
+            if is_hallucinated(result.text) or (self.barge_in and is_backchannel(result.text)):
                 self._resume()
                 return
             self._interrupt()
