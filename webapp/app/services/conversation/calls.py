@@ -451,9 +451,8 @@ class Call:
             self._drop_speculation()
             self.turn_no += 1
             self.pending, self.partial_at_ms, self.last_partial = None, 0, ""
-            reset = getattr(self.recognizer, "reset", None)
-            if reset is not None:
-                reset()
+            if self.recognizer is not None:
+                self.recognizer.reset()
             self.emit("vad", {"state": "speech_start", "session_id": self.session_id})
             if self.reply is not None and not self.reply.done.is_set():
                 self.barge_in = True
@@ -514,10 +513,9 @@ class Call:
     def _while_speaking(self) -> None:
         if self.barge_in and self.detector.voiced_ms >= self.interrupt_ms:
             self._interrupt()
-        hear = getattr(self.recognizer, "hear", None)
-        if hear is not None and self.pending is None:
+        if self.recognizer is not None and self.pending is None:
             try:  # a streaming recogniser is sent the turn as it grows
-                hear(self.detector.speech())
+                self.recognizer.hear(self.detector.speech())
             except Exception:  # its partial and final reads will tell what went wrong
                 log.exception("streaming the turn to the recogniser failed")
         voiced = self.detector.voiced_ms
@@ -560,7 +558,7 @@ class Call:
         if the speech has gone on by then, so a slow engine never gathers a queue of
         reads that are out of date before they start."""
         # Moonshine reads side by side (its engine queues them); Whisper is one model in turn.
-        exclusive = not getattr(self.recognizer, "parallel", False)
+        exclusive = self.recognizer is None or not self.recognizer.parallel
         pending = _Pending(len(pcm))
 
         def work() -> None:
