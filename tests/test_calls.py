@@ -305,6 +305,33 @@ def test_plain_websocket_call(server: LiveServer, user: User, question: bytes) -
         client.close()
 
 
+def test_plain_websocket_barge_in_is_heard_and_what_was_played_is_stored(
+        server: LiveServer, user: User, question: bytes, cut_in: bytes) -> None:
+    client = Caller(server.url, user.token, use_websocket=True)
+    try:
+        session_id = client.start(user.role_id, language="en")["session_id"]
+        mark = len(client.events)
+        client.say(question, then_silence=0.5)
+        first = client.wait_for("tts_audio_chunk_start", 60, mark)
+        time.sleep(1.0)
+        cut_from = len(client.events)
+        client.say(cut_in, then_silence=1.0)
+        paused = client.wait_for("barge_in", 30, cut_from)
+        assert paused["state"] == "paused" and paused["message_id"] == first["message_id"]
+        end = client.wait_for("tts_audio_chunk_end", 30, cut_from)
+        assert end["reason"] == "interrupted"
+        names = client.names(cut_from)
+        assert names.index("barge_in") < names.index("tts_audio_chunk_end")
+        client.wait_for("response_complete", 30, cut_from)
+        report = client.reports[-1]
+        cut = wait_until(lambda: next((m for m in history(user, session_id)
+                                       if m["message_id"] == first["message_id"]), None))
+        assert cut["metadata"]["interrupted"] is True
+        assert cut["metadata"]["heard_ms"] == report["played_ms"]
+    finally:
+        client.close()
+
+
 def test_mandarin_call_is_recognised_by_whisper(
         server: LiveServer, user: User, caller: Caller) -> None:
     # eSpeak NG's Mandarin is robotic and Whisper base reads it back loosely, so this
