@@ -42,6 +42,13 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 def _database_url(instance: Path) -> str:
     url = _env("DATABASE_URL")
     if not url:
@@ -144,6 +151,11 @@ class Config:
         # Hands-free calls: turn detection, barge-in and limits (README, "Voice calls").
         self.CALL_VAD_THRESHOLD = _float("CALL_VAD_THRESHOLD", 0.5)
         self.CALL_END_SILENCE_MS = _int("CALL_END_SILENCE_MS", 400)
+        self.CALL_END_OF_TURN = _choice("CALL_END_OF_TURN", "smart_turn",
+                                        ("smart_turn", "transcript", "silence"))
+        self.CALL_UNFINISHED_SILENCE_MS = _int("CALL_UNFINISHED_SILENCE_MS", 2000)
+        self.CALL_CLAUSE_SILENCE_MS = _int("CALL_CLAUSE_SILENCE_MS", 1200)
+        self.CALL_TURN_THRESHOLD = _float("CALL_TURN_THRESHOLD", 0.5)
         self.CALL_MIN_SPEECH_MS = _int("CALL_MIN_SPEECH_MS", 250)
         self.CALL_MAX_TURN_SECONDS = _float("CALL_MAX_TURN_SECONDS", 30)
         self.CALL_INTERRUPT_MS = _int("CALL_INTERRUPT_MS", 600)
@@ -244,6 +256,7 @@ class Config:
         self.WHISPER_BEAM_SIZE = _int("WHISPER_BEAM_SIZE", 5)
         self.LLM_TIMEOUT = _float("LLM_TIMEOUT", 60)
         self.SCRIPTED_LLM_DELAY = _float("SCRIPTED_LLM_DELAY", 0.0)
+        self.SCRIPTED_LLM_FIRST_DELAY = _float("SCRIPTED_LLM_FIRST_DELAY", 0.0)
         self.WARM_UP = _bool("WARM_UP", True)
         self.DASHSCOPE_DEFAULT_VOICE = _env("DASHSCOPE_DEFAULT_VOICE", "dashscope:longxiaochun_v2")
         self.VOICE_CACHE_MAX_BYTES = _int("VOICE_CACHE_MAX_BYTES", 200 * 1024 * 1024)

@@ -159,6 +159,16 @@ def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
     assert end["reason"] == "interrupted"
     first = caller.wait_for("response_complete", 30, mark)
     assert first["interrupted"] is True
+    # The caller heard the reply stop as soon as the server heard the caller: the reply
+    # was paused (playback held, its position reported), then dropped.
+    names = caller.names(cut_from)
+    assert names.index("barge_in") < names.index("tts_audio_chunk_end")
+    paused = caller.wait_for("barge_in", 1, cut_from)
+    assert paused == {"state": "paused", "message_id": first["message_id"],
+                      "session_id": session_id}
+    assert [kind for _, m, kind, _ in caller.stops if m == first["message_id"]] == ["paused"]
+    report = caller.reports[-1]
+    assert report["message_id"] == first["message_id"] and report["played_ms"] > 500
     # The speech that cut in is answered (a pause inside it may make it two turns).
     caller.wait_for("asr_result", 90, cut_from, where=lambda d: "weather" in d["text"].lower())
     heard_at = max(i for i, (_, n, d) in enumerate(caller.events)
@@ -171,6 +181,7 @@ def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
     cut = messages[1]
     assert cut["metadata"]["interrupted"] is True
     assert cut["text"] == cut["metadata"]["spoken_text"]
+    assert cut["metadata"]["heard_ms"] == report["played_ms"]
     written = "".join(d["text"] for _, n, d in caller.events[mark:cut_from + 1]
                       if n == "ai_text_chunk")
     assert written and len(cut["text"]) < len(written), (cut["text"], written)
@@ -195,6 +206,11 @@ def test_a_backchannel_does_not_interrupt_the_reply(
     assert "response_complete" not in caller.names(mark), "the reply outlasts the test"
     done = caller.wait_for("response_complete", 60, mark)
     assert done["interrupted"] is False
+    # Each backchannel held the caller's playback and let it go on from there.
+    states = [d["state"] for _, n, d in caller.events[mark:] if n == "barge_in"]
+    assert states and states == ["paused", "resumed"] * (len(states) // 2)
+    assert all(kind == "paused" for _, _, kind, _ in caller.stops)
+    assert caller.playback is not None and not caller.playback.dropped
     end = caller.wait_for("tts_audio_chunk_end", 1, mark)
     assert "reason" not in end
     assert len([n for n in caller.names(mark) if n == "asr_result"]) == 1
@@ -317,6 +333,33 @@ def test_plain_websocket_call(server: LiveServer, user: User, question: bytes) -
         text = client.wait_for("asr_result", 1, mark)["text"].lower()
         assert "colo" in text
         assert audio.probe(client.audio(mark)).duration > 1.0
+    finally:
+        client.close()
+
+
+def test_plain_websocket_barge_in_is_heard_and_what_was_played_is_stored(
+        server: LiveServer, user: User, question: bytes, cut_in: bytes) -> None:
+    client = Caller(server.url, user.token, use_websocket=True)
+    try:
+        session_id = client.start(user.role_id, language="en")["session_id"]
+        mark = len(client.events)
+        client.say(question, then_silence=0.5)
+        first = client.wait_for("tts_audio_chunk_start", 60, mark)
+        time.sleep(1.0)
+        cut_from = len(client.events)
+        client.say(cut_in, then_silence=1.0)
+        paused = client.wait_for("barge_in", 30, cut_from)
+        assert paused["state"] == "paused" and paused["message_id"] == first["message_id"]
+        end = client.wait_for("tts_audio_chunk_end", 30, cut_from)
+        assert end["reason"] == "interrupted"
+        names = client.names(cut_from)
+        assert names.index("barge_in") < names.index("tts_audio_chunk_end")
+        client.wait_for("response_complete", 30, cut_from)
+        report = client.reports[-1]
+        cut = wait_until(lambda: next((m for m in history(user, session_id)
+                                       if m["message_id"] == first["message_id"]), None))
+        assert cut["metadata"]["interrupted"] is True
+        assert cut["metadata"]["heard_ms"] == report["played_ms"]
     finally:
         client.close()
 

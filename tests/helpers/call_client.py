@@ -3,13 +3,20 @@
 Used by the call tests and ``bench call``. The caller streams 16 kHz mono PCM (made by
 ``tests.helpers.sounds.speech``) in 40 ms pieces on the wall clock, as a microphone
 would, and remembers when it sent the last voiced sample of each utterance.
+
+It also plays the reply as a device would, on its own clock (``Playback``): what arrived
+is played at real-time pace; ``barge_in`` ``paused`` holds it at once (and reports
+``playback`` ``{message_id, played_ms}``), ``resumed`` plays on, and a reply that ends
+``interrupted`` drops what is held. ``stops`` says when playback was held or dropped.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
@@ -17,12 +24,51 @@ import websocket
 
 from tests.helpers.realtime import EventLog
 from tests.helpers.sounds import RATE
+from webapp.app import audio
 
 PIECE_MS = 40
 PIECE_BYTES = RATE * 2 * PIECE_MS // 1000
 EVENTS = ("call_started", "call_ended", "vad", "asr_partial", "asr_result", "ai_text_chunk",
           "tts_audio_chunk_start", "tts_audio_chunk", "tts_audio_chunk_end", "chat_response",
-          "response_complete", "error")
+          "response_complete", "error", "barge_in")
+
+
+@dataclass
+class Playback:
+    """One reply being played on the client's clock (``perf_counter``): audio that has
+    arrived plays at real-time pace, stalls when none is left, and stands still while
+    paused. ``stopped_at`` is when it was held (paused) or dropped, if it was."""
+
+    message_id: str
+    fmt: str
+    sample_rate: int
+    received: float = 0.0  # seconds of audio that arrived
+    played: float = 0.0
+    running: bool = True
+    dropped: bool = False
+    last: float = field(default_factory=time.perf_counter)
+    encoded: bytearray = field(default_factory=bytearray)
+
+    def advance(self, now: float) -> None:
+        if self.running and not self.dropped:
+            self.played = min(self.received, self.played + now - self.last)
+        self.last = now
+
+    def add(self, data: bytes, now: float) -> None:
+        self.advance(now)
+        if self.fmt == "pcm":
+            self.received += len(data) / 2 / self.sample_rate
+        else:  # an encoded stream's length is known once what arrived is decoded
+            self.encoded += data
+            try:
+                self.received = audio.probe(bytes(self.encoded)).duration
+            except Exception:  # noqa: BLE001 - not enough of it yet to read
+                return
+
+    @property
+    def sounding(self) -> bool:
+        """True while sound comes out (something left to play, not paused or dropped)."""
+        return self.running and not self.dropped and self.played < self.received
 
 
 class Caller(EventLog):
@@ -45,6 +91,12 @@ class Caller(EventLog):
         self.mic: threading.Thread | None = None
         self.closed = threading.Event()
         self.hung_up = threading.Event()  # after call_end the microphone sends nothing
+        self.playback: Playback | None = None
+        self.play_lock = threading.Lock()
+        # (when, message_id, "paused" | "dropped", whether sound was coming out then)
+        self.stops: list[tuple[float, str, str, bool]] = []
+        self.reports: list[dict[str, Any]] = []
+        self.report_playback = True
         if use_websocket:
             ws_url = url.replace("http://", "ws://") + f"/api/ws/call?token={token}"
             self.ws = websocket.create_connection(ws_url, timeout=30)
@@ -56,6 +108,51 @@ class Caller(EventLog):
                 self.sio.on(name, self.handler(name), namespace="/chat")
             self.sio.connect(url, namespaces=["/chat"], auth={"token": token},
                              transports=["websocket"], wait_timeout=10)
+
+    def record(self, name: str, data: Any) -> None:
+        self._play(name, data)
+        super().record(name, data)
+
+    def _play(self, name: str, data: Any) -> None:
+        """The device's side of each event: start, feed, hold, resume or drop playback."""
+        if not isinstance(data, dict):
+            return
+        now = time.perf_counter()
+        report = None
+        with self.play_lock:
+            current = self.playback
+            if current is not None:
+                current.advance(now)
+            if name == "tts_audio_chunk_start":
+                self.playback = Playback(data.get("message_id", ""), data.get("format", "mp3"),
+                                         int(data.get("sample_rate") or 24000), last=now)
+            elif current is None:
+                return
+            elif name == "tts_audio_chunk":
+                current.add(base64.b64decode(data["audio_data"]), now)
+            elif name == "barge_in" and data.get("message_id") == current.message_id:
+                if data.get("state") == "paused" and current.running:
+                    self.stops.append((now, current.message_id, "paused", current.sounding))
+                    current.running = False
+                    report = {"message_id": current.message_id,
+                              "played_ms": round(current.played * 1000)}
+                elif data.get("state") == "resumed":
+                    current.running = True
+            elif name == "tts_audio_chunk_end" and data.get("reason") == "interrupted":
+                if current.running:
+                    self.stops.append((now, current.message_id, "dropped", current.sounding))
+                current.dropped = True
+        if report is not None and self.report_playback:
+            self.reports.append(report)
+            threading.Thread(target=self.send, args=("playback", report), daemon=True).start()
+
+    def played(self) -> float:
+        """Seconds of the current reply played so far, on this client's clock."""
+        with self.play_lock:
+            if self.playback is None:
+                return 0.0
+            self.playback.advance(time.perf_counter())
+            return self.playback.played
 
     def _read(self) -> None:
         while True:

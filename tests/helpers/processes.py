@@ -44,7 +44,8 @@ class Process:
     ``start`` returns once ``ready()`` is true; a process that exits first or is not ready
     within ``start_timeout`` seconds is killed and reported with the end of its log.
     ``spawn`` and ``wait_ready`` are the two halves, for starting several at once. A
-    stopped process can be started again (a restart)."""
+    stopped process can be started again (a restart). ``cwd`` may name another checkout
+    of the repository (a benchmark's "before" figures)."""
 
     def __init__(self, what: str, command: list[str], env: dict[str, str], log: Path,
                  ready: Callable[[], bool], start_timeout: float = 90) -> None:
@@ -55,10 +56,11 @@ class Process:
         self.ready = ready
         self.start_timeout = start_timeout
         self.popen: subprocess.Popen[bytes] | None = None
+        self.cwd = ROOT
 
     def spawn(self) -> Process:
         with open(self.log, "ab") as log:
-            self.popen = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log,
+            self.popen = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self
 

@@ -148,16 +148,26 @@ class CallEndSchema(FrameSchema):
     """``call_end``: hang up."""
 
 
+class PlaybackSchema(FrameSchema):
+    """``playback``: how much of a call's reply the caller's device has played."""
+
+    message_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    played_ms = fields.Integer(strict=False, required=True,
+                               validate=validate.Range(min=0, max=3_600_000))
+
+
 class CallEventSchema(FrameSchema):
     """A text frame of ``/api/ws/call``: ``{"type": "<event>", ...that event's fields}``."""
 
-    type = fields.String(required=True, validate=validate.OneOf(("call_start", "call_end")))
+    type = fields.String(required=True, validate=validate.OneOf(("call_start", "call_end",
+                                                                      "playback")))
 
 
 EVENTS: dict[str, Schema] = {
     "join": JoinSchema(), "chat_message": ChatMessageSchema(),
     "voice_message": VoiceMessageSchema(), "interrupt": InterruptSchema(),
     "call_start": CallStartSchema(), "call_end": CallEndSchema(),
+    "playback": PlaybackSchema(),
     "call_event": CallEventSchema(),
 }
 # Events whose payload may be left out altogether (``socket.emit("interrupt")``).

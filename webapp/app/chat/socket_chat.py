@@ -180,6 +180,13 @@ class ChatNamespace(Namespace):
         except ApiError as exc:
             self._error(client, exc)
 
+    def on_playback(self, data: Any = None) -> None:
+        """``{message_id, played_ms}``: what of the call's reply the caller has heard."""
+        client = self._client()
+        message = self._load(client, "playback", data)
+        if message is not None and client.call is not None:
+            client.call.playback(message["message_id"], message["played_ms"])
+
     def on_call_end(self, data: Any = None) -> None:
         client = self._client()
         if self._load(client, "call_end", data) is None:

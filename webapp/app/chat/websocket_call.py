@@ -1,9 +1,10 @@
 """``/api/ws/call``: the plain-WebSocket twin of the Socket.IO call events.
 
 Binary frames are microphone audio (16-bit mono little-endian PCM); text frames are
-JSON events ``{"type": "<event>", ...fields}`` both ways — ``call_start`` and
-``call_end`` in; ``call_started``, ``vad``, ``asr_partial``, ``asr_result``, the reply's
-events and ``error`` out. Authentication is the blueprint's (header or ``?token=``).
+JSON events ``{"type": "<event>", ...fields}`` both ways — ``call_start``, ``playback``
+and ``call_end`` in; ``call_started``, ``vad``, ``asr_partial``, ``asr_result``,
+``barge_in``, the reply's events and ``error`` out. Authentication is the blueprint's
+(header or ``?token=``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def ws_call(ws: Server) -> None:
                     call = calls.start_call(g.ws_user_id, g.ws_lang, options, frames.send)
                     frames.send("call_started", {"session_id": call.session_id,
                                                  "sample_rate": options.sample_rate})
+                elif event == "playback":
+                    played = schemas.load("playback", message, g.ws_lang)
+                    if call is not None:
+                        call.playback(played["message_id"], played["played_ms"])
                 else:
                     schemas.load("call_end", message, g.ws_lang)
                     if call is not None:

@@ -54,6 +54,14 @@ def _close(_exc: BaseException | None) -> None:
 class _Quiet:
     """A turn's steps a client of this transport does not hear about."""
 
+    paced = False
+
+    def pace(self, seconds: float) -> bool:
+        return True
+
+    def heard_seconds(self) -> float | None:
+        return None
+
     def asr_result(self, text: str) -> None:
         return None
 

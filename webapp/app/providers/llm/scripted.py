@@ -115,6 +115,8 @@ class ScriptedChatModel(ChatModelInterface):
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.delay = float(config.get("SCRIPTED_LLM_DELAY") or 0.0)
+        # A hosted model's first token takes 300–800 ms; this adds that before the first piece.
+        self.first_delay = float(config.get("SCRIPTED_LLM_FIRST_DELAY") or 0.0)
 
     def is_configured(self) -> bool:
         return True
@@ -157,6 +159,8 @@ class ScriptedChatModel(ChatModelInterface):
         sizes = hashlib.sha256(text.encode()).digest()
         position = 0
         index = 0
+        if self.first_delay > 0:
+            sleep(self.first_delay)
         while position < len(text):
             size = 2 + sizes[index % len(sizes)] % 5
             yield text[position:position + size]

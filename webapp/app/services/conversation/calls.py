@@ -36,12 +36,13 @@ from typing import Any
 from flask import Flask, current_app
 
 from webapp.app import audio
+from webapp.app.audio import end_of_turn
 from webapp.app.audio.vad import SpeechScorer
 from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.providers.base import Transcription
-from webapp.app.services.conversation import call_claims, chat, live_recognition
+from webapp.app.services.conversation import call_claims, chat, live_recognition, turn_completion
 from webapp.app.services.conversation.reply_events import Emit, ReplyEvents
 from webapp.app.services.conversation.turn_detection import TurnDetector, TurnEvent, TurnSettings
 from webapp.app.services.platform import limits
@@ -64,9 +65,10 @@ BACKCHANNELS = frozenset({
 _PUNCTUATION = re.compile(r"[\s\.,!?;:，。！？；：、…\"'“”‘’()（）-]+")
 
 _HOLD_LIMIT_SECONDS = 60.0
-# A reply starts in a pause only once it has lasted this long: shorter pauses, between
-# words, are many and rarely the end, and the pause's read usually takes longer anyway.
-_SPECULATE_AFTER_MS = 192
+# A pause is judged (Smart Turn, the transcript) once it has lasted this long: shorter
+# pauses, between words, are many and rarely the end, and the pause's read usually takes
+# longer anyway. The reply may start in the pause once it is judged finished.
+_JUDGE_AFTER_MS = 192
 
 
 def is_backchannel(text: str) -> bool:
@@ -76,6 +78,21 @@ def is_backchannel(text: str) -> bool:
         return True
     joined = " ".join(words)
     return joined in BACKCHANNELS or all(w in BACKCHANNELS for w in words) and len(words) <= 3
+
+
+def is_hallucinated(text: str) -> bool:
+    """True for nothing said, or for what a recogniser invents on noise or a cut-off
+    word: one word or character said over and over ("They're low, low, low, low.",
+    "S. s. s. s.", "谢谢谢谢谢谢")."""
+    words = [w for w in _PUNCTUATION.split(text.lower()) if w]
+    if not words:
+        return True
+    if len(words) == 1 and len(words[0]) >= 4 and any("\u4e00" <= c <= "\u9fff" for c in words[0]):
+        words = list(words[0])  # unspaced writing: look at its characters
+    if len(words) < 4:
+        return False
+    most = max(words.count(w) for w in set(words))
+    return most >= 3 and most / len(words) >= 0.6
 
 
 def _bad_audio(detail: str) -> ApiError:
@@ -96,20 +113,55 @@ class ReplyOutput(ReplyEvents):
 
     The server keeps the caller at most ``lead`` seconds ahead of playback, so that when
     the caller cuts in the audio still to come was never sent. ``pause`` stops sending
-    at once (a possible interruption); ``resume`` carries on; ``cancel`` ends the reply.
+    at once (a possible interruption) and tells the caller (``barge_in`` ``paused``: the
+    client pauses its playback); ``resume`` carries on and tells it so; ``cancel`` ends
+    the reply (``tts_audio_chunk_end`` ``interrupted``: the client drops what it holds).
+    ``playback`` is the client's own report of how far it has played.
     """
+
+    paced = True
 
     def __init__(self, emit: Emit, session_id: str, lead: float,
                  cancel: threading.Event) -> None:
         super().__init__(emit, session_id)
         self.lead, self.cancel = lead, cancel
         self.paused = False
+        self.told_paused = False
+        self.message_id: str | None = None
+        self.reported: float | None = None
         self.sent = 0.0
         self.played = 0.0
         self._tick: float | None = None
 
+    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
+        self.message_id = message_id
+        super().audio_start(fmt, sample_rate, message_id)
+
+    def pause(self) -> None:
+        """Stop sending; a client already playing this reply pauses it."""
+        self.paused = True
+        if self.message_id is not None and not self.told_paused and not self.cancel.is_set():
+            self.told_paused = True
+            self._emit("barge_in", {"state": "paused", "message_id": self.message_id})
+
+    def resume(self) -> None:
+        """Go on sending; a client that paused resumes where it stopped."""
+        self.paused = False
+        if self.told_paused:
+            self.told_paused = False
+            self._emit("barge_in", {"state": "resumed", "message_id": self.message_id})
+
+    def playback(self, message_id: str, played_ms: int) -> None:
+        if message_id == self.message_id:
+            self.reported = played_ms / 1000
+
+    def heard_seconds(self) -> float | None:
+        return self.reported
+
     def pace(self, seconds: float) -> bool:
-        """Wait until the caller needs ``seconds`` more audio; False once cut off."""
+        """Wait until the caller needs ``seconds`` more audio; False once cut off. With
+        nothing more to send (0 s) it only waits out a pause, so a reply paused at its very
+        end still ends as the caller's speech decides: heard, or interrupted."""
         while True:
             if self.cancel.is_set():
                 return False
@@ -117,7 +169,7 @@ class ReplyOutput(ReplyEvents):
             if self._tick is not None and not self.paused:
                 self.played = min(self.sent, self.played + now - self._tick)
             self._tick = now
-            if not self.paused and self.sent - self.played <= self.lead:
+            if not self.paused and (not seconds or self.sent - self.played <= self.lead):
                 break
             sleep(0.02)
         self.sent += seconds
@@ -187,20 +239,19 @@ class _Held:
 class _Speculation:
     """A reply started in the pause that may end the turn, from the audio read then.
 
-    ``ready`` is set once the reply has started (``reply``) or will not (no words);
-    ``quiet`` once the pause has lasted long enough for a reply to start."""
+    ``ready`` is set once the reply has started (``reply``) or will not (no words)."""
 
-    def __init__(self, pending: _Pending, pcm: bytes, speech_end: float) -> None:
+    def __init__(self, pending: _Pending, pcm: bytes, speech_end: float,
+                 silence_ms: int) -> None:
         self.pending, self.pcm, self.speech_end = pending, pcm, speech_end
+        self.silence_ms = silence_ms
         self.reply: _Reply | None = None
         self.held: _Held | None = None
         self.ready = threading.Event()
-        self.quiet = threading.Event()
         self.dropped = False
 
     def drop(self) -> None:
         self.dropped = True
-        self.quiet.set()
         if self.held is not None:
             self.held.drop()
         if self.reply is not None:
@@ -221,7 +272,19 @@ class Call:
             release=max(0.05, config["CALL_VAD_THRESHOLD"] - 0.15),
             end_silence_ms=config["CALL_END_SILENCE_MS"],
             min_speech_ms=config["CALL_MIN_SPEECH_MS"],
-            max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000))
+            max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000),
+            judged=config["CALL_END_OF_TURN"] != "silence",
+            # A verdict is normally in within a few hundred ms; on a machine too busy to
+            # give one, the turn still ends, later than any verdict would have made it.
+            undecided_ms=2 * config["CALL_UNFINISHED_SILENCE_MS"])
+        self.completion = turn_completion.CompletionSettings(
+            complete_ms=config["CALL_END_SILENCE_MS"],
+            unfinished_ms=config["CALL_UNFINISHED_SILENCE_MS"],
+            clause_ms=config["CALL_CLAUSE_SILENCE_MS"],
+            threshold=config["CALL_TURN_THRESHOLD"])
+        # ``smart_turn``: how it sounds and what it says; ``transcript``: what it says;
+        # ``silence``: neither, every pause of CALL_END_SILENCE_MS ends the turn.
+        self.turn_model = config["CALL_END_OF_TURN"] == "smart_turn" and end_of_turn.available()
         self.interrupt_ms = config["CALL_INTERRUPT_MS"]
         self.speculate = config["CALL_SPECULATIVE_REPLY"]
         self.partial_ms = config["CALL_PARTIAL_MS"]
@@ -250,6 +313,8 @@ class Call:
         self.closed_turn = 0
         self.pending: _Pending | None = None
         self.speculation: _Speculation | None = None
+        self.pause_no, self.pause_audio = 0, b""
+        self.judged_pause = 0  # the last pause sent to be judged
         self.finishing = 0  # turns that ended and are not answered yet
         self.partial_busy = False
         self.partial_at_ms = 0
@@ -323,6 +388,12 @@ class Call:
             self.end("too_fast")
             raise ApiError(400, "audio_too_fast", "AUDIO_TOO_FAST",
                            {"speed": f"{self.max_speed:g}"})
+
+    def playback(self, message_id: str, played_ms: int) -> None:
+        """The caller's device has played ``played_ms`` of reply ``message_id``."""
+        reply = self.reply
+        if reply is not None:
+            reply.output.playback(message_id, played_ms)
 
     def end(self, reason: str = "ended") -> None:
         """Hang up: a reply in flight is cut and stored as far as it was heard."""
@@ -417,8 +488,11 @@ class Call:
         windows = run_blocking(analyse)
         for event in self.detector.push(windows):
             self._on_turn_event(event)
-        if self.speculation is not None and self.detector.silence_ms >= _SPECULATE_AFTER_MS:
-            self.speculation.quiet.set()
+        if self.detector.silence_ms >= _JUDGE_AFTER_MS and self.pending is not None \
+                and self.judged_pause != self.pause_no:
+            self.judged_pause = self.pause_no
+            spawn(self._judge, self.pause_no, self.pending, self.pause_audio,
+                  self.detector.voiced_ms)
         if self.detector.speaking:
             self._while_speaking()
 
@@ -434,20 +508,15 @@ class Call:
             self._drop_speculation()
             self.turn_no += 1
             self.pending, self.partial_at_ms, self.last_partial = None, 0, ""
-            reset = getattr(self.recognizer, "reset", None)
-            if reset is not None:
-                reset()
+            if self.recognizer is not None:
+                self.recognizer.reset()
             self.emit("vad", {"state": "speech_start", "session_id": self.session_id})
             if self.reply is not None and not self.reply.done.is_set():
                 self.barge_in = True
-                self.reply.output.paused = True
+                self.reply.output.pause()
         elif event.kind == "pause":
             self.pending = self._recognise_later(event.audio, speculative=True)
-            if self._may_speculate():
-                self.speculation = _Speculation(
-                    self.pending, event.audio,
-                    self._arrival(event.at_ms - self.settings.pause_ms))
-                spawn(self._speculate, self.speculation)
+            self.pause_no, self.pause_audio = event.pause_no, event.audio
         elif event.kind == "resume":
             if self.pending is not None:
                 self.pending.stale = True
@@ -458,19 +527,52 @@ class Call:
             # Finished beside the listening loop, which must not fall behind the caller;
             # one at a time, so turns are answered in the order they were spoken.
             self.finishing += 1
-            if self.speculation is not None:
-                self.speculation.quiet.set()
             spawn(self._finish_turn, event, self._speech_end_time(), self.pending, self.turn_no,
                   self.speculation)
             self.pending, self.speculation = None, None
 
+    def _judge(self, pause_no: int, pending: _Pending, pcm: bytes, voiced_ms: int) -> None:
+        """Decide how much silence ends the turn at this pause: by how it sounds (Smart
+        Turn, in the thread pool) and by the pause's read. Speech during a reply is judged
+        by silence alone: what matters there is whether it interrupts, and that is told
+        quickly. A turn judged finished may start its reply now, held until it ends."""
+        try:
+            probability = None
+            if self.turn_model and not self.barge_in:
+                probability = run_blocking(end_of_turn.probability, pcm)
+            pending.ready.wait()
+            result = pending.result or Transcription("")
+            if self.barge_in or pending.error is not None or not self.settings.judged:
+                silence = self.completion.complete_ms
+            else:
+                silence = turn_completion.silence_for(
+                    probability, result.text, result.language or self._language(), voiced_ms,
+                    self.completion)
+            log.info("pause %d in session %s judged: %s ms of silence ends it "
+                     "(end of turn %.2f, %r)", pause_no, self.session_id, silence,
+                     -1 if probability is None else probability, result.text)
+            if pause_no != self.pause_no or self.pending is not pending:
+                return  # the caller went on meanwhile
+            if silence < self.completion.unfinished_ms and self._may_speculate():
+                self.speculation = _Speculation(pending, pcm,
+                                                self._arrival(self.detector.last_voiced_ms),
+                                                silence)
+                spawn(self._speculate, self.speculation)
+            event = self.detector.decide(pause_no, silence)
+            if event is not None:
+                self._on_turn_event(event)
+        except Exception:  # without a verdict the turn ends after the longest silence
+            log.exception("judging a pause in session %s failed", self.session_id)
+
+    def _language(self) -> str | None:
+        return self.recognizer.language if self.recognizer is not None else None
+
     def _while_speaking(self) -> None:
         if self.barge_in and self.detector.voiced_ms >= self.interrupt_ms:
             self._interrupt()
-        hear = getattr(self.recognizer, "hear", None)
-        if hear is not None and self.pending is None:
+        if self.recognizer is not None and self.pending is None:
             try:  # a streaming recogniser is sent the turn as it grows
-                hear(self.detector.speech())
+                self.recognizer.hear(self.detector.speech())
             except Exception:  # its partial and final reads will tell what went wrong
                 log.exception("streaming the turn to the recogniser failed")
         voiced = self.detector.voiced_ms
@@ -501,8 +603,8 @@ class Call:
                     text, self.recognizer.language if self.recognizer else None,
                     self.options.language)
                 # A partial may still land after the speech ended, never after the final.
-                if text and text != self.last_partial and turn_no == self.turn_no \
-                        and turn_no > self.closed_turn:
+                if not is_hallucinated(text) and text != self.last_partial \
+                        and turn_no == self.turn_no and turn_no > self.closed_turn:
                     self.last_partial = text
                     self.emit("asr_partial", {"text": text, "session_id": self.session_id})
         except Exception:  # a failed partial only loses a preview
@@ -516,7 +618,7 @@ class Call:
         if the speech has gone on by then, so a slow engine never gathers a queue of
         reads that are out of date before they start."""
         # Moonshine reads side by side (its engine queues them); Whisper is one model in turn.
-        exclusive = not getattr(self.recognizer, "parallel", False)
+        exclusive = self.recognizer is None or not self.recognizer.parallel
         pending = _Pending(len(pcm))
 
         def work() -> None:
@@ -548,12 +650,12 @@ class Call:
     def _resume(self) -> None:
         """It was not an interruption after all: the reply carries on."""
         if self.barge_in and self.reply is not None:
-            self.reply.output.paused = False
+            self.reply.output.resume()
         self.barge_in = False
 
     def _speech_end_time(self) -> float:
         """When the last voiced sample of the turn that just ended reached the server."""
-        return self._arrival(self.detector.elapsed_ms - self.settings.end_silence_ms)
+        return self._arrival(self.detector.last_voiced_ms)
 
     def _may_speculate(self) -> bool:
         """A reply may start in a pause when nothing else is being answered or said."""
@@ -577,14 +679,13 @@ class Call:
         the reply is then ready to be heard when the end of the turn is confirmed."""
         try:
             spec.pending.ready.wait()
-            spec.quiet.wait()
             result = spec.pending.result
             if spec.dropped or spec.pending.error is not None or result is None \
                     or not result.text.strip():
                 return
             spec.held = _Held(self.emit)
             spec.reply = self._start_reply(spec.pcm, result, spec.speech_end,
-                                           spec.pending, spec.held)
+                                           spec.pending, spec.silence_ms, spec.held)
         finally:
             spec.ready.set()
 
@@ -619,14 +720,14 @@ class Call:
             if self.barge_in:
                 log.info("speech during a reply in session %s: %r, %d ms voiced",
                          self.session_id, result.text, event.voiced_ms)
-            if not result.text.strip() or (self.barge_in and is_backchannel(result.text)):
+            if is_hallucinated(result.text) or (self.barge_in and is_backchannel(result.text)):
                 self._resume()
                 return
             self._interrupt()
             if spec is not None and spec.pending is pending and self._adopt(spec, result):
                 spec = None
                 return
-            self._answer(event.audio, result, speech_end, pending)
+            self._answer(event.audio, result, speech_end, pending, event.silence_ms)
         finally:
             if spec is not None:
                 self._drop(spec)
@@ -648,22 +749,22 @@ class Call:
         self.reply = spec.reply
         self.turns += 1
         spec.held.confirm()
-        spec.reply.output.paused = False
+        spec.reply.output.resume()
         return True
 
     def _answer(self, pcm: bytes, result: Transcription, speech_end: float,
-                pending: _Pending) -> None:
+                pending: _Pending, silence_ms: int) -> None:
         previous = self.reply
         if previous is not None:
             previous.done.wait()
         self._learn_language(result)
         if self.ended.is_set():
             return
-        self.reply = self._start_reply(pcm, result, speech_end, pending)
+        self.reply = self._start_reply(pcm, result, speech_end, pending, silence_ms)
         self.turns += 1
 
     def _start_reply(self, pcm: bytes, result: Transcription, speech_end: float,
-                     pending: _Pending, held: _Held | None = None) -> _Reply:
+                     pending: _Pending, silence_ms: int, held: _Held | None = None) -> _Reply:
         """Answer ``result`` through the chat service; with ``held``, nothing of the
         reply is heard or stored until ``held`` is confirmed."""
         cancel = threading.Event()
@@ -676,7 +777,8 @@ class Call:
             pcm=pcm, response_type=chat.RESPONSE_VOICE,
             audio_format=self.options.audio_format, recognised=result,
             recognised_by=self.recognizer.name if self.recognizer else None, started=speech_end,
-            timings={"asr_ms": round(asr_ms, 1)}, store_delivered=True,
+            timings={"asr_ms": round(asr_ms, 1), "turn_silence_ms": silence_ms},
+            store_delivered=True,
             go_ahead=held.wait if held is not None else None)
         spawn(self._reply, request, reply)
         return reply

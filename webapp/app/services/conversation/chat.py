@@ -45,7 +45,19 @@ RECENT_TURNS = 10
 
 
 class TurnSink(Protocol):
-    """What a transport does with each step of a turn."""
+    """What a transport does with each step of a turn.
+
+    A ``paced`` sink (a live call) is handed the reply's audio no faster than it is
+    heard: ``pace(seconds)`` returns once the listener needs that much more, or False
+    once the reply is cut off. ``heard_seconds`` is how much of the reply the listener
+    reported having played (None when it did not say), so that an interrupted reply is
+    stored as far as it was heard."""
+
+    paced: bool
+
+    def pace(self, seconds: float) -> bool: ...
+
+    def heard_seconds(self) -> float | None: ...
 
     def asr_result(self, text: str) -> None: ...
 
@@ -264,14 +276,14 @@ class _AudioOut:
         self.audio = OutgoingAudio(fmt, keep_as="mp3")
 
     def __call__(self, chunk: AudioChunk) -> None:
-        # A sink with ``pace`` (a live call) is handed audio no faster than it is heard,
-        # in short slices, so a listener who cuts in stops it mid-sentence; ``pace``
-        # answers False once the reply is cut, and what was never sent is never stored.
-        pace = getattr(self.sink, "pace", None)
-        step = len(chunk.pcm) if pace is None else max(2, chunk.sample_rate // 5 * 2)
+        # A paced sink (a live call) is handed audio no faster than it is heard, in short
+        # slices, so a listener who cuts in stops it mid-sentence; ``pace`` answers False
+        # once the reply is cut, and what was never sent is never stored.
+        paced = self.sink.paced
+        step = max(2, chunk.sample_rate // 5 * 2) if paced else len(chunk.pcm)
         for start in range(0, len(chunk.pcm), step):
             piece = chunk.pcm[start:start + step]
-            if pace is not None and not pace(len(piece) / 2 / chunk.sample_rate):
+            if paced and not self.sink.pace(len(piece) / 2 / chunk.sample_rate):
                 return
             self._send(piece, chunk.sample_rate)
 
@@ -282,11 +294,16 @@ class _AudioOut:
         if data:
             self.sink.audio_chunk(data)
 
-    def finish(self, interrupted: bool = False) -> None:
+    def finish(self, interrupted: bool = False) -> bool:
+        """The stream's end; returns whether the reply ended interrupted (a paced
+        listener who paused it at its very end may still cut it off)."""
+        if self.sink.paced and not interrupted and not self.sink.pace(0.0):
+            interrupted = True
         tail = self.audio.close()
         # After an interruption nothing more is sent: the listener stopped listening.
         if tail and not interrupted:
             self.sink.audio_chunk(tail)
+        return interrupted
 
 
 @dataclass
@@ -357,7 +374,7 @@ def run_turn(request: TurnRequest, sink: TurnSink,
         if held:  # a turn that failed is stored like any other, once it counts
             _go_ahead(turn, plan.session_id, user_text)
         raise
-    out.finish(reply.interrupted)
+    reply.interrupted = out.finish(reply.interrupted)
     if held:
         user_message_id = _go_ahead(turn, plan.session_id, user_text)
         if not user_message_id:
@@ -367,12 +384,13 @@ def run_turn(request: TurnRequest, sink: TurnSink,
             reply.timings["first_audio_ms"] = max(reply.timings["first_audio_ms"],
                                                   turn.timings["end_of_turn_ms"])
     timings = {**turn.timings, **reply.timings}
-    text, audio_row = _store_reply(request, plan, reply, out, timings)
+    text, audio_row = _store_reply(request, plan, reply, out, timings, sink.heard_seconds())
     return _tell(sink, plan, reply, text, audio_row, user_message_id or "", timings)
 
 
 def _store_reply(request: TurnRequest, plan: _ReplyPlan, reply: SpokenReply, out: _AudioOut,
-                 timings: dict[str, float]) -> tuple[str, File | None]:
+                 timings: dict[str, float], heard: float | None = None
+                 ) -> tuple[str, File | None]:
     """The reply as a message (with the audio that was streamed); returns its text."""
     voiced = plan.mode == RESPONSE_VOICE
     audio_row = None
@@ -381,12 +399,18 @@ def _store_reply(request: TurnRequest, plan: _ReplyPlan, reply: SpokenReply, out
                                out.audio.duration, kind="generated")
     # A call cut off by the caller keeps what the caller heard; a reply broken off by a
     # provider keeps what was streamed, as on every other transport.
+    # When the listener said how far it played, the sentences heard to their end are
+    # what was heard (audio sent ahead of playback was discarded by the listener).
     heard_only = request.store_delivered and reply.interrupted and reply.error is None
-    text = reply.spoken_text if heard_only else reply.text
+    spoken_text = reply.spoken_text if heard is None or not heard_only \
+        else reply.heard_text(heard)
+    text = spoken_text if heard_only else reply.text
     meta = {"kind": "reply", "timings": timings, "interrupted": reply.interrupted,
             "response_type": plan.mode, "llm": plan.llm.name,
             "tts": getattr(plan.engine, "spoke", plan.engine.name),
-            "spoken_text": reply.spoken_text}
+            "spoken_text": spoken_text}
+    if heard is not None and heard_only:
+        meta["heard_ms"] = round(heard * 1000)
     fallback = getattr(plan.engine, "fell_back_from", None)
     if fallback:
         meta["fallback"] = fallback

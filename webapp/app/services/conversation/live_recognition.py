@@ -41,16 +41,31 @@ _WINDOW_SECONDS = 10
 
 
 class LiveRecognizer(Protocol):
+    """What a call uses of a recogniser. ``hear`` is handed the turn as it grows (a
+    streaming service is sent what is new; the others ignore it), ``reset`` forgets the
+    previous turn, ``partial`` / ``final`` read the turn so far / all of it."""
+
     name: str
     language: str | None
     parallel: bool  # may read a turn while another read of the same call runs
+
+    def hear(self, pcm: bytes) -> None: ...
+
+    def reset(self) -> None: ...
 
     def partial(self, pcm: bytes) -> str: ...
 
     def final(self, pcm: bytes) -> Transcription: ...
 
 
-class MoonshineLive:
+class _ReadsWholeTurns:
+    """A recogniser that reads the audio it is given each time: nothing to stream."""
+
+    def hear(self, pcm: bytes) -> None:
+        return None
+
+
+class MoonshineLive(_ReadsWholeTurns):
     """English: every pass reads the whole turn, which Moonshine does in proportion to it."""
 
     name = "moonshine"
@@ -66,8 +81,11 @@ class MoonshineLive:
     def final(self, pcm: bytes) -> Transcription:
         return self.engine.transcribe_decoded(pcm, "en")
 
+    def reset(self) -> None:
+        return None
 
-class WhisperLive:
+
+class WhisperLive(_ReadsWholeTurns):
     """Any language: partial passes commit stable sentences so the final pass reads only
     the tail. Greedy decoding (beam 1) keeps each pass short."""
 

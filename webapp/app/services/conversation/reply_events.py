@@ -24,9 +24,17 @@ class ReplyEvents:
     gets a new one); every event carries the one current when it is sent.
     """
 
+    paced = False  # the reply's audio goes out as it is made
+
     def __init__(self, emit: Emit, session_id: str) -> None:
         self.emit, self.session_id = emit, session_id
         self.player: WebSocketAudioPlayer | None = None
+
+    def pace(self, seconds: float) -> bool:
+        return True
+
+    def heard_seconds(self) -> float | None:
+        return None
 
     def _emit(self, event: str, data: dict[str, Any], **_: Any) -> None:
         # ``**_``: the audio player also passes the room it was made for, which is ours.

@@ -4,7 +4,8 @@ A small state machine in the manner of pipecat's VAD analyser (quiet → startin
 speaking → stopping) with hysteresis: a window counts as speech above ``threshold``,
 as silence below ``release``, and in between keeps whatever the previous window was,
 so a probability hovering around one value does not flicker. Speech must last
-``start_ms`` before it is announced, a turn ends after ``end_silence_ms`` of silence,
+``start_ms`` before it is announced, a turn ends after ``end_silence_ms`` of silence
+(with ``judged``, after the silence its pause was judged to need: see ``decide``),
 a turn with less than ``min_speech_ms`` of speech in it is dropped (a cough, a breath,
 a click), and a turn is cut at ``max_turn_ms``. Time is counted in audio, not on the
 wall clock, so the same stream always gives the same turns.
@@ -31,6 +32,10 @@ class TurnSettings:
     # to the same words, and starts the read 32 ms sooner.
     pause_ms: int = 32
     end_silence_ms: int = 400
+    # Judged turns: a pause ends the turn only after the silence ``decide`` names for it,
+    # and after ``undecided_ms`` while no verdict has come.
+    judged: bool = False
+    undecided_ms: int = 2000
     min_speech_ms: int = 250
     max_turn_ms: int = 30000
     pre_roll_ms: int = 160
@@ -46,6 +51,8 @@ class TurnEvent:
     audio: bytes = b""
     voiced_ms: int = 0
     at_ms: int = 0
+    pause_no: int = 0
+    silence_ms: int = 0  # of a ``speech_end``: the silence that ended it (0: cut at the limit)
 
 
 @dataclass
@@ -60,6 +67,9 @@ class TurnDetector:
     _paused: bool = False
     _segment: bytearray = field(default_factory=bytearray)
     _last_voiced_len: int = 0
+    _last_voiced_at: int = 0
+    _pause_no: int = 0
+    _needed_ms: int | None = None
     _pre_roll: deque[bytes] = field(default_factory=deque)
 
     def push(self, windows: list[tuple[bytes, float]]) -> list[TurnEvent]:
@@ -87,16 +97,19 @@ class TurnDetector:
             self._voiced_ms += WINDOW_MS
             self._silence_ms = 0
             self._last_voiced_len = len(self._segment)
+            self._last_voiced_at = self.elapsed_ms
             if self._paused:
-                self._paused = False
+                self._paused, self._needed_ms = False, None
                 return TurnEvent("resume", at_ms=self.elapsed_ms)
         else:
             self._silence_ms += WINDOW_MS
-            if self._silence_ms >= self.settings.end_silence_ms:
-                return self._end()
+            if self._silence_ms >= self.needed_silence_ms:
+                return self._end(self.needed_silence_ms)
             if not self._paused and self._silence_ms >= self.settings.pause_ms:
                 self._paused = True
-                return TurnEvent("pause", self.speech(), self._voiced_ms, self.elapsed_ms)
+                self._pause_no += 1
+                return TurnEvent("pause", self.speech(), self._voiced_ms, self.elapsed_ms,
+                                 self._pause_no)
         if len(self._segment) // 32 >= self.settings.max_turn_ms:
             return self._end()
         return None
@@ -114,7 +127,29 @@ class TurnDetector:
         self._pre_roll.clear()
         self._voiced_ms, self._silence_ms = self._run_ms, 0
         self._last_voiced_len = len(self._segment)
+        self._last_voiced_at, self._needed_ms = self.elapsed_ms, None
         return TurnEvent("speech_start", at_ms=self.elapsed_ms - self._run_ms)
+
+    @property
+    def needed_silence_ms(self) -> int:
+        """The silence that ends the turn in the current pause."""
+        if not self.settings.judged:
+            return self.settings.end_silence_ms
+        return self._needed_ms if self._needed_ms is not None else self.settings.undecided_ms
+
+    def decide(self, pause_no: int, silence_ms: int) -> TurnEvent | None:
+        """The verdict on pause ``pause_no``: it ends the turn after ``silence_ms`` of
+        silence. A verdict on a pause the speech has since gone on from is ignored; one
+        whose silence has already passed ends the turn now (``speech_end``)."""
+        if not (self.speaking and self._paused and pause_no == self._pause_no):
+            return None
+        self._needed_ms = silence_ms
+        return self._end(silence_ms) if self._silence_ms >= silence_ms else None
+
+    @property
+    def last_voiced_ms(self) -> int:
+        """The stream's time (``elapsed_ms``) of the turn's last voiced window."""
+        return self._last_voiced_at
 
     def speech(self) -> bytes:
         """The current turn's audio up to its last voiced window, plus a short tail."""
@@ -130,10 +165,10 @@ class TurnDetector:
         """How long the current turn has been silent (0 while speech goes on)."""
         return self._silence_ms if self.speaking else 0
 
-    def _end(self) -> TurnEvent:
+    def _end(self, silence_ms: int = 0) -> TurnEvent:
         audio, voiced = self.speech(), self._voiced_ms
         self.speaking, self._paused, self._run_ms = False, False, 0
+        self._needed_ms = None
         self._segment, self._voiced_ms, self._silence_ms = bytearray(), 0, 0
-        if voiced < self.settings.min_speech_ms:
-            return TurnEvent("speech_end", b"", voiced, self.elapsed_ms)
-        return TurnEvent("speech_end", audio, voiced, self.elapsed_ms)
+        audio = audio if voiced >= self.settings.min_speech_ms else b""
+        return TurnEvent("speech_end", audio, voiced, self.elapsed_ms, silence_ms=silence_ms)

@@ -217,6 +217,7 @@ export class PcmStreamPlayer {
 
   /** Silence now. */
   stop() {
+    if (this.paused) this.resume();
     this.active = false;
     for (const source of this.sources) {
       source.onended = null;
@@ -228,6 +229,26 @@ export class PcmStreamPlayer {
     }
     this.sources.clear();
     this.reset();
+  }
+
+  /** Hold the sound where it is (a caller cut in: it may be only a cough). */
+  pause() {
+    if (sharedContext && sharedContext.state === "running") sharedContext.suspend().catch(() => {});
+    this.paused = true;
+  }
+
+  /** Go on from where `pause` held it. */
+  resume() {
+    this.paused = false;
+    if (sharedContext && sharedContext.state === "suspended") sharedContext.resume().catch(() => {});
+  }
+
+  /** Seconds of the current stream played so far (the clock stands still while paused). */
+  get played() {
+    if (!sharedContext) return 0;
+    const now = sharedContext.currentTime;
+    return this.stats.timeline.reduce(
+      (sum, chunk) => sum + Math.max(0, Math.min(now, chunk.end) - chunk.start), 0);
   }
 
   get playing() { return this.sources.size > 0; }

@@ -8,7 +8,7 @@ import { getLang, t } from "./i18n.js";
 const EVENTS = [
   "asr_result", "ai_text_chunk", "tts_audio_chunk_start", "tts_audio_chunk",
   "tts_audio_chunk_end", "chat_response", "response_complete", "error",
-  "call_started", "call_ended", "vad", "asr_partial",
+  "call_started", "call_ended", "vad", "asr_partial", "barge_in",
 ];
 
 export class ChatConnection {

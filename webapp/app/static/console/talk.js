@@ -25,8 +25,8 @@ import {
 import { showEmptyLog } from "./talk/bubbles.js";
 import { setConnectionBadge, setTitle, updateControls } from "./talk/controls.js";
 import {
-  endCall, onCallAsr, onCallEnded, onCallReplyComplete, onCallStarted, onPartial, onVad,
-  startCall,
+  endCall, onBargeIn, onCallAsr, onCallEnded, onCallReplyComplete, onCallStarted, onPartial,
+  onVad, startCall,
 } from "./talk/handsfree.js";
 import {
   clearMessages, forgetSavedSession, loadHistory, loadSessions, onSessionActions, savedSession,
@@ -163,6 +163,7 @@ function ensureConnection() {
       call_ended: onCallEnded,
       vad: onVad,
       asr_partial: onPartial,
+      barge_in: onBargeIn,
       ai_text_chunk: onTextChunk,
       tts_audio_chunk_start: onAudioStart,
       tts_audio_chunk: onAudioChunk,

@@ -3,15 +3,14 @@
 // over the reply interrupts it.
 
 import { CallMicrophone } from "../call.js";
-import { categoryLanguage, getLang, t } from "../i18n.js";
-import * as store from "../store.js";
+import { t } from "../i18n.js";
 import { $, showError } from "../ui.js";
 import { addBubble, update } from "./bubbles.js";
 import { updateControls } from "./controls.js";
 import { setSession } from "./history.js";
 import { ensureSession } from "./join.js";
 import { interrupt, onAsr, startReply } from "./reply.js";
-import { player, roleById, sameSession, state } from "./state.js";
+import { player, sameSession, state } from "./state.js";
 
 const STATE_KEYS = {
   connecting: "talk.callConnecting", listening: "talk.callListening",
@@ -38,20 +37,12 @@ function setCallState(callState) {
 }
 
 /**
- * The language the call is spoken in, which picks the server's recogniser: the one the
- * conversation's last spoken message was recognised as, else the language of the role's
- * voice, else the console's own.
+ * The language the call is spoken in, when known: the one the conversation's last spoken
+ * message was recognised as. Otherwise none is sent and the server hears which language
+ * the caller speaks (neither the console's language nor the role's voice says it).
  */
-async function callLanguage() {
-  if (state.language) return state.language;
-  const role = roleById(state.roleId);
-  if (role) {
-    const types = await store.voiceTypes().catch(() => []);
-    const voice = types.find((type) => type.voice_type === role.voice_type);
-    const language = voice && categoryLanguage(voice.category);
-    if (language) return language;
-  }
-  return getLang();
+function callLanguage() {
+  return state.language || null;
 }
 
 export async function startCall() {
@@ -72,7 +63,7 @@ export async function startCall() {
       },
     });
     await call.mic.start();
-    const language = await callLanguage();
+    const language = callLanguage();
     if (state.call !== call) {
       call.mic.stop();
       return;
@@ -129,6 +120,23 @@ function callBubble() {
     });
   }
   return state.awaitingAsr;
+}
+
+/**
+ * The server heard the caller during a reply: hold the reply's sound at once and say how
+ * much was heard; `resumed` (a cough, an "uh-huh") plays on from there, and a real
+ * interruption ends the reply `interrupted`, which drops what is held.
+ */
+export function onBargeIn(data) {
+  if (!state.call || !sameSession(data)) return;
+  if (data.state === "paused") {
+    player.pause();
+    state.connection.emit("playback", {
+      message_id: data.message_id, played_ms: Math.round(player.played * 1000),
+    });
+  } else if (data.state === "resumed") {
+    player.resume();
+  }
 }
 
 export function onPartial(data) {
