@@ -84,6 +84,9 @@ class CallOptions:
     sample_rate: int = SAMPLE_RATE
     language: str | None = None
     audio_format: str = "mp3"
+    # False: every turn is only recognised and told (``asr_result``), never answered or
+    # stored; no session is opened (a transcription-only session of a transport).
+    answer: bool = True
 
 
 class ReplyOutput(ReplyEvents):
@@ -257,13 +260,15 @@ class Call:
 
     def start(self) -> str:
         """Open (or create) the session and claim it; the caller commits nothing else."""
-        role, session = chat.open_session(self.user_id, self.options.role_id,
-                                          self.options.session_id)
-        self.session_id = session.id
-        self.claim = call_claims.claim(session.id, self.app.config["REDIS_URL"] or None)
-        if self.claim is None:
-            raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
-        language = self.options.language or chat.conversation_language(session.id)
+        language = self.options.language
+        if self.options.answer:
+            role, session = chat.open_session(self.user_id, self.options.role_id,
+                                              self.options.session_id)
+            self.session_id = session.id
+            self.claim = call_claims.claim(session.id, self.app.config["REDIS_URL"] or None)
+            if self.claim is None:
+                raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
+            language = language or chat.conversation_language(session.id)
         try:
             self.recognizer = live_recognition.choose(language)
             self.detecting = self.recognizer.language is None
@@ -271,7 +276,7 @@ class Call:
             self._release()
             raise
         spawn(self._run)
-        log.info("call started in session %s (recogniser %s, language %s)", session.id,
+        log.info("call started in session %s (recogniser %s, language %s)", self.session_id,
                  self.recognizer.name, language)
         return session.id
 
@@ -497,7 +502,8 @@ class Call:
 
     def _may_speculate(self) -> bool:
         """A reply may start in a pause when nothing else is being answered or said."""
-        return (self.speculate and not self.barge_in and not self.finishing
+        return (self.speculate and self.options.answer and not self.barge_in
+                and not self.finishing
                 and not self.ended.is_set()
                 and (self.reply is None or self.reply.done.is_set()))
 
@@ -561,6 +567,12 @@ class Call:
                          self.session_id, result.text, event.voiced_ms)
             if not result.text.strip() or (self.barge_in and is_backchannel(result.text)):
                 self._resume()
+                return
+            if not self.options.answer:
+                self._learn_language(result)
+                self.turns += 1
+                self.emit("asr_result", {"text": result.text.strip(),
+                                         "session_id": self.session_id})
                 return
             self._interrupt()
             if spec is not None and spec.pending is pending and self._adopt(spec, result):

@@ -44,6 +44,8 @@ class SpokenReply:
     interrupted: bool = False
     error: ProviderError | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Each sentence heard to the end, with the second of the reply's audio it ends at.
+    sentence_ends: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _ms(since: float) -> float:
@@ -78,6 +80,7 @@ class _Streamer:
         self.spoken: list[str] = []
         self.failure: list[BaseException] = []
         self.audio_sent = False
+        self.audio_seconds = 0.0
 
     def _write(self) -> None:
         """The LLM's deltas, told as they come and cut into sentences for the speaker."""
@@ -128,7 +131,9 @@ class _Streamer:
                     on_audio(chunk)
                 if self.cancel.is_set():
                     return  # cut while being delivered: this sentence was not all heard
+                self.audio_seconds += len(chunk.pcm) / 2 / max(1, chunk.sample_rate)
             self.spoken.append(sentence)
+            self.reply.sentence_ends.append((sentence, self.audio_seconds))
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
