@@ -278,7 +278,7 @@ class Call:
         spawn(self._run)
         log.info("call started in session %s (recogniser %s, language %s)", self.session_id,
                  self.recognizer.name, language)
-        return session.id
+        return self.session_id
 
     def feed(self, pcm: Any) -> None:
         """One piece of microphone audio; bad pieces are refused and the call goes on."""

@@ -595,6 +595,12 @@ class RealtimeSession:
             self.speech_item = new_id("item")
             self.send("input_audio_buffer.speech_started", audio_start_ms=self.audio_ms,
                       item_id=self.speech_item)
+            # The call pauses and cuts its own replies; one asked for by response.create
+            # is cut here, as OpenAI's interrupt_response does.
+            response = self.response
+            if response is not None and response.asked and not response.done.is_set() \
+                    and (self.settings.turn_detection or {}).get("interrupt_response", True):
+                self._stop(response, "turn_detected")
         elif state == "speech_end" and self.speech_item is not None:
             item_id, self.speech_item = self.speech_item, None
             self.send("input_audio_buffer.speech_stopped", audio_end_ms=self.audio_ms,
