@@ -229,9 +229,10 @@ def test_g711_audio_in_and_out(session: Session) -> None:
     spoken = telephony.g711_encode(audio.resample(speech(QUESTION), RATE, 8000), "g711_ulaw")
     session.conn.input_audio_buffer.append(audio=base64.b64encode(spoken).decode())
     session.conn.input_audio_buffer.commit()
-    session.wait_for("input_audio_buffer.committed")
+    committed = session.wait_for("input_audio_buffer.committed")
     session.conn.response.create()
     heard = session.wait_for("conversation.item.input_audio_transcription.completed")
+    assert heard.item_id == committed.item_id
     assert word_error_rate(QUESTION, heard.transcript) <= 0.34, heard.transcript
     done = session.wait_for("response.done")
     alaw = session.audio_of(done.response.id)

@@ -429,6 +429,8 @@ class RealtimeSession:
                                 "invalid_value")
         self._check_characters()
         pending, self.pending = self.pending, None
+        if pending.get("pcm") is not None:
+            self.unheard_items.append(pending["item_id"])  # the turn tells its transcript
         role_id, conversation_id = self._conversation()
         modality = self.settings.modalities[0]
         response = _Response(modality, threading.Event(), asked=True)
@@ -570,10 +572,8 @@ class RealtimeSession:
         elif kind == "asr_partial":
             self._on_partial(str(data.get("text") or ""))
         elif kind == "asr_result":
-            item_id = self.unheard_items.pop(0) if self.unheard_items else (
-                self.pending or {}).get("item_id") or self.last_item
-            if item_id is not None:
-                self._transcribed(item_id, str(data.get("text") or ""))
+            if self.unheard_items:
+                self._transcribed(self.unheard_items.pop(0), str(data.get("text") or ""))
             self.partial = ""
         elif kind in ("ai_text_chunk", "tts_audio_chunk_start", "tts_audio_chunk"):
             self._on_reply(kind, data)
