@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import threading
 import time
 import uuid
@@ -258,7 +259,7 @@ class RealtimeSession:
         self.response: _Response | None = None
         self.items: dict[str, str] = {}  # assistant item id → stored message id
         self.audio_ms = 0  # audio received since the call started
-        self.quota_spent = False
+        self.audio_credit = 0.0  # seconds of audio already charged to the key, unused
 
     # -- to the client ----------------------------------------------------------------
 
@@ -312,6 +313,9 @@ class RealtimeSession:
                 "response.cancel": self._cancel_response}
 
     def close(self) -> None:
+        if self.caller.key_id is not None and self.audio_credit > 0:
+            api_keys.refund(api_keys.Charge(self.caller.key_id, api_keys.current_month(),
+                                            audio_seconds=round(self.audio_credit, 3)))
         if self.call is not None:
             self.call.end("disconnected")
         if self.response is not None:
@@ -334,7 +338,7 @@ class RealtimeSession:
         if not pcm:
             return
         rate = FORMAT_RATES[self.settings.input_format]
-        self._charge(audio_seconds=round(len(pcm) / 2 / rate, 3))
+        self._spend_audio(len(pcm) / 2 / rate)
         if self.settings.turn_detection is None:
             self.buffer += pcm
             return
@@ -391,7 +395,7 @@ class RealtimeSession:
         elif part.get("type") == "input_audio":
             pcm = decode_audio(part.get("audio"), self.settings.input_format)
             rate = FORMAT_RATES[self.settings.input_format]
-            self._charge(audio_seconds=round(len(pcm) / 2 / rate, 3))
+            self._spend_audio(len(pcm) / 2 / rate)
             self.pending = {"pcm": audio.resample(pcm, rate, calls.SAMPLE_RATE),
                             "item_id": item_id}
             shown = [{"type": "input_audio", "transcript": None}]
@@ -456,12 +460,19 @@ class RealtimeSession:
     def _charge(self, **amounts: Any) -> None:
         if self.caller.key_id is None:
             return
-        try:
-            self.caller.charge(**amounts)
-        except ApiError as exc:
-            if exc.status == 429:
-                self.quota_spent = True
-            raise
+        self.caller.charge(**amounts)
+
+    def _spend_audio(self, seconds: float) -> None:
+        """Count appended audio against the key. A client appends every few tens of ms:
+        the quota is charged ahead in whole seconds (one write a second, not one an
+        append), and what is left of it is given back when the session ends."""
+        if self.caller.key_id is None:
+            return
+        if self.audio_credit < seconds:
+            block = float(math.ceil(seconds - self.audio_credit))
+            self._charge(audio_seconds=block)
+            self.audio_credit += block
+        self.audio_credit -= seconds
 
     def _check_characters(self) -> None:
         if self.caller.key_id is None:
