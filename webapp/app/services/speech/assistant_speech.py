@@ -147,8 +147,12 @@ def transcribe(pcm: bytes, language: str | None, name: str | None = None
                ) -> Iterator[Segment]:
     """The segments of a finished command (16 kHz mono PCM) as the recogniser finds them."""
     engine = recogniser(name)
-    wav = audio.wav_header(SPEECH_SAMPLE_RATE, len(pcm)) + pcm
-    yield from engine.transcribe_segments(wav, language or None, {})
+    if engine.name == "whisper":  # Whisper hands out each segment as it decodes it
+        wav = audio.wav_header(SPEECH_SAMPLE_RATE, len(pcm)) + pcm
+        yield from engine.transcribe_segments(wav, language or None, {})
+        return
+    result = engine.transcribe_decoded(pcm, language or None)
+    yield from result.segments or [Segment(0.0, result.duration, result.text)]
 
 
 def answer(text: str, session_id: str | None) -> tuple[str, str]:
