@@ -205,7 +205,8 @@ def main() -> None:
     print(f"{'figure':36} {'value':>10}  target")
     for name, value in figures.items():
         target = f"≤ {TARGET}" if "ratio" in name else ""
-        print(f"{name:36} {value:10.1f}  {target}")
+        print(f"{name:36} {value:10.3f}  {target}" if "ratio" in name
+              else f"{name:36} {value:10.1f}  {target}")
     print(json.dumps({"bench": "realtime_api", "rounds": ROUNDS, "load_before": load_before,
                       "load_after": load_after,
                       **{k: round(v, 3) for k, v in figures.items()}}))
