@@ -259,7 +259,8 @@ class Call:
     # -- the transport's side ---------------------------------------------------------
 
     def start(self) -> str:
-        """Open (or create) the session and claim it; the caller commits nothing else."""
+        """Open (or create) the session and claim it (a call that only transcribes has
+        none); the caller commits nothing else."""
         language = self.options.language
         if self.options.answer:
             role, session = chat.open_session(self.user_id, self.options.role_id,
