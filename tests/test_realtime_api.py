@@ -94,8 +94,11 @@ class Session:
 
         def feed() -> None:
             for at in range(0, len(pcm), step):
-                self.conn.input_audio_buffer.append(
-                    audio=base64.b64encode(pcm[at:at + step]).decode())
+                try:
+                    self.conn.input_audio_buffer.append(
+                        audio=base64.b64encode(pcm[at:at + step]).decode())
+                except Exception:  # noqa: BLE001 - the test closed the session: the mic stops
+                    return
                 time.sleep(0.1 / pace)
 
         thread = threading.Thread(target=feed, daemon=True)
