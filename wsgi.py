@@ -14,10 +14,12 @@ if os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet") == "eventlet":
 from webapp.app import create_app, warm_up_in_background
 from webapp.app.access_log import access_logger
 from webapp.app.extensions import socketio
+from webapp.app.wyoming import start_server as start_wyoming
 
 app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
 if app.config["WARM_UP"]:
     warm_up_in_background(app)
+start_wyoming(app)
 
 if __name__ == "__main__":
     socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], log_output=True,

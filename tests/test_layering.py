@@ -74,7 +74,8 @@ def layer_of(name: str, blueprints: set[str]) -> str:
         return "factory"
     if top in ("services", "providers", "storage", "audio", "models", "tasks", "web"):
         return top
-    if top in blueprints or top == "api":
+    # Transports that are not blueprints (Wyoming's TCP server) sit with the blueprints.
+    if top in blueprints or top in ("api", "wyoming"):
         return "blueprint"
     return "foundation"
 

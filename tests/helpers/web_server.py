@@ -37,7 +37,9 @@ class WebServer:
         self.env = environment({
             "INSTANCE_DIR": str(workdir), "PORT": str(self.port), "HOST": "127.0.0.1",
             "BASE_URL": self.url, "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "INFO",
-            "MODEL_CACHE_DIR": str(MODELS), "FLASK_APP": "webapp.app:create_app", **env},
+            "MODEL_CACHE_DIR": str(MODELS), "FLASK_APP": "webapp.app:create_app",
+            # Many servers run side by side: none takes Wyoming's port unless asked to.
+            "WYOMING_PORT": "0", **env},
             unset)
         self.log = log or workdir / "server.log"
         command = [sys.executable, "wsgi.py"]

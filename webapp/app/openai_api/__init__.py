@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("openai_api", __name__, url_prefix="/v1")
 
-from webapp.app.openai_api import routes  # noqa: E402,F401
+from webapp.app.openai_api import realtime, routes  # noqa: E402,F401

@@ -22,3 +22,17 @@ def current_caller() -> Caller:
         return Caller.with_key(key)
     verify_jwt_in_request()
     return Caller(current_user_id())
+
+
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
+
+
+def realtime_caller() -> Caller:
+    """The caller of ``/v1/realtime``: as for every ``/v1`` route, or, from a browser
+    (which cannot set headers on a WebSocket), the key offered as the subprotocol
+    ``openai-insecure-api-key.<key>`` beside ``realtime``, as OpenAI's browser clients do."""
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    for protocol in (p.strip() for p in offered.split(",")):
+        if protocol.startswith(KEY_SUBPROTOCOL):
+            return Caller.with_key(api_keys.authenticate(protocol[len(KEY_SUBPROTOCOL):]))
+    return current_caller()

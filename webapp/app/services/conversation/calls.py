@@ -106,6 +106,9 @@ class CallOptions:
     sample_rate: int = SAMPLE_RATE
     language: str | None = None
     audio_format: str = "mp3"
+    # False: every turn is only recognised and told (``asr_result``), never answered or
+    # stored; no session is opened (a transcription-only session of a transport).
+    answer: bool = True
 
 
 class ReplyOutput(ReplyEvents):
@@ -332,28 +335,31 @@ class Call:
     # -- the transport's side ---------------------------------------------------------
 
     def start(self) -> str:
-        """Open (or create) the session and claim it; the caller commits nothing else.
-        A caller has at most ``USER_MAX_CALLS`` calls at once (429 beyond), with audio
-        left for the day."""
+        """Open (or create) the session and claim it (a call that only transcribes has
+        none); the caller commits nothing else. A caller has at most ``USER_MAX_CALLS``
+        calls at once (429 beyond), with audio left for the day."""
         self.slot = limits.hold("calls", self.user_id, limits.CALL_SLOT_SECONDS)
         try:
             limits.require_allowance(self.user_id)
-            role, session = chat.open_session(self.user_id, self.options.role_id,
-                                              self.options.session_id)
-            self.session_id = session.id
-            self.claim = call_claims.claim(session.id, self.app.config["REDIS_URL"] or None)
-            if self.claim is None:
-                raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
-            language = self.options.language or chat.conversation_language(session.id)
+            language = self.options.language
+            if self.options.answer:
+                role, session = chat.open_session(self.user_id, self.options.role_id,
+                                                  self.options.session_id)
+                self.session_id = session.id
+                self.claim = call_claims.claim(session.id,
+                                               self.app.config["REDIS_URL"] or None)
+                if self.claim is None:
+                    raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
+                language = language or chat.conversation_language(session.id)
             self.recognizer = live_recognition.choose(language)
             self.detecting = self.recognizer.language is None
         except Exception:
             self._release()
             raise
         spawn(self._run)
-        log.info("call started in session %s (recogniser %s, language %s)", session.id,
+        log.info("call started in session %s (recogniser %s, language %s)", self.session_id,
                  self.recognizer.name, language)
-        return session.id
+        return self.session_id
 
     def feed(self, pcm: Any) -> None:
         """One piece of microphone audio; bad pieces are refused and the call goes on."""
@@ -659,7 +665,8 @@ class Call:
 
     def _may_speculate(self) -> bool:
         """A reply may start in a pause when nothing else is being answered or said."""
-        return (self.speculate and not self.barge_in and not self.finishing
+        return (self.speculate and self.options.answer and not self.barge_in
+                and not self.finishing
                 and not self.ended.is_set()
                 and (self.reply is None or self.reply.done.is_set()))
 
@@ -722,6 +729,12 @@ class Call:
                          self.session_id, result.text, event.voiced_ms)
             if is_hallucinated(result.text) or (self.barge_in and is_backchannel(result.text)):
                 self._resume()
+                return
+            if not self.options.answer:
+                self._learn_language(result)
+                self.turns += 1
+                self.emit("asr_result", {"text": result.text.strip(),
+                                         "session_id": self.session_id})
                 return
             self._interrupt()
             if spec is not None and spec.pending is pending and self._adopt(spec, result):

@@ -408,7 +408,10 @@ def _store_reply(request: TurnRequest, plan: _ReplyPlan, reply: SpokenReply, out
     meta = {"kind": "reply", "timings": timings, "interrupted": reply.interrupted,
             "response_type": plan.mode, "llm": plan.llm.name,
             "tts": getattr(plan.engine, "spoke", plan.engine.name),
-            "spoken_text": spoken_text}
+            "spoken_text": spoken_text,
+            # Where each sentence's audio ends, so that a listener's later report of how
+            # far it played (a Realtime API truncation) can cut the reply to that point.
+            "sentence_ends": [[s, round(end, 3)] for s, end in reply.sentence_ends]}
     if heard is not None and heard_only:
         meta["heard_ms"] = round(heard * 1000)
     fallback = getattr(plan.engine, "fell_back_from", None)

@@ -37,6 +37,21 @@ def usable(role_id: int, user_id: int) -> Role:
     return visible(Role, role_id, user_id, missing)
 
 
+def named(reference: str, user_id: int) -> Role:
+    """A role the user may use, named by its id or its name (the user's own role of that
+    name first, then the newest public one)."""
+    reference = reference.strip()
+    if reference.isdigit():
+        return usable(int(reference), user_id)
+    role = db.session.scalar(
+        select(Role).where(Role.name == reference,
+                           or_(Role.owner_id == user_id, Role.is_public.is_(True)))
+        .order_by((Role.owner_id == user_id).desc(), *_NEWEST_FIRST).limit(1))
+    if role is None:
+        raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
+    return role
+
+
 def _owned(role_id: int, user_id: int, denied_key: str) -> Role:
     return owned(Role, role_id, user_id, ApiError(403, denied_key, "FORBIDDEN"))
 

@@ -182,3 +182,17 @@ def session_of(key_id: str) -> Conversation:
         return session_of(key_id)
     db.session.commit()
     return session
+
+
+def remaining(key_id: str) -> dict[str, tuple[float, float] | None]:
+    """This month's quotas of a key as (limit, left), by ``characters`` and
+    ``audio_seconds``; None where the key has no limit."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise ApiError(401, "api_key_invalid", "INVALID_API_KEY")
+    usage = _usage([key.id]).get(key.id)
+    used = {"characters": float(usage.characters) if usage else 0.0,
+            "audio_seconds": float(usage.audio_seconds) if usage else 0.0}
+    limits = {"characters": key.monthly_characters, "audio_seconds": key.monthly_audio_seconds}
+    return {name: None if limit is None else (float(limit), max(0.0, limit - used[name]))
+            for name, limit in limits.items()}
