@@ -165,11 +165,11 @@ class Config:
         self.CALL_MAX_FRAME_MS = _int("CALL_MAX_FRAME_MS", 200)
         self.CALL_MAX_SECONDS = _float("CALL_MAX_SECONDS", 1800)
         self.CALL_IDLE_SECONDS = _float("CALL_IDLE_SECONDS", 60)
-        # Wyoming (Home Assistant) on its own TCP port: on by default in the embedded
-        # mode, where the service and Home Assistant share a home network; 0 is off.
         # Flask-Sock's WebSocket options: OpenAI's browser clients offer the subprotocol
         # "realtime" (beside the key) and close the socket unless it is accepted.
         self.SOCK_SERVER_OPTIONS = {"subprotocols": ["realtime"]}
+        # Wyoming (Home Assistant) on its own TCP port: on by default in the embedded
+        # mode, where the service and Home Assistant share a home network; 0 is off.
         self.WYOMING_PORT = _int("WYOMING_PORT", 0 if self.APP_ENV == "production" else 10300)
         self.WYOMING_HOST = _env("WYOMING_HOST", self.HOST)
         self.WYOMING_USER = _env("WYOMING_USER")

@@ -195,5 +195,6 @@ def register_websockets(app: Flask) -> None:
     app.register_blueprint(bp)
     # simple-websocket closes the connection (1009) as soon as a message grows past this,
     # before it is buffered whole, decoded or parsed.
-    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": app.config["WS_MAX_MESSAGE_BYTES"]}
+    app.config["SOCK_SERVER_OPTIONS"] = {**app.config.get("SOCK_SERVER_OPTIONS", {}),
+                                         "max_message_size": app.config["WS_MAX_MESSAGE_BYTES"]}
     sock.init_app(app)
