@@ -149,6 +149,8 @@ def test_english_text_is_normalised(text: str, spoken: str) -> None:
     ("twenty three dollars and fifty cents", "$23.50", "en"),
     ("fifteen percent of them", "15% of them", "en"),
     ("Hello, how are you today?", "Hello, how are you today?", "en"),
+    ("At first I waited a second.", "At first I waited a second.", "en"),
+    ("十分感谢", "十分感谢", "zh"),
 ])
 def test_transcripts_have_numbers_in_figures(spoken: str, written: str, code: str) -> None:
     assert inverse.for_reading(spoken, code) == written

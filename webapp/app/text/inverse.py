@@ -9,7 +9,9 @@ word's timestamps can follow its words (``replacements``).
 
 Added here: Chinese dates and clock times in the form Chinese is written in
 (``二零二五年三月五号下午三点半`` → ``2025年3月5日下午3:30``, where the grammar writes
-``2025/03/05`` and ``03:30:00p.m.``), and no space before ``%`` in English.
+``2025/03/05`` and ``03:30:00p.m.``), no space before ``%`` in English, and words left as
+they are that the grammars take for numbers but mostly are not ("at first", "a second",
+十分 "very").
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def _written(language: str, token_type: str, spoken: str, written: str) -> str:
 
 
 _UNCHANGED = frozenset({"char", "word", "punctuation"})
+# Words the grammars would write in figures that are, far more often, not numbers:
+# "at first", "a second", 十分 ("very").
+_NOT_NUMBERS = {"en": frozenset({"first", "second"}), "zh": frozenset({"十分"})}
 _FLAGS = frozenset({"preserve_order"})
 
 
@@ -105,6 +110,8 @@ def _spans(text: str, language: str) -> list[Replacement]:
         written = verbalize(reorder(token.string(parser.orders), language, "itn"), language,
                             "itn")
         spoken = text[start:at]
+        if spoken.lower() in _NOT_NUMBERS[language]:
+            continue
         written = _written(language, token.name, spoken, written)
         if written and written != spoken:
             out.append(Replacement(start, at, written))
