@@ -166,10 +166,13 @@ def prepare(request: TurnRequest) -> Turn:
     if turn.voice is not None and turn.voice.duration > limit:
         raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{limit:g}"})
     # The reply's length is not known yet: it counts once spoken (``_store_reply``), and
-    # a turn starts only while the day's allowance lasts. A call counts its own audio.
-    limits.require_allowance(request.user_id)
-    if turn.voice is not None and request.pcm is None:
-        turn.heard = limits.charge(request.user_id, audio_seconds=round(turn.voice.duration, 3))
+    # a turn starts only while the day's allowance lasts. A call checks the allowance when
+    # it starts and counts its own audio as it comes (no round trip before its replies).
+    if request.pcm is None:
+        limits.require_allowance(request.user_id)
+        if turn.voice is not None:
+            turn.heard = limits.charge(request.user_id,
+                                       audio_seconds=round(turn.voice.duration, 3))
     return turn
 
 
