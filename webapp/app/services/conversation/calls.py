@@ -271,10 +271,12 @@ class Call:
             judged=config["CALL_END_OF_TURN"] != "silence",
             # A verdict is normally in within a few hundred ms; on a machine too busy to
             # give one, the turn still ends, later than any verdict would have made it.
-            undecided_ms=2 * config["CALL_UNFINISHED_SILENCE_MS"])
+            undecided_ms=2 * max(config["CALL_UNFINISHED_SILENCE_MS"],
+                                 config["CALL_END_SILENCE_MS"]))
         self.completion = turn_completion.CompletionSettings(
             complete_ms=config["CALL_END_SILENCE_MS"],
-            unfinished_ms=config["CALL_UNFINISHED_SILENCE_MS"],
+            unfinished_ms=max(config["CALL_UNFINISHED_SILENCE_MS"],
+                              config["CALL_END_SILENCE_MS"]),
             clause_ms=config["CALL_CLAUSE_SILENCE_MS"],
             threshold=config["CALL_TURN_THRESHOLD"])
         # ``smart_turn``: how it sounds and what it says; ``transcript``: what it says;
@@ -496,7 +498,9 @@ class Call:
                      -1 if probability is None else probability, result.text)
             if pause_no != self.pause_no or self.pending is not pending:
                 return  # the caller went on meanwhile
-            if silence < self.completion.unfinished_ms and self._may_speculate():
+            finished = silence == self.completion.complete_ms \
+                or silence < self.completion.unfinished_ms
+            if finished and self._may_speculate():
                 self.speculation = _Speculation(pending, pcm,
                                                 self._arrival(self.detector.last_voiced_ms),
                                                 silence)
