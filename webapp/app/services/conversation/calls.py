@@ -701,14 +701,18 @@ class Call:
         previous = self.reply
         if previous is not None:
             previous.done.wait()
+        # The turn was read by the recogniser in use before what it heard may change it.
+        read_by = self.recognizer.name if self.recognizer else None
         self._learn_language(result)
         if self.ended.is_set():
             return
-        self.reply = self._start_reply(pcm, result, speech_end, pending, silence_ms)
+        self.reply = self._start_reply(pcm, result, speech_end, pending, silence_ms,
+                                       read_by=read_by)
         self.turns += 1
 
     def _start_reply(self, pcm: bytes, result: Transcription, speech_end: float,
-                     pending: _Pending, silence_ms: int, held: _Held | None = None) -> _Reply:
+                     pending: _Pending, silence_ms: int, held: _Held | None = None,
+                     read_by: str | None = None) -> _Reply:
         """Answer ``result`` through the chat service; with ``held``, nothing of the
         reply is heard or stored until ``held`` is confirmed."""
         cancel = threading.Event()
@@ -720,7 +724,8 @@ class Call:
             user_id=self.user_id, role_id=self.options.role_id, session_id=self.session_id,
             pcm=pcm, response_type=chat.RESPONSE_VOICE,
             audio_format=self.options.audio_format, recognised=result,
-            recognised_by=self.recognizer.name if self.recognizer else None, started=speech_end,
+            recognised_by=read_by or (self.recognizer.name if self.recognizer else None),
+            started=speech_end,
             timings={"asr_ms": round(asr_ms, 1), "turn_silence_ms": silence_ms},
             store_delivered=True,
             go_ahead=held.wait if held is not None else None)
