@@ -457,10 +457,11 @@ def test_with_dashscope_a_call_is_recognised_by_paraformer_as_it_is_spoken(
 
 @pytest.fixture(scope="module")
 def patient_server() -> Iterator[LiveServer]:
-    """A server that ends a turn only after 2.5 s of silence, so that a reply surely starts
-    in a shorter pause, and surely is ready before a turn is confirmed."""
+    """A server that ends a turn only after 2.5 s of silence (by silence alone, however
+    the words sound), so that a reply surely starts in a shorter pause, and surely is
+    ready before a turn is confirmed."""
     live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20",
-                      CALL_END_SILENCE_MS="2500").start()
+                      CALL_END_SILENCE_MS="2500", CALL_END_OF_TURN="silence").start()
     yield live
     live.stop()
 

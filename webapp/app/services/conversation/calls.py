@@ -279,10 +279,12 @@ class Call:
             judged=config["CALL_END_OF_TURN"] != "silence",
             # A verdict is normally in within a few hundred ms; on a machine too busy to
             # give one, the turn still ends, later than any verdict would have made it.
-            undecided_ms=2 * config["CALL_UNFINISHED_SILENCE_MS"])
+            undecided_ms=2 * max(config["CALL_UNFINISHED_SILENCE_MS"],
+                                 config["CALL_END_SILENCE_MS"]))
         self.completion = turn_completion.CompletionSettings(
             complete_ms=config["CALL_END_SILENCE_MS"],
-            unfinished_ms=config["CALL_UNFINISHED_SILENCE_MS"],
+            unfinished_ms=max(config["CALL_UNFINISHED_SILENCE_MS"],
+                              config["CALL_END_SILENCE_MS"]),
             clause_ms=config["CALL_CLAUSE_SILENCE_MS"],
             threshold=config["CALL_TURN_THRESHOLD"])
         # ``smart_turn``: how it sounds and what it says; ``transcript``: what it says;
@@ -559,7 +561,9 @@ class Call:
                      -1 if probability is None else probability, result.text)
             if pause_no != self.pause_no or self.pending is not pending:
                 return  # the caller went on meanwhile
-            if silence < self.completion.unfinished_ms and self._may_speculate():
+            finished = silence == self.completion.complete_ms \
+                or silence < self.completion.unfinished_ms
+            if finished and self._may_speculate():
                 self.speculation = _Speculation(pending, pcm,
                                                 self._arrival(self.detector.last_voiced_ms),
                                                 silence)
@@ -770,14 +774,18 @@ class Call:
         previous = self.reply
         if previous is not None:
             previous.done.wait()
+        # The turn was read by the recogniser in use before what it heard may change it.
+        read_by = self.recognizer.name if self.recognizer else None
         self._learn_language(result)
         if self.ended.is_set():
             return
-        self.reply = self._start_reply(pcm, result, speech_end, pending, silence_ms)
+        self.reply = self._start_reply(pcm, result, speech_end, pending, silence_ms,
+                                       read_by=read_by)
         self.turns += 1
 
     def _start_reply(self, pcm: bytes, result: Transcription, speech_end: float,
-                     pending: _Pending, silence_ms: int, held: _Held | None = None) -> _Reply:
+                     pending: _Pending, silence_ms: int, held: _Held | None = None,
+                     read_by: str | None = None) -> _Reply:
         """Answer ``result`` through the chat service; with ``held``, nothing of the
         reply is heard or stored until ``held`` is confirmed."""
         cancel = threading.Event()
@@ -789,7 +797,8 @@ class Call:
             user_id=self.user_id, role_id=self.options.role_id, session_id=self.session_id,
             pcm=pcm, response_type=chat.RESPONSE_VOICE,
             audio_format=self.options.audio_format, recognised=result,
-            recognised_by=self.recognizer.name if self.recognizer else None, started=speech_end,
+            recognised_by=read_by or (self.recognizer.name if self.recognizer else None),
+            started=speech_end,
             timings={"asr_ms": round(asr_ms, 1), "turn_silence_ms": silence_ms},
             store_delivered=True,
             go_ahead=held.wait if held is not None else None)
