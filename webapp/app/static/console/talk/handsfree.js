@@ -10,7 +10,7 @@ import { updateControls } from "./controls.js";
 import { setSession } from "./history.js";
 import { ensureSession } from "./join.js";
 import { interrupt, onAsr, startReply } from "./reply.js";
-import { player, sameSession, state } from "./state.js";
+import { player, roleById, sameSession, state } from "./state.js";
 
 const STATE_KEYS = {
   connecting: "talk.callConnecting", listening: "talk.callListening",
