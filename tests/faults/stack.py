@@ -107,6 +107,7 @@ def fault_stack(mysql_url: str, s3_endpoint: str, work: Path) -> Iterator[FaultS
         REDIS_URL=redis.url(), **{**s3, "S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_proxy.port}"},
         S3_TIMEOUT="3", DB_READ_TIMEOUT="10", DB_CONNECT_TIMEOUT="3",
         RATELIMIT_ENABLED="true", RATELIMIT_LOGIN="1000 per minute",
+        RATELIMIT_REGISTER="1000 per minute",
         DASHSCOPE_TIMEOUT=str(TIMEOUT), LLM_TIMEOUT=str(TIMEOUT),
         JOB_TIME_LIMIT="120", CELERY_VISIBILITY_TIMEOUT="6",
         LLM_BASE_URL=openai.base_url, LLM_API_KEY=openai.api_key, LLM_MODEL="fake-model",
