@@ -20,7 +20,6 @@ average. ``BENCH_ABUSE_TURNS`` (3) sets the honest turns per workload and phase.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -33,6 +32,7 @@ import requests
 
 from bench.bench_call import load, one_turn
 from bench.bench_realtime import add_participant, start_server
+from bench.figures import publish
 from bench.stats import percentile
 from tests.helpers import hostile_audio
 from tests.helpers.call_client import Caller
@@ -253,9 +253,9 @@ def main() -> None:
           f"answered (2xx): {counts['answered']}, failed (5xx / dropped): {counts['failed']}")
     print(f"server RSS: plateau {plateau:.0f} MB quiet, peak {peak:.0f} MB under attack "
           f"(+{peak - plateau:.0f} MB); server alive after: {alive}")
-    print(json.dumps({"bench": "abuse", "quiet": quiet, "attacked": attacked,
-                      "attacks": dict(counts), "rss_plateau_mb": round(plateau),
-                      "rss_peak_mb": round(peak), "alive": alive, "load": load()}))
+    publish("abuse", {"bench": "abuse", "quiet": quiet, "attacked": attacked,
+                       "attacks": dict(counts), "rss_plateau_mb": round(plateau),
+                       "rss_peak_mb": round(peak), "alive": alive, "load": load()})
 
 
 if __name__ == "__main__":

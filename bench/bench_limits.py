@@ -8,7 +8,6 @@ Run with ``python -m bench limits``; ``BENCH_LIMIT_ROUNDS`` (300) counts per fig
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.figures import publish
 from bench.server import mysql_url
 from bench.stats import summary
 
@@ -125,4 +125,4 @@ def main() -> None:
         print(f"{name:16} rate hit median {f['rate_hit']['median_ms']:.3f} ms, "
               f"place take+release median {f['place_take_release']['median_ms']:.3f} ms")
     print(f"load average {' '.join(load)}")
-    print(json.dumps({"bench": "limits", **figures}))
+    publish("limits", {"bench": "limits", **figures})

@@ -38,6 +38,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from bench.bench_call import ENGLISH, PIPER_VOICE, load, one_turn
 from bench.bench_realtime import add_participant, embedded_env
+from bench.figures import publish
 from bench.server import Server
 from tests.helpers.processes import free_port
 from tests.helpers.sounds import RATE, speech
@@ -207,6 +208,6 @@ def main() -> None:
         target = f"≤ {TARGET}" if "ratio" in name else ""
         print(f"{name:36} {value:10.3f}  {target}" if "ratio" in name
               else f"{name:36} {value:10.1f}  {target}")
-    print(json.dumps({"bench": "realtime_api", "rounds": ROUNDS, "load_before": load_before,
-                      "load_after": load_after,
-                      **{k: round(v, 3) for k, v in figures.items()}}))
+    publish("realtime_api", {"bench": "realtime_api", "rounds": ROUNDS,
+                             "load_before": load_before, "load_after": load_after,
+                             **{k: round(v, 3) for k, v in figures.items()}})

@@ -33,7 +33,6 @@ average. The last line is JSON.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import tempfile
@@ -48,6 +47,7 @@ from typing import Any
 
 import requests
 
+from bench.figures import publish
 from bench.server import Server, mysql_url, register
 from bench.stats import percentile
 from tests.fakes.fake_dashscope import start_fake_dashscope
@@ -531,9 +531,8 @@ def main() -> None:
               f"within {LIMIT}x the single call's first-audio p95 "
               f"({result['single']['first_audio_p95_ms']} ms); "
               f"{result['calls_per_core']} per core ({os.cpu_count()} cores, shared)")
-    print(json.dumps({"bench": "scale", "results": results, "moonshine_isolation": isolation,
-                      "load_average": [round(x, 2) for x in os.getloadavg()]},
-                     ensure_ascii=False))
+    publish("scale", {"bench": "scale", "results": results, "moonshine_isolation": isolation,
+                       "load_average": [round(x, 2) for x in os.getloadavg()]})
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ figures.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -29,6 +28,7 @@ from typing import Any
 
 import opencc
 
+from bench.figures import publish
 from tests.helpers.transcripts import edit_distance, word_error_rate
 from webapp.app import audio
 from webapp.app.providers.base import SynthesisOptions, TextToSpeechInterface
@@ -184,7 +184,7 @@ def main() -> None:
     figures["recordings"] = recordings(whisper)
     print(f"  {figures['recordings']}")
     figures["loadavg"] = os.getloadavg()
-    print(json.dumps(figures, ensure_ascii=False))
+    publish("text", {"bench": "text", **figures})
 
 
 if __name__ == "__main__":
