@@ -109,6 +109,11 @@ class CallOptions:
     # False: every turn is only recognised and told (``asr_result``), never answered or
     # stored; no session is opened (a transcription-only session of a transport).
     answer: bool = True
+    # How this call decides a turn is over, and the silence that ends a finished one;
+    # None takes ``CALL_END_OF_TURN`` / ``CALL_END_SILENCE_MS`` (a transport whose
+    # protocol names them, like the Realtime API's ``server_vad``, sets them).
+    end_of_turn: str | None = None
+    end_silence_ms: int | None = None
 
 
 class ReplyOutput(ReplyEvents):
@@ -268,28 +273,28 @@ class Call:
                  emit: Emit) -> None:
         config = app.config
         self.app, self.user_id, self.lang, self.options = app, user_id, lang, options
+        mode = options.end_of_turn or config["CALL_END_OF_TURN"]
+        end_silence_ms = options.end_silence_ms or config["CALL_END_SILENCE_MS"]
         self.emit = emit
         self.session_id = ""
         self.settings = TurnSettings(
             threshold=config["CALL_VAD_THRESHOLD"],
             release=max(0.05, config["CALL_VAD_THRESHOLD"] - 0.15),
-            end_silence_ms=config["CALL_END_SILENCE_MS"],
+            end_silence_ms=end_silence_ms,
             min_speech_ms=config["CALL_MIN_SPEECH_MS"],
             max_turn_ms=int(config["CALL_MAX_TURN_SECONDS"] * 1000),
-            judged=config["CALL_END_OF_TURN"] != "silence",
+            judged=mode != "silence",
             # A verdict is normally in within a few hundred ms; on a machine too busy to
             # give one, the turn still ends, later than any verdict would have made it.
-            undecided_ms=2 * max(config["CALL_UNFINISHED_SILENCE_MS"],
-                                 config["CALL_END_SILENCE_MS"]))
+            undecided_ms=2 * max(config["CALL_UNFINISHED_SILENCE_MS"], end_silence_ms))
         self.completion = turn_completion.CompletionSettings(
-            complete_ms=config["CALL_END_SILENCE_MS"],
-            unfinished_ms=max(config["CALL_UNFINISHED_SILENCE_MS"],
-                              config["CALL_END_SILENCE_MS"]),
+            complete_ms=end_silence_ms,
+            unfinished_ms=max(config["CALL_UNFINISHED_SILENCE_MS"], end_silence_ms),
             clause_ms=config["CALL_CLAUSE_SILENCE_MS"],
             threshold=config["CALL_TURN_THRESHOLD"])
         # ``smart_turn``: how it sounds and what it says; ``transcript``: what it says;
-        # ``silence``: neither, every pause of CALL_END_SILENCE_MS ends the turn.
-        self.turn_model = config["CALL_END_OF_TURN"] == "smart_turn" and end_of_turn.available()
+        # ``silence``: neither, every pause of the end silence ends the turn.
+        self.turn_model = mode == "smart_turn" and end_of_turn.available()
         self.interrupt_ms = config["CALL_INTERRUPT_MS"]
         self.speculate = config["CALL_SPECULATIVE_REPLY"]
         self.partial_ms = config["CALL_PARTIAL_MS"]

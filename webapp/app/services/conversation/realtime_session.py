@@ -525,9 +525,18 @@ class RealtimeSession:
         answer = self.settings.kind == "realtime"
         role_id, conversation_id = self._conversation() if answer else (0, None)
         language = (self.settings.transcription or {}).get("language") or None
+        # OpenAI's server_vad ends a turn on silence alone, after silence_duration_ms;
+        # semantic_vad judges whether the speech sounds and reads finished.
+        detection = self.settings.turn_detection or {}
+        silence_ms = detection.get("silence_duration_ms")
+        if not isinstance(silence_ms, int) or not 100 <= silence_ms <= 10000:
+            silence_ms = None
         options = calls.CallOptions(role_id=role_id, session_id=conversation_id,
                                     sample_rate=FORMAT_RATES[self.settings.input_format],
-                                    language=language, audio_format="pcm", answer=answer)
+                                    language=language, audio_format="pcm", answer=answer,
+                                    end_of_turn="smart_turn" if detection.get("type")
+                                    == "semantic_vad" else "silence",
+                                    end_silence_ms=silence_ms)
         self.call = calls.start_call(self.caller.user_id, self.lang, options, self._on_event)
         self.audio_ms = 0
         return self.call
