@@ -172,8 +172,16 @@ def answer(text: str, session_id: str | None) -> tuple[str, str]:
 class _Silent:
     """A turn told to nobody: the assistant gets the reply when the turn is over."""
 
+    paced = False  # no one listens as it is made: the audio needs no pacing
+
     def __init__(self) -> None:
         self.text = ""
+
+    def pace(self, seconds: float) -> bool:
+        return True
+
+    def heard_seconds(self) -> float | None:
+        return None
 
     def asr_result(self, text: str) -> None:
         return None
