@@ -19,6 +19,7 @@ from webapp.app.chat.auth import token_from, user_from_token
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.services.conversation import chat
+from webapp.app.services.conversation.reply_events import QuietSink
 from webapp.app.services.platform import limits
 
 log = logging.getLogger(__name__)
@@ -51,40 +52,7 @@ def _close(_exc: BaseException | None) -> None:
         slot.release()
 
 
-class _Quiet:
-    """A turn's steps a client of this transport does not hear about."""
-
-    paced = False
-
-    def pace(self, seconds: float) -> bool:
-        return True
-
-    def heard_seconds(self) -> float | None:
-        return None
-
-    def asr_result(self, text: str) -> None:
-        return None
-
-    def text_chunk(self, text: str) -> None:
-        return None
-
-    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
-        return None
-
-    def audio_chunk(self, data: bytes) -> None:
-        return None
-
-    def audio_end(self, audio_url: str | None, duration: float, reason: str | None) -> None:
-        return None
-
-    def reply(self, payload: dict[str, Any]) -> None:
-        return None
-
-    def complete(self, payload: dict[str, Any]) -> None:
-        return None
-
-
-class ReplySink(_Quiet):
+class ReplySink(QuietSink):
     """``/api/ws/chat``: only the finished reply, as one frame."""
 
     def __init__(self, ws: Server) -> None:
@@ -96,7 +64,7 @@ class ReplySink(_Quiet):
         self.ws.send(json.dumps(out, ensure_ascii=False))
 
 
-class AudioSink(_Quiet):
+class AudioSink(QuietSink):
     """``/api/ws/voice_chat``: every audio chunk as it is made; the last is_final."""
 
     def __init__(self, ws: Server, fmt: str) -> None:

@@ -69,3 +69,36 @@ class ReplyEvents:
 
     def complete(self, payload: dict[str, Any]) -> None:
         self._emit("response_complete", payload)
+
+
+class QuietSink:
+    """A ``chat.TurnSink`` that tells no one: subclasses keep the steps they want."""
+
+    paced = False
+
+    def pace(self, seconds: float) -> bool:
+        return True
+
+    def heard_seconds(self) -> float | None:
+        return None
+
+    def asr_result(self, text: str) -> None:
+        return None
+
+    def text_chunk(self, text: str) -> None:
+        return None
+
+    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
+        return None
+
+    def audio_chunk(self, data: bytes) -> None:
+        return None
+
+    def audio_end(self, audio_url: str | None, duration: float, reason: str | None) -> None:
+        return None
+
+    def reply(self, payload: dict[str, Any]) -> None:
+        return None
+
+    def complete(self, payload: dict[str, Any]) -> None:
+        return None

@@ -24,6 +24,7 @@ from webapp.app.models import Role, User, Voice
 from webapp.app.providers.base import SPEECH_SAMPLE_RATE, AudioChunk, Segment
 from webapp.app.providers.registry import ENGINES
 from webapp.app.services.conversation import chat, roles
+from webapp.app.services.conversation.reply_events import QuietSink
 from webapp.app.services.voice_library import synthesis, voices
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
@@ -169,37 +170,14 @@ def answer(text: str, session_id: str | None) -> tuple[str, str]:
     return heard.text, done["session_id"]
 
 
-class _Silent:
+class _Silent(QuietSink):
     """A turn told to nobody: the assistant gets the reply when the turn is over."""
-
-    paced = False  # no one listens as it is made: the audio needs no pacing
 
     def __init__(self) -> None:
         self.text = ""
 
-    def pace(self, seconds: float) -> bool:
-        return True
-
-    def heard_seconds(self) -> float | None:
-        return None
-
-    def asr_result(self, text: str) -> None:
-        return None
-
     def text_chunk(self, text: str) -> None:
         self.text += text
 
-    def audio_start(self, fmt: str, sample_rate: int, message_id: str) -> None:
-        return None
-
-    def audio_chunk(self, data: bytes) -> None:
-        return None
-
-    def audio_end(self, audio_url: str | None, duration: float, reason: str | None) -> None:
-        return None
-
     def reply(self, payload: dict[str, Any]) -> None:
         self.text = str(payload.get("text") or self.text)
-
-    def complete(self, payload: dict[str, Any]) -> None:
-        return None
