@@ -18,10 +18,12 @@ from tests.helpers.web_server import LiveServer
 
 END_SILENCE_MS = 400
 UNFINISHED_SILENCE_MS = 2000
-# Two English sentences, then Mandarin, each with its natural pauses lengthened to what a
-# person thinking aloud makes (0.8–1.2 s), at a sentence end, commas and mid-clause.
+# English and Mandarin with a pause inside a sentence lengthened to what a person thinking
+# aloud makes (0.9–1.2 s): after "but the fantasy," and after "…感染，". The English pause
+# after "…of his life." stays as spoken (0.35 s): that sentence is finished, so a longer
+# pause there may rightly end the turn.
 PAUSED = {
-    "en": ("en-librispeech-1995-1837-0001", {0: 0.8, 1: 1.2}, ("sorrow", "dreams")),
+    "en": ("en-librispeech-1995-1837-0001", {1: 1.2}, ("sorrow", "dreams")),
     "zh": ("zh-wenet-long", {0: 0.9}, ("印度", "产量")),
 }
 

@@ -22,7 +22,6 @@ from webapp.app.providers.stt.whisper import WhisperSpeechToText
 from webapp.app.providers.tts.espeak import EspeakTextToSpeech
 from webapp.app.providers.tts.piper import PiperTextToSpeech
 
-CJK = re.compile(r"[\u4e00-\u9fff]")
 ENGLISH = "The quick brown fox jumps over the lazy dog. Please remember to bring your umbrella."
 SAMPLE = "We visited the museum on Sunday and saw paintings from many countries."
 
@@ -111,8 +110,10 @@ def test_espeak_speaks_mandarin_as_mandarin(espeak: EspeakTextToSpeech,
                                            whisper: WhisperSpeechToText) -> None:
     pcm, rate = speak(espeak, "今天天气很好", voice="cmn")
     assert 1.0 < len(pcm) / 2 / rate < 3.0
-    longer, _ = speak(espeak, "今天天气很好，我们一起去公园散步吧。", voice="cmn")
-    assert CJK.search(whisper.transcribe(wav(longer, rate), language="zh").text)
+    # eSpeak's Mandarin is robotic: Whisper reads its "今天天气很好" as anything from
+    # "坚强强强" to Thai or a lone "《" (its sampling fallback), but this sentence steadily.
+    longer, _ = speak(espeak, "我们一起去公园散步吧。", voice="cmn")
+    assert "我们一起" in whisper.transcribe(wav(longer, rate), language="zh").text
 
 
 def test_espeak_reads_digits_in_mandarin(espeak: EspeakTextToSpeech) -> None:

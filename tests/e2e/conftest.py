@@ -68,7 +68,7 @@ def _server_env(instance: Path, port: int) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a freshly migrated web process serving the console at ``/``."""
     if not VENDOR_JS.is_file():
@@ -130,9 +130,13 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(speech_wav: Path) -> Iterator[Any]:
-    """The browser the console tests share; its microphone says ``speech_wav``."""
+    """The browser the console tests share; its microphone says ``speech_wav``.
+
+    Closed when the browser tests end: Playwright's synchronous API keeps an asyncio loop
+    marked as running in this thread while it is open, and later tests (Wyoming's
+    clients) start loops of their own."""
     yield from chromium_hearing(speech_wav)
 
 

@@ -29,7 +29,11 @@ def truncate(user_id: int, message_id: str, heard_seconds: float) -> Message:
     meta = dict(message.meta or {})
     ends = meta.get("sentence_ends") or []
     if message.duration is not None and heard_seconds >= message.duration:
-        return message  # all of it was heard
+        # All of what was kept was heard (a reply cut by barge-in keeps what was sent):
+        # nothing to cut, but the listener's position is recorded all the same.
+        message.meta = {**meta, "heard_ms": round(heard_seconds * 1000)}
+        db.session.commit()
+        return message
     text = "".join(s for s, end in ends if end <= heard_seconds + _SLACK_SECONDS)
     old = files.get(message.audio_file_id) if message.audio_file_id else None
     kept = None
