@@ -42,6 +42,12 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def redis_database(url: str | None) -> int:
+    """The database number a Redis URL names (``redis://host:6379/3`` → 3; none → 0)."""
+    tail = (url or "").split("?", 1)[0].rstrip("/").rpartition("/")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = os.environ.get(name, default).strip().lower()
     if value not in allowed:
@@ -177,6 +183,12 @@ class Config:
 
         self.REDIS_URL = _env("REDIS_URL")
         self.SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE", self.REDIS_URL) or None
+        # Redis pub/sub channels are shared by every database of a server: two deployments
+        # on one Redis (database 0 and 3, say) would hear each other's Socket.IO messages
+        # unless the channel names the database.
+        queue_db = redis_database(self.SOCKETIO_MESSAGE_QUEUE)
+        self.SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "flask-socketio" + (
+            f"-{queue_db}" if queue_db else ""))
         self.SOCKETIO_ASYNC_MODE = _env("SOCKETIO_ASYNC_MODE") or None
         self.CELERY = {
             "broker_url": _env("CELERY_BROKER_URL", self.REDIS_URL) or "memory://",

@@ -18,9 +18,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from tests.contract import ContractClient
-from tests.helpers.environment import MYSQL_URL, REDIS_URL, service_missing
+from tests.helpers.environment import MYSQL_URL, REDIS_URL, WORKER, service_missing
 from tests.helpers.paths import MODELS, ROOT
 from tests.helpers.services import MotoS3, new_bucket
 from tests.helpers.stacks import Stack, run_production_stack
@@ -61,6 +62,12 @@ def mysql_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The MariaDB test database, emptied and migrated once per run."""
     url = _mysql_url()
     try:
+        if WORKER:  # a worker's own database is made on first use
+            server = create_engine(make_url(url).set(database=""))
+            with server.begin() as conn:
+                conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{make_url(url).database}` "
+                                  "CHARACTER SET utf8mb4"))
+            server.dispose()
         engine = create_engine(url)
         with engine.begin() as conn:
             conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))

@@ -57,6 +57,7 @@ def _server_env(instance: Path, port: int) -> dict[str, str]:
         "DATABASE_URL": "", "REDIS_URL": "", "S3_BUCKET": "", "CELERY_BROKER_URL": "",
         "CELERY_RESULT_BACKEND": "", "SOCKETIO_MESSAGE_QUEUE": "",
         "SOCKETIO_ASYNC_MODE": "eventlet", "DASHSCOPE_API_KEY": "", "LLM_BASE_URL": "",
+        "WYOMING_PORT": "0",
         "LLM_ENGINE": "scripted", "STT_ENGINE": "whisper", "RATELIMIT_ENABLED": "false",
         "RATELIMIT_STORAGE_URI": "memory://",
         # Pieces of the scripted reply arrive a little apart, as a language model's would.

@@ -7,10 +7,35 @@ import os
 from typing import NoReturn
 
 import pytest
+from sqlalchemy.engine import make_url
 
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
-MYSQL_URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Under ``pytest -n N`` each worker process ("gw0", "gw1", …) runs its share of the tests
+# against a database and a Redis database of its own, so that one worker's emptying of
+# the tables or flushing of keys never lands in another's test.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _for_this_worker_mysql(url: str) -> str:
+    if not WORKER:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{WORKER}").render_as_string(
+        hide_password=False)
+
+
+def _for_this_worker_redis(url: str) -> str:
+    if not WORKER:
+        return url
+    base, _, number = url.rpartition("/")
+    first = int(number) if number.isdigit() else 0
+    return f"{base}/{first + 1 + int(WORKER.removeprefix('gw'))}"
+
+
+MYSQL_URL = _for_this_worker_mysql(
+    os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/test"))
+REDIS_URL = _for_this_worker_redis(
+    os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 
 def service_missing(what: str, reason: object) -> NoReturn:

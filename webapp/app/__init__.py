@@ -58,6 +58,7 @@ def register_extensions(app: Flask) -> None:
     jwt.init_app(app)
     limiter.init_app(app)
     socketio.init_app(app, message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+                      channel=app.config["SOCKETIO_CHANNEL"],
                       async_mode=app.config["SOCKETIO_ASYNC_MODE"] or _default_async_mode(),
                       cors_allowed_origins="*",
                       max_http_buffer_size=app.config["WS_MAX_MESSAGE_BYTES"])

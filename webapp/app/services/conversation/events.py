@@ -20,7 +20,9 @@ from webapp.app.concurrency import real_lock
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "tingshuo:events:{}"
+# Pub/sub channels are shared by every database of a Redis server: the name carries the
+# database number, so deployments on different databases never hear each other.
+CHANNEL = "tingshuo:{}:events:{}"
 
 
 class Subscription(Protocol):
@@ -85,6 +87,7 @@ class RedisBus:
         import redis
 
         self._client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        self._database = self._client.connection_pool.connection_kwargs.get("db", 0)
 
     def publish(self, channel: str, event: str, data: dict[str, Any]) -> None:
         """Tell the channel's listeners; while Redis is unreachable the event is dropped
@@ -92,14 +95,14 @@ class RedisBus:
         from redis.exceptions import RedisError
 
         try:
-            self._client.publish(CHANNEL.format(channel),
+            self._client.publish(CHANNEL.format(self._database, channel),
                                  json.dumps({"event": event, "data": data}))
         except RedisError as exc:
             log.warning("event %s for %s dropped: Redis unreachable (%s)", event, channel, exc)
 
     def subscribe(self, channel: str) -> Subscription:
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNEL.format(channel))
+        pubsub.subscribe(CHANNEL.format(self._database, channel))
         return _RedisSubscription(pubsub)
 
 
