@@ -214,7 +214,7 @@ def test_deletes_remove_s3_audio(app_factory: Any, s3_settings: dict[str, Any]) 
 
 def test_a_conversation_is_titled_by_its_first_message(app: Flask, client: FlaskClient,
                                                        auth_headers: dict[str, str]) -> None:
-    from webapp.app.services.conversation import conversations
+    from webapp.app.services.sessions import conversations
 
     owner_id = client.get("/api/auth/me", headers=auth_headers).get_json()["data"]["id"]
     untitled = client.post("/api/sessions", headers=auth_headers, json={}).get_json()["data"]

@@ -45,9 +45,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from webapp.app import database
     from webapp.app.providers import ProviderRegistry
-    from webapp.app.services.conversation.events import build_bus
     from webapp.app.services.platform.counts import CountCache
     from webapp.app.services.platform.limits import Limits
+    from webapp.app.services.sessions.events import build_bus
     from webapp.app.storage import build_storage
 
     database.prepare(app)

@@ -14,8 +14,8 @@ from webapp.app.role.schemas import (
     RolePageSchema,
     RoleSchema,
 )
-from webapp.app.services.conversation import roles
 from webapp.app.services.platform import users
+from webapp.app.services.sessions import roles
 from webapp.app.web import current_user_id
 
 

@@ -6,8 +6,8 @@ from flask_jwt_extended import jwt_required
 from webapp.app.api import ok, parse, streaming_response
 from webapp.app.openapi import EVENTS, NOTHING, doc
 from webapp.app.pagination import page_args
-from webapp.app.services.conversation import conversations, events
 from webapp.app.services.platform import limits
+from webapp.app.services.sessions import conversations, events
 from webapp.app.session import bp
 from webapp.app.session.schemas import (
     DeletedCountSchema,

@@ -40,8 +40,9 @@ from webapp.app.concurrency import spawn
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.models import Conversation, Role
-from webapp.app.services.conversation import calls, chat, heard_reply, roles
+from webapp.app.services.conversation import calls, chat, heard_reply
 from webapp.app.services.platform import api_keys
+from webapp.app.services.sessions import roles
 from webapp.app.services.speech import openai_audio
 from webapp.app.services.speech.openai_audio import Caller
 

@@ -23,8 +23,9 @@ from webapp.app.extensions import db
 from webapp.app.models import Role, User, Voice
 from webapp.app.providers.base import SPEECH_SAMPLE_RATE, AudioChunk, Segment
 from webapp.app.providers.registry import ENGINES
-from webapp.app.services.conversation import chat, roles
+from webapp.app.services.conversation import chat
 from webapp.app.services.conversation.reply_events import QuietSink
+from webapp.app.services.sessions import roles
 from webapp.app.services.voice_library import synthesis, voices
 
 _HAN = re.compile(r"[\u3400-\u9fff]")

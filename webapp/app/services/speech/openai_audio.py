@@ -23,8 +23,8 @@ from webapp.app.extensions import db
 from webapp.app.models import ApiKey, File, Voice
 from webapp.app.providers.base import Segment, Transcription
 from webapp.app.providers.registry import ENGINES
-from webapp.app.services.conversation import conversations
 from webapp.app.services.platform import api_keys, files, limits
+from webapp.app.services.sessions import conversations
 from webapp.app.services.speech import recorded_speech, transcripts
 from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import voice_choice, voices

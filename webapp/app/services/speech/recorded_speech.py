@@ -21,8 +21,8 @@ from webapp.app.providers.base import (
     SynthesisOptions,
     Transcription,
 )
-from webapp.app.services.conversation import conversations
 from webapp.app.services.platform import files, limits
+from webapp.app.services.sessions import conversations
 from webapp.app.services.speech import transcripts
 from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import emotion, synthesis, voices

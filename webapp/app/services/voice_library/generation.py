@@ -22,8 +22,8 @@ from webapp.app.models import File, GeneratedVoice, Voice
 from webapp.app.models.common import utcnow
 from webapp.app.models.playback import MessageKey, epoch
 from webapp.app.providers.base import ProviderError, SynthesisOptions
-from webapp.app.services.conversation import conversations, events
 from webapp.app.services.platform import files, limits
+from webapp.app.services.sessions import conversations, events
 from webapp.app.services.voice_library import emotion, preferences, synthesis, voices
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import PlaybackSession
 from webapp.app.ownership import owned
-from webapp.app.services.conversation import conversations, events
+from webapp.app.services.sessions import conversations, events
 
 ACTIONS = ("play", "pause", "stop", "seek", "next", "previous")
 

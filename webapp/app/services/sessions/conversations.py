@@ -14,8 +14,8 @@ from webapp.app.models import Conversation, File, Message
 from webapp.app.models.common import utcnow
 from webapp.app.ownership import owned
 from webapp.app.pagination import paginate
-from webapp.app.services.conversation import roles
 from webapp.app.services.platform import files
+from webapp.app.services.sessions import roles
 
 
 def create(owner_id: int, role_id: int | None = None, voice_type: str | None = None,
