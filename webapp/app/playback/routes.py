@@ -13,7 +13,7 @@ from webapp.app.playback.schemas import (
     PlaybackSchema,
     PlaybackUpdateSchema,
 )
-from webapp.app.services.voice_library import playback
+from webapp.app.services.conversation import playback
 from webapp.app.web import current_user_id, parse_voice_parameters
 
 

@@ -3,7 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from webapp.app.schemas import MAX_INT64
-from webapp.app.services.voice_library.playback import ACTIONS
+from webapp.app.services.conversation.playback import ACTIONS
 
 
 class PlaybackDeletedSchema(Schema):

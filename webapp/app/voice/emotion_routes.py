@@ -7,7 +7,8 @@ from flask_jwt_extended import jwt_required
 from webapp.app.api import ok
 from webapp.app.errors import PROVIDER_STATUSES
 from webapp.app.openapi import doc
-from webapp.app.services.voice_library import generation, preferences
+from webapp.app.services.conversation import voice_generation
+from webapp.app.services.voice_library import preferences
 from webapp.app.voice import bp
 from webapp.app.voice.emotion_schemas import (
     CachedVoiceSchema,
@@ -28,7 +29,8 @@ from webapp.app.web import current_user_id, parse_voice_parameters, rate_limited
      body=GenerateSchema, response=GenerateResultSchema,
      errors=(404, *PROVIDER_STATUSES, 507))
 def generate() -> Response:
-    return ok(generation.generate(current_user_id(), parse_voice_parameters(GenerateSchema())))
+    parameters = parse_voice_parameters(GenerateSchema())
+    return ok(voice_generation.generate(current_user_id(), parameters))
 
 
 @bp.get("/api/voice/cache/<int:message_id>")
@@ -36,7 +38,7 @@ def generate() -> Response:
 @doc("The cached voice of a message key", tag="voice-emotion", errors=(404,),
      response=CachedVoiceSchema)
 def cache(message_id: int) -> Response:
-    return ok(generation.cached(current_user_id(), message_id))
+    return ok(voice_generation.cached(current_user_id(), message_id))
 
 
 @bp.get("/api/voice/settings")

@@ -1,2 +1,2 @@
-"""Voices and what is said with them: the library, cloning, emotional generation and
-its cache, per-user settings and per-role profiles, playback sessions."""
+"""Voices and how they are spoken: the library, cloning, synthesis, emotions, per-user
+settings and per-role profiles."""

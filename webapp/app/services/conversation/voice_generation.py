@@ -3,6 +3,7 @@
 The cache is keyed per user by content (text, voice, emotion, profile, provider) and
 remembers which client message keys point at each entry; a hit costs no synthesis.
 Its size per user is bounded by ``VOICE_CACHE_MAX_BYTES``, least recently used first out.
+Progress is told to the event stream of the session the message belongs to.
 """
 
 from __future__ import annotations
