@@ -391,7 +391,7 @@ def in_process_comparison(work: Path, wav: bytes) -> dict[str, Any]:
     from webapp.app.providers.base import ChatOptions, SynthesisOptions
     from webapp.app.sentences import SentenceCutter
     from webapp.app.services.conversation.chat import persona_prompt
-    from webapp.app.services.conversation.reply_stream import stream_reply
+    from webapp.app.services.speech.reply_stream import stream_reply
 
     work.mkdir(parents=True, exist_ok=True)
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{work / 'bench.db'}",

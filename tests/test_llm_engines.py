@@ -188,7 +188,7 @@ def test_openai_maps_slow_and_unreachable_endpoints_to_timeout(fake: FakeOpenAI)
 
 def test_a_reply_told_sentence_by_sentence_keeps_its_spaces() -> None:
     from webapp.app.providers.base import SynthesisOptions
-    from webapp.app.services.conversation.reply_stream import stream_reply
+    from webapp.app.services.speech.reply_stream import stream_reply
 
     for said in ("What is your favourite season?", "今晚的月亮很圆"):
         reply = stream_reply(ScriptedChatModel({}), conversation(POET, said), None,

@@ -31,10 +31,10 @@ from webapp.app.models.common import new_uuid
 from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions, Transcription
 from webapp.app.schemas import find_lone_surrogate
 from webapp.app.services.conversation import memory
-from webapp.app.services.conversation.reply_stream import SpokenReply, stream_reply
 from webapp.app.services.platform import files, jobs, limits
 from webapp.app.services.sessions import conversations, roles
 from webapp.app.services.speech import recorded_speech
+from webapp.app.services.speech.reply_stream import SpokenReply, stream_reply
 from webapp.app.services.speech.voice_input import VoiceInput
 from webapp.app.services.voice_library import synthesis, voices
 

@@ -27,8 +27,8 @@ from webapp.app.audio.outgoing import OutgoingAudio
 from webapp.app.concurrency import spawn
 from webapp.app.providers import ProviderRegistry
 from webapp.app.providers.base import AudioChunk, ChatOptions, ProviderError, SynthesisOptions
-from webapp.app.services.conversation.reply_stream import stream_reply
 from webapp.app.services.platform import urls
+from webapp.app.services.speech.reply_stream import stream_reply
 from webapp.app.services.voice_library.synthesis import EncodedStream
 
 log = logging.getLogger(__name__)
