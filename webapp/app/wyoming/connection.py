@@ -55,6 +55,7 @@ from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.providers.base import SPEECH_SAMPLE_RATE
 from webapp.app.sentences import SentenceCutter
+from webapp.app.services.conversation import assistant_agent
 from webapp.app.services.speech import assistant_speech
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ class Connection:
     def _converse(self, said: Transcript) -> None:
         session_id = (said.context or {}).get("session_id")
         try:
-            reply, session_id = assistant_speech.answer(said.text, session_id)
+            reply, session_id = assistant_agent.answer(said.text, session_id)
         except ApiError as exc:
             self.send(NotHandled(text=as_error(exc, "en")["error"]).event())
             return

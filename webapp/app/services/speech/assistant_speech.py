@@ -1,6 +1,7 @@
 """Speech for voice assistants that bring their own pipeline (Home Assistant through
-Wyoming): what can be recognised and spoken, recognition of a finished command,
-synthesis of a reply, and a role answering a command as a conversation agent.
+Wyoming): what can be recognised and spoken (and which role answers as the conversation
+agent, see ``conversation.assistant_agent``), recognition of a finished command, and
+synthesis of a reply.
 
 The assistant is a program on the local network, not a signed-in person: it acts for
 one configured user (``WYOMING_USER``), whose own cloned voices and roles it may use
@@ -23,8 +24,6 @@ from webapp.app.extensions import db
 from webapp.app.models import Role, User, Voice
 from webapp.app.providers.base import SPEECH_SAMPLE_RATE, AudioChunk, Segment
 from webapp.app.providers.registry import ENGINES
-from webapp.app.services.conversation import chat
-from webapp.app.services.conversation.reply_events import QuietSink
 from webapp.app.services.sessions import roles
 from webapp.app.services.voice_library import synthesis, voices
 
@@ -68,7 +67,9 @@ def assistant_user() -> int | None:
     return user.id if user is not None else None
 
 
-def _agent_role(user_id: int | None) -> Role | None:
+def agent_role(user_id: int | None) -> Role | None:
+    """The role configured to answer as the conversation agent (``WYOMING_ROLE``), if
+    ``user_id`` may use it."""
     reference = current_app.config.get("WYOMING_ROLE") or ""
     if not reference or user_id is None:
         return None
@@ -94,7 +95,7 @@ def catalogue() -> Catalogue:
     for voice in db.session.scalars(query):
         name = voice.voice_type if voice.builtin else voice.id
         out.voices.append(SpokenVoice(name, voice.name, [voice.language or "en"]))
-    role = _agent_role(user_id)
+    role = agent_role(user_id)
     if role is not None:
         out.agent = Agent(f"role:{role.id}", role.name, ["zh", "en"])
     return out
@@ -155,30 +156,3 @@ def transcribe(pcm: bytes, language: str | None, name: str | None = None
         return
     result = engine.transcribe_decoded(pcm, language or None)
     yield from result.segments or [Segment(0.0, result.duration, result.text)]
-
-
-def answer(text: str, session_id: str | None) -> tuple[str, str]:
-    """The configured role's written reply to ``text`` in its conversation (the one
-    ``session_id`` names, else a new one): the reply and the conversation's id."""
-    user_id = assistant_user()
-    role = _agent_role(user_id)
-    if role is None or user_id is None:
-        raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
-    request = chat.TurnRequest(user_id=user_id, role_id=role.id, session_id=session_id,
-                               text=text, response_type=chat.RESPONSE_TEXT)
-    heard = _Silent()
-    done = chat.run_turn(request, heard)
-    return heard.text, done["session_id"]
-
-
-class _Silent(QuietSink):
-    """A turn told to nobody: the assistant gets the reply when the turn is over."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def text_chunk(self, text: str) -> None:
-        self.text += text
-
-    def reply(self, payload: dict[str, Any]) -> None:
-        self.text = str(payload.get("text") or self.text)
