@@ -1,5 +1,6 @@
 """Imports point one way: routes/sockets/tasks → services → providers/storage/audio →
-models, and no blueprint imports another.
+models, and no blueprint imports another. Inside services, each sub-package imports only
+those below it in ``SERVICE_ORDER``.
 
 The imports are read from the source (every ``import`` statement, those inside functions
 too) and followed transitively, so a service that reaches a route through a helper is
@@ -9,6 +10,7 @@ caught as surely as one that imports it directly.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +28,9 @@ LOWER = {  # layer → what it may never reach, directly or through anything it 
 }
 REQUEST_BOUND = {"request", "g", "session"}
 """Names of ``flask`` that exist only while a request is handled."""
+SERVICES = PREFIX + ".services"
+SERVICE_ORDER = ("platform", "voice_library", "sessions", "speech", "conversation")
+"""The sub-packages of services, lowest first: each may reach only those before it."""
 ALLOWED = {
     # ``AliyunAPIService`` used from a plain script builds its own app, once.
     ("webapp.app.services.speech.aliyun", "webapp.app"),
@@ -93,7 +98,9 @@ def violations(sources: dict[str, str]) -> list[str]:
     for name in sorted(sources):
         layer = layer_of(name, blueprints)
         if layer in LOWER:
-            problems += _reaches(name, graph, LOWER[layer], blueprints)
+            problems += _layer_order(name, graph, LOWER[layer], blueprints)
+        if name.startswith(SERVICES + "."):
+            problems += _service_order(name, graph)
         if layer == "blueprint" and top_level(name) != "api":
             for target in sorted(graph[name]):
                 other = top_level(target)
@@ -103,20 +110,46 @@ def violations(sources: dict[str, str]) -> list[str]:
     return problems
 
 
-def _reaches(start: str, graph: dict[str, set[str]], banned: tuple[str, ...],
-             blueprints: set[str]) -> list[str]:
-    """The banned modules ``start`` reaches, each with the chain of imports that leads there."""
+def _layer_order(name: str, graph: dict[str, set[str]], banned: tuple[str, ...],
+                 blueprints: set[str]) -> list[str]:
+    """The modules of a ``banned`` layer that ``name`` reaches."""
+    chains = _reaches(name, graph, lambda t: layer_of(t, blueprints) in banned)
+    return [f"{name} reaches {chain[-1]}: {' → '.join(chain)}" for chain in chains]
+
+
+def service_package(name: str) -> str:
+    """The sub-package of services a services module belongs to ("" for services itself)."""
+    return name[len(SERVICES) + 1:].split(".")[0] if name.startswith(SERVICES + ".") else ""
+
+
+def _service_order(name: str, graph: dict[str, set[str]]) -> list[str]:
+    """The modules of a sub-package above ``name``'s that it reaches through services
+    modules; ``services/__init__`` counts as one, since importing it imports speech."""
+    package = service_package(name)
+    if package not in SERVICE_ORDER:
+        return [f"{name} is in services.{package}, which has no place in SERVICE_ORDER"]
+    above = SERVICE_ORDER[SERVICE_ORDER.index(package) + 1:]
+    chains = _reaches(name, graph, lambda t: service_package(t) in above,
+                      within=lambda t: t == SERVICES or t.startswith(SERVICES + "."))
+    return [f"{name} (services.{package}) reaches {chain[-1]}, which sits above it in "
+            f"services.{service_package(chain[-1])}: {' → '.join(chain)}" for chain in chains]
+
+
+def _reaches(start: str, graph: dict[str, set[str]], banned: Callable[[str], bool],
+             within: Callable[[str], bool] = lambda _: True) -> list[list[str]]:
+    """The chain of imports to each banned module ``start`` reaches, following only the
+    modules ``within`` admits."""
     seen = {start}
     queue: list[list[str]] = [[start]]
     found = []
     while queue:
         chain = queue.pop(0)
         for target in sorted(graph.get(chain[-1], ())):
-            if target in seen or (chain[-1], target) in ALLOWED:
+            if target in seen or (chain[-1], target) in ALLOWED or not within(target):
                 continue
             seen.add(target)
-            if layer_of(target, blueprints) in banned:
-                found.append(f"{start} reaches {target}: {' → '.join([*chain, target])}")
+            if banned(target):
+                found.append([*chain, target])
             else:
                 queue.append([*chain, target])
     return found
@@ -151,3 +184,33 @@ def test_a_wrong_way_import_is_caught() -> None:
     assert ("webapp.app.role.routes (a blueprint) imports the blueprint "
             "webapp.app.voice.routes") in problems
     assert not any(p.startswith("webapp.app.voice.routes") for p in problems)
+
+
+def test_a_backwards_import_between_service_packages_is_caught() -> None:
+    services = "webapp.app.services"
+    sources = {
+        services: f"from {services}.speech.aliyun import Service\n",
+        f"{services}.platform.files": "",
+        f"{services}.platform.health": f"from {services} import Service\n",
+        f"{services}.voice_library.voices": f"from {services}.platform import files\n",
+        f"{services}.voice_library.generation":
+            f"def f():\n    from {services}.sessions import events\n",
+        f"{services}.sessions.events": "",
+        f"{services}.sessions.roles": f"from {services}.voice_library import voices\n",
+        f"{services}.speech.aliyun": f"from {services}.sessions import roles\n",
+        f"{services}.speech.assistant": f"from {services}.conversation import chat\n",
+        f"{services}.conversation.chat": f"import {services}.speech.aliyun\n",
+        f"{services}.extras": "",
+    }
+    problems = violations(sources)
+    assert (f"{services}.voice_library.generation (services.voice_library) reaches "
+            f"{services}.sessions.events, which sits above it in services.sessions: "
+            f"{services}.voice_library.generation → {services}.sessions.events") in problems
+    assert (f"{services}.platform.health (services.platform) reaches "
+            f"{services}.speech.aliyun, which sits above it in services.speech: "
+            f"{services}.platform.health → {services} → {services}.speech.aliyun") in problems
+    assert any(p.startswith(f"{services}.speech.assistant (services.speech) reaches "
+                            f"{services}.conversation.chat") for p in problems)
+    assert (f"{services}.extras is in services.extras, which has no place in SERVICE_ORDER"
+            in problems)
+    assert len(problems) == 4
