@@ -193,7 +193,7 @@ def test_a_backwards_import_between_service_packages_is_caught() -> None:
         f"{services}.platform.files": "",
         f"{services}.platform.health": f"from {services} import Service\n",
         f"{services}.voice_library.voices": f"from {services}.platform import files\n",
-        f"{services}.voice_library.generation":
+        f"{services}.voice_library.cloning":
             f"def f():\n    from {services}.sessions import events\n",
         f"{services}.sessions.events": "",
         f"{services}.sessions.roles": f"from {services}.voice_library import voices\n",
@@ -203,9 +203,9 @@ def test_a_backwards_import_between_service_packages_is_caught() -> None:
         f"{services}.extras": "",
     }
     problems = violations(sources)
-    assert (f"{services}.voice_library.generation (services.voice_library) reaches "
+    assert (f"{services}.voice_library.cloning (services.voice_library) reaches "
             f"{services}.sessions.events, which sits above it in services.sessions: "
-            f"{services}.voice_library.generation → {services}.sessions.events") in problems
+            f"{services}.voice_library.cloning → {services}.sessions.events") in problems
     assert (f"{services}.platform.health (services.platform) reaches "
             f"{services}.speech.aliyun, which sits above it in services.speech: "
             f"{services}.platform.health → {services} → {services}.speech.aliyun") in problems
