@@ -59,8 +59,11 @@ migrate: install
 run: migrate
 	$(BIN)/python wsgi.py
 
+# The suite runs in TEST_WORKERS processes, a test file to each at a time (its servers
+# start once): most of a test's time is real-time waiting on audio and servers.
+TEST_WORKERS ?= 3
 test: install-dev browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 worker: migrate
 	$(BIN)/celery -A celery_worker:celery_app worker --loglevel=INFO -E

@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from tests.helpers.environment import engine_bound
 from webapp.app.extensions import db
 from webapp.app.models import ApiKey, ApiKeyUsage, Conversation, File, Message
 
@@ -197,6 +198,7 @@ def test_history_off_keeps_nothing(app: Flask, client: FlaskClient, user: dict[s
     assert usage["usage"]["audio_seconds"] > 5
 
 
+@engine_bound
 def test_api_stt_gives_word_times_and_subtitles(client: FlaskClient, user: dict[str, Any],
                                                 speech_wav: bytes) -> None:
     data = client.post("/api/stt", headers=user["headers"], data={

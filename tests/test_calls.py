@@ -457,11 +457,12 @@ def test_with_dashscope_a_call_is_recognised_by_paraformer_as_it_is_spoken(
 
 @pytest.fixture(scope="module")
 def patient_server() -> Iterator[LiveServer]:
-    """A server that ends a turn only after 2.5 s of silence (by silence alone, however
+    """A server that ends a turn only after 4 s of silence (by silence alone, however
     the words sound), so that a reply surely starts in a shorter pause, and surely is
-    ready before a turn is confirmed."""
+    ready before a turn is confirmed, even on a loaded machine where the pause's read
+    takes a second or two."""
     live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="20",
-                      CALL_END_SILENCE_MS="2500", CALL_END_OF_TURN="silence").start()
+                      CALL_END_SILENCE_MS="4000", CALL_END_OF_TURN="silence").start()
     yield live
     live.stop()
 
@@ -473,7 +474,7 @@ def test_a_reply_started_in_a_pause_is_dropped_unheard_when_the_caller_goes_on(
     try:
         session_id = caller.start(user.role_id, language="en")["session_id"]
         mark = len(caller.events)
-        caller.say(question + silence(1.6) + speech("And what is the weather like today?"),
+        caller.say(question + silence(3.0) + speech("And what is the weather like today?"),
                    then_silence=0)
         done = caller.wait_for("response_complete", 90, mark)
         states = [(i, d["state"]) for i, (_, n, d) in enumerate(caller.events)
@@ -492,7 +493,7 @@ def test_a_reply_started_in_a_pause_is_dropped_unheard_when_the_caller_goes_on(
         assert said["transcription"] == caller.wait_for("asr_result", 1, mark)["text"]
         assert reply["message_id"] == done["message_id"] and not done["interrupted"]
         timings = reply["metadata"]["timings"]
-        assert timings["end_of_turn_ms"] >= 2400
+        assert timings["end_of_turn_ms"] >= 3900
         assert timings["first_audio_ms"] >= timings["end_of_turn_ms"] > timings["asr_ms"]
         # How soon after the confirmation the reply is heard depends on the machine's
         # load: ``bench call`` prints it (end of speech → first reply audio).

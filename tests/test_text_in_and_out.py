@@ -17,6 +17,7 @@ import webvtt
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.helpers.environment import engine_bound
 from tests.helpers.mandarin import character_error_rate
 from tests.helpers.paths import MODELS, ROOT
 from tests.helpers.transcripts import word_error_rate
@@ -223,6 +224,7 @@ def _spoken_with_no_voice(client: FlaskClient, headers: dict[str, str], text: st
     return wav.data, message
 
 
+@engine_bound
 def test_with_no_voice_named_the_text_picks_the_voice(
         client: FlaskClient, user: dict[str, Any], whisper: WhisperSpeechToText) -> None:
     headers = user["headers"]
@@ -271,6 +273,7 @@ def test_openai_voice_names_speak_the_text_in_its_language(
                            whisper.transcribe(english.data, "en").text) <= ENGLISH_WER
 
 
+@engine_bound
 def test_transcripts_in_figures_and_script_by_request(
         app: Flask, client: FlaskClient, user: dict[str, Any],
         mandarin: ZhttsTextToSpeech) -> None:

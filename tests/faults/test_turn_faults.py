@@ -20,8 +20,10 @@ from tests.faults.stack import LLM_REPLY, TIMEOUT, FaultStack
 from tests.faults.transports import TRANSPORTS, Conversation, Outcome, Transport
 
 QUESTION = "Tell me something about the weather, please."
-SLACK = 8.0
-"""Seconds on top of what a fault costs by design: the machine is shared and loaded."""
+SLACK = 20.0
+"""Seconds on top of what a fault costs by design, for the reply itself (a fallback speaks
+all four sentences) on a shared, loaded machine: the bound tells a turn that ends from
+one that hangs until the turn's 30-second limit."""
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,8 @@ def service_missing(what: str, reason: object) -> NoReturn:
 
 only_mysql = pytest.mark.parametrize("database_url", ["mysql"], indirect=True)
 """For a test that needs MariaDB itself (a worker in another process shares it)."""
+
+engine_bound = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For a test whose cost is its engines (seconds of recognition and synthesis) and whose
+database use is a row or two, as any other test's: it runs once, on SQLite (the embedded
+default), not once per database."""

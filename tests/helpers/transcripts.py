@@ -19,9 +19,17 @@ def edit_distance(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
     return previous[-1]
 
 
+# Transcripts write small numbers as digits (the service's inverse text normalisation,
+# Whisper's own habit) where the script spells them out: "nine" and "9" are one word.
+_NUMBERS = {word: str(n) for n, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+
+
 def normalise_words(text: str) -> list[str]:
-    """Lower-cased words without punctuation, the usual basis for word error rate."""
-    return re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
+    """Lower-cased words without punctuation, small numbers as digits: the usual basis
+    for word error rate."""
+    words = re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
+    return [_NUMBERS.get(word, word) for word in words]
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
