@@ -64,10 +64,10 @@ def speak_at_once(url_for: Any, people: list[User], lines: list[bytes],
     def call(i: int) -> None:
         caller = Caller(url_for(i), people[i].token)
         try:
-            started = caller.start(people[i].role_id, language=language)
+            # Calls that start at once start their recognisers at once (a Paraformer
+            # host process, Moonshine's): on a loaded machine that takes a while.
+            started = caller.start(people[i].role_id, timeout=180, language=language)
             results[i]["session_id"] = started.get("session_id")
-            # Starting a call loads its recogniser: on a loaded machine the last of them
-            # may be ready long after the first.
             ready.wait(240)
             mark = len(caller.events)
             caller.say(lines[i], then_silence=0)

@@ -175,10 +175,10 @@ class Caller(EventLog):
             else:
                 self.sio.emit(event, data, namespace="/chat")
 
-    def start(self, role_id: int, **extra: Any) -> dict[str, Any]:
+    def start(self, role_id: int, timeout: float = 30, **extra: Any) -> dict[str, Any]:
         mark = len(self.events)
         self.send("call_start", {"role_id": role_id, **extra})
-        answer = self.wait_for(("call_started", "error"), 30, mark)
+        answer = self.wait_for(("call_started", "error"), timeout, mark)
         if "sample_rate" in answer:
             self.hung_up.clear()
             if self.mic is None:
