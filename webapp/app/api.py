@@ -159,6 +159,18 @@ def parse(schema: Any, data: Any = None, partial: bool = False) -> dict[str, Any
         raise validation_error(exc) from exc
 
 
+def gather_list(form: dict[str, Any], name: str) -> dict[str, Any]:
+    """``form`` with the list parameter ``name`` put under ``name[]``, where the schemas
+    read it. A form post repeats the field, as ``name[]`` (OpenAI's SDKs) or as ``name``
+    (clients that drop the []); a JSON body gives the whole list under ``name``."""
+    if request.form:
+        form[f"{name}[]"] = request.form.getlist(f"{name}[]") + request.form.getlist(name)
+        form.pop(name, None)
+    elif name in form:
+        form[f"{name}[]"] = form.pop(name)
+    return form
+
+
 def refuse_lone_surrogates(data: Any) -> None:
     """JSON may spell a lone surrogate (``"\\ud800"``), which is no character: no database
     stores it and no engine speaks it, so the request is refused before it gets there."""

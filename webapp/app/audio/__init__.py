@@ -26,6 +26,9 @@ CONTENT_TYPES = {
     "webm": "audio/webm",
     "pcm": "audio/L16",
 }
+SPEECH_SAMPLE_RATE = 16000
+"""The rate speech is heard at. Every recogniser, the voice-activity model and the
+end-of-turn model take 16 kHz mono PCM, so speech is decoded or resampled to this once."""
 
 
 class AudioError(ValueError):
@@ -119,14 +122,14 @@ def probe(data: bytes, max_seconds: float = LONGEST_SECONDS) -> AudioInfo:
     return _decode(data, None, max_seconds)[0]
 
 
-def probe_and_decode(data: bytes, sample_rate: int = 16000,
+def probe_and_decode(data: bytes, sample_rate: int = SPEECH_SAMPLE_RATE,
                      max_seconds: float = LONGEST_SECONDS) -> tuple[AudioInfo, bytes]:
     """``probe`` and ``decode_pcm`` in one pass over the frames: what an upload is, and
     its samples as s16le mono PCM at ``sample_rate``."""
     return _decode(data, sample_rate, max_seconds)
 
 
-def decode_pcm(data: bytes, sample_rate: int = 16000,
+def decode_pcm(data: bytes, sample_rate: int = SPEECH_SAMPLE_RATE,
                max_seconds: float = LONGEST_SECONDS) -> bytes:
     """Decode any accepted audio to s16le mono PCM at ``sample_rate`` (``AudioTooLong``
     past ``max_seconds``)."""

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from webapp.app.audio import SPEECH_SAMPLE_RATE
 from webapp.app.concurrency import real_lock
 
-SAMPLE_RATE = 16000
-WINDOW_SAMPLES = 8 * SAMPLE_RATE
+WINDOW_SAMPLES = 8 * SPEECH_SAMPLE_RATE
 _MODEL = Path("audio", "turn", "smart_turn", "data", "smart-turn-v3.2-cpu.onnx")
 _loaded: list[Any] = []
 _load_lock = real_lock()

@@ -17,7 +17,6 @@ import numpy as np
 
 from webapp.app.concurrency import real_lock
 
-SAMPLE_RATE = 16000
 WINDOW = 512  # samples the model scores at a time at 16 kHz (32 ms)
 _CONTEXT = 64
 _session: list[Any] = []

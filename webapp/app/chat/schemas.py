@@ -25,9 +25,10 @@ from marshmallow import (
 )
 
 from webapp.app.api import ApiError
+from webapp.app.audio import SPEECH_SAMPLE_RATE
 from webapp.app.i18n import MESSAGES, translate
 from webapp.app.schemas import BoundedInteger, Id, has_lone_surrogate
-from webapp.app.services.conversation.calls import SAMPLE_RATE, SAMPLE_RATES, CallOptions
+from webapp.app.services.conversation.calls import SAMPLE_RATES, CallOptions
 from webapp.app.services.conversation.chat import (
     RESPONSE_RANDOM,
     RESPONSE_TEXT,
@@ -132,8 +133,9 @@ class CallStartSchema(FrameSchema):
 
     role_id = Id(required=True)
     session_id = SessionId()
-    sample_rate = fields.Integer(strict=True, load_default=SAMPLE_RATE, validate=validate.OneOf(
-        SAMPLE_RATES, error=f"must be one of {', '.join(map(str, SAMPLE_RATES))}"))
+    sample_rate = fields.Integer(
+        strict=True, load_default=SPEECH_SAMPLE_RATE, validate=validate.OneOf(
+            SAMPLE_RATES, error=f"must be one of {', '.join(map(str, SAMPLE_RATES))}"))
     language = Text(load_default=None, allow_none=True, validate=validate.Length(max=16))
     audio_format = fields.String(load_default="mp3", validate=validate.OneOf(STREAM_FORMATS))
 

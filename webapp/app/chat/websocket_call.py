@@ -18,7 +18,7 @@ from flask import current_app, g
 from simple_websocket import ConnectionClosed, Server
 
 from webapp.app.chat import schemas
-from webapp.app.chat.websocket_chat import bp, sock
+from webapp.app.chat.websocket_blueprint import bp, sock
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.services.conversation import calls

@@ -9,13 +9,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g
-from flask_sock import Sock
+from flask import current_app, g
 from simple_websocket import ConnectionClosed, Server
 
-from webapp.app.api import error_response, language
 from webapp.app.chat import schemas
-from webapp.app.chat.auth import token_from, user_from_token
+from webapp.app.chat.websocket_blueprint import bp, sock
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.services.conversation import chat
@@ -23,33 +21,6 @@ from webapp.app.services.conversation.reply_events import QuietSink
 from webapp.app.services.platform import limits
 
 log = logging.getLogger(__name__)
-
-bp = Blueprint("chat", __name__)
-sock = Sock()
-
-
-@bp.before_request
-def _authenticate() -> Response | None:
-    """Refuse the upgrade without a valid token (HTTP 401), or when the user has all
-    their streams open already (429, ``USER_MAX_STREAMS``)."""
-    user_id = user_from_token(token_from())
-    if user_id is None:
-        return error_response(ApiError(401, "unauthorized", "UNAUTHORIZED"))
-    try:
-        g.ws_slot = limits.hold("streams", user_id, limits.stream_seconds())
-    except ApiError as exc:
-        return error_response(exc)
-    g.ws_user_id = user_id
-    g.ws_lang = language()
-    return None
-
-
-@bp.teardown_request
-def _close(_exc: BaseException | None) -> None:
-    """The socket is closed: its stream's place is free again."""
-    slot = g.pop("ws_slot", None)
-    if slot is not None:
-        slot.release()
 
 
 class ReplySink(QuietSink):
@@ -155,14 +126,3 @@ def ws_voice_chat(ws: Server) -> None:
         if session_id:
             conversations[role_id] = session_id
     ws.close(reason=1000, message="idle")
-
-
-def register_websockets(app: Flask) -> None:
-    from webapp.app.chat import websocket_call  # noqa: F401 - adds /api/ws/call to bp
-
-    app.register_blueprint(bp)
-    # simple-websocket closes the connection (1009) as soon as a message grows past this,
-    # before it is buffered whole, decoded or parsed.
-    app.config["SOCK_SERVER_OPTIONS"] = {**app.config.get("SOCK_SERVER_OPTIONS", {}),
-                                         "max_message_size": app.config["WS_MAX_MESSAGE_BYTES"]}
-    sock.init_app(app)

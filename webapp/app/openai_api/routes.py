@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from webapp.app.api import parse, streaming_response
+from webapp.app.api import gather_list, parse, streaming_response
 from webapp.app.errors import ApiError
 from webapp.app.openai_api import bp
 from webapp.app.openai_api.auth import current_caller
@@ -27,11 +27,7 @@ def _transcription(task: str) -> Response:
     limits.hit("speech", caller.user_id)
     form = request.form.to_dict()
     form.pop("file", None)
-    # OpenAI's SDKs send the list as ``timestamp_granularities[]``; some clients drop the [].
-    form["timestamp_granularities[]"] = (request.form.getlist("timestamp_granularities[]")
-                                         + request.form.getlist("timestamp_granularities"))
-    form.pop("timestamp_granularities", None)
-    args = parse(TranscriptionSchema(), form)
+    args = parse(TranscriptionSchema(), gather_list(form, "timestamp_granularities"))
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "file_missing", "FILE_MISSING", details={"param": "file"})

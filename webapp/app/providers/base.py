@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from webapp.app.audio import wav_header
+from webapp.app.audio import SPEECH_SAMPLE_RATE, wav_header
 from webapp.app.sentences import split_sentences
 
 
@@ -226,7 +226,6 @@ class SpeechSource(Protocol):
         """An http(s) URL of the stored recording that a provider can fetch."""
 
 
-SPEECH_SAMPLE_RATE = 16000
 InputKind = Literal["pcm", "url"]
 
 

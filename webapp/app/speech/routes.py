@@ -3,7 +3,7 @@
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
-from webapp.app.api import ok, parse, streaming_response
+from webapp.app.api import gather_list, ok, parse, streaming_response
 from webapp.app.errors import PROVIDER_STATUSES
 from webapp.app.openapi import AUDIO, doc
 from webapp.app.services.speech import recorded_speech
@@ -50,13 +50,7 @@ def stt() -> Response:
     form = request.form.to_dict() if request.form or request.files else (
         request.get_json(silent=True) or {})
     form.pop("file", None)
-    if request.form:
-        form["timestamp_granularities[]"] = (request.form.getlist("timestamp_granularities[]")
-                                             + request.form.getlist("timestamp_granularities"))
-        form.pop("timestamp_granularities", None)
-    elif "timestamp_granularities" in form:
-        form["timestamp_granularities[]"] = form.pop("timestamp_granularities")
-    args = parse(SttFormSchema(), form)
+    args = parse(SttFormSchema(), gather_list(form, "timestamp_granularities"))
     args["timestamp_granularities"] = tuple(args["timestamp_granularities"])
     upload = request.files.get("file")
     return ok(recorded_speech.stt(current_user_id(), upload=(upload.read(), upload.filename or "")

@@ -50,10 +50,10 @@ from wyoming.tts import (
 )
 
 from webapp.app import audio
+from webapp.app.audio import SPEECH_SAMPLE_RATE
 from webapp.app.audio.telephony import to_mono
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
-from webapp.app.providers.base import SPEECH_SAMPLE_RATE
 from webapp.app.sentences import SentenceCutter
 from webapp.app.services.conversation import assistant_agent
 from webapp.app.services.speech import assistant_speech

@@ -21,6 +21,8 @@ import frames  # found through the line above
 import numpy as np
 from moonshine_voice import ModelArch, Transcriber
 
+# A copy of audio.SPEECH_SAMPLE_RATE: this script runs under `python -I` with only its
+# own folder on the path, so it cannot import the service's packages.
 SAMPLE_RATE = 16000
 
 

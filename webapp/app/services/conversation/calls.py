@@ -36,7 +36,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from webapp.app import audio
-from webapp.app.audio import end_of_turn
+from webapp.app.audio import SPEECH_SAMPLE_RATE, end_of_turn
 from webapp.app.audio.vad import SpeechScorer
 from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.errors import ApiError, as_error
@@ -50,7 +50,6 @@ from webapp.app.services.speech import recorded_speech
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 COUNT_EVERY_MS = 5000
 """A call's audio counts against its caller's day in pieces of this length (and the rest
 when it ends): one database write per piece, not per frame."""
@@ -103,7 +102,7 @@ def _bad_audio(detail: str) -> ApiError:
 class CallOptions:
     role_id: int
     session_id: str | None = None
-    sample_rate: int = SAMPLE_RATE
+    sample_rate: int = SPEECH_SAMPLE_RATE
     language: str | None = None
     audio_format: str = "mp3"
     # False: every turn is only recognised and told (``asr_result``), never answered or
@@ -308,7 +307,7 @@ class Call:
         self.idle_seconds = config["CALL_IDLE_SECONDS"]
         self.detector = TurnDetector(self.settings)
         self.scorer = SpeechScorer()
-        self.resampler = audio.StreamResampler(options.sample_rate, SAMPLE_RATE)
+        self.resampler = audio.StreamResampler(options.sample_rate, SPEECH_SAMPLE_RATE)
         self.recognizer: live_recognition.LiveRecognizer | None = None
         self.inbox: deque[tuple[bytes, float]] = deque()
         self.wake = threading.Event()

@@ -25,10 +25,10 @@ from typing import Any, Protocol
 
 from flask import current_app
 
+from webapp.app.audio import SPEECH_SAMPLE_RATE
 from webapp.app.providers.base import ProviderError, Transcription
 
-SAMPLE_RATE = 16000
-_BYTES_PER_SECOND = SAMPLE_RATE * 2
+_BYTES_PER_SECOND = SPEECH_SAMPLE_RATE * 2
 # A Whisper sentence ending this long before the live end of the turn will not change.
 _STABLE_SECONDS = 1.0
 # Whisper's language detection on the first second or so of a turn is often wrong; a
@@ -123,7 +123,7 @@ class WhisperLive(_ReadsWholeTurns):
         stable = [s for s in result.segments if s.end <= live_end - _STABLE_SECONDS]
         if stable and len(stable) < len(result.segments):
             self._committed += [s.text for s in stable]
-            self._committed_bytes = start + int(stable[-1].end * SAMPLE_RATE) * 2
+            self._committed_bytes = start + int(stable[-1].end * SPEECH_SAMPLE_RATE) * 2
         return self._joined([*self._committed,
                              *(s.text for s in result.segments if s not in stable)])
 

@@ -357,7 +357,7 @@ class RealtimeSession:
         if len(self.buffer) * 500 // rate < _MIN_COMMIT_MS:
             raise RealtimeError(f"buffer too small: at least {_MIN_COMMIT_MS} ms of audio is "
                                 "needed", "input_audio_buffer_commit_empty")
-        pcm = audio.resample(bytes(self.buffer), rate, calls.SAMPLE_RATE)
+        pcm = audio.resample(bytes(self.buffer), rate, audio.SPEECH_SAMPLE_RATE)
         self.buffer = bytearray()
         item_id = new_id("item")
         self.send("input_audio_buffer.committed", previous_item_id=self.last_item,
@@ -397,7 +397,7 @@ class RealtimeSession:
             pcm = decode_audio(part.get("audio"), self.settings.input_format)
             rate = FORMAT_RATES[self.settings.input_format]
             self._spend_audio(len(pcm) / 2 / rate)
-            self.pending = {"pcm": audio.resample(pcm, rate, calls.SAMPLE_RATE),
+            self.pending = {"pcm": audio.resample(pcm, rate, audio.SPEECH_SAMPLE_RATE),
                             "item_id": item_id}
             shown = [{"type": "input_audio", "transcript": None}]
         else:

@@ -56,7 +56,7 @@ def inspect_speech(data: bytes, max_seconds: float | None = None
     16 kHz mono PCM, ready for a recogniser."""
     _check_size(data)
     limit = _limit(max_seconds)
-    info, pcm = _decoded(audio.probe_and_decode, data, limit, sample_rate=16000)
+    info, pcm = _decoded(audio.probe_and_decode, data, limit, sample_rate=audio.SPEECH_SAMPLE_RATE)
     _check_length(info, limit, None)
     return info, pcm
 

@@ -22,7 +22,7 @@ from webapp.app import audio
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Role, User, Voice
-from webapp.app.providers.base import SPEECH_SAMPLE_RATE, AudioChunk, Segment
+from webapp.app.providers.base import AudioChunk, Segment
 from webapp.app.providers.registry import ENGINES
 from webapp.app.services.sessions import roles
 from webapp.app.services.voice_library import synthesis, voices
@@ -151,7 +151,7 @@ def transcribe(pcm: bytes, language: str | None, name: str | None = None
     """The segments of a finished command (16 kHz mono PCM) as the recogniser finds them."""
     engine = recogniser(name)
     if engine.name == "whisper":  # Whisper hands out each segment as it decodes it
-        wav = audio.wav_header(SPEECH_SAMPLE_RATE, len(pcm)) + pcm
+        wav = audio.wav_header(audio.SPEECH_SAMPLE_RATE, len(pcm)) + pcm
         yield from engine.transcribe_segments(wav, language or None, {})
         return
     result = engine.transcribe_decoded(pcm, language or None)

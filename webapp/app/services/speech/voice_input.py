@@ -21,7 +21,7 @@ from webapp.app import audio
 from webapp.app.concurrency import run_blocking, spawn
 from webapp.app.extensions import db
 from webapp.app.models import File
-from webapp.app.providers.base import SPEECH_SAMPLE_RATE, ProviderError
+from webapp.app.providers.base import ProviderError
 from webapp.app.services.platform import files
 
 
@@ -74,8 +74,8 @@ class VoiceInput:
     @classmethod
     def heard(cls, owner_id: int, pcm: bytes) -> VoiceInput:
         """Speech a live call already holds as 16 kHz samples; it is stored as a WAV."""
-        return cls(owner_id, audio.encode(pcm, SPEECH_SAMPLE_RATE, "wav"), "wav",
-                   audio.pcm_duration(pcm, SPEECH_SAMPLE_RATE), pcm=pcm)
+        return cls(owner_id, audio.encode(pcm, audio.SPEECH_SAMPLE_RATE, "wav"), "wav",
+                   audio.pcm_duration(pcm, audio.SPEECH_SAMPLE_RATE), pcm=pcm)
 
     @classmethod
     def stored(cls, row: File) -> VoiceInput:
@@ -89,7 +89,7 @@ class VoiceInput:
         if self._pcm is None:
             data = self.data if self.data is not None else files.read(self._stored_row())
             try:
-                self._pcm = run_blocking(audio.decode_pcm, data, SPEECH_SAMPLE_RATE)
+                self._pcm = run_blocking(audio.decode_pcm, data, audio.SPEECH_SAMPLE_RATE)
             except audio.AudioError as exc:
                 raise files.decode_error(exc) from exc
         return self._pcm
