@@ -176,19 +176,6 @@ class AudioOut:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Make the first piece now, so that a failure before any audio is an error
-    response rather than a cut-off stream; the rest follows as it is made."""
-    first = next(chunks, b"")
-
-    def rest() -> Iterator[bytes]:
-        if first:
-            yield first
-        yield from chunks
-
-    return rest()
-
-
 def synthesize(caller: Caller, request: SpeechRequest) -> AudioOut:
     """``POST /v1/audio/speech``: audio bytes as made, or SSE events carrying them."""
     text = request.input.strip()
@@ -206,9 +193,11 @@ def synthesize(caller: Caller, request: SpeechRequest) -> AudioOut:
             emotion=mood, emotion_intensity=INSTRUCTION_INTENSITY if mood else 0.0,
             instruction=request.instructions or None,
             output_rate=PCM_RATE if request.response_format == "pcm" else None)
+        # The voice is passed as resolved; the stream has made its first audio before it
+        # returns, so a failure before any audio is an error response, not a cut stream.
         stream = recorded_speech.tts_stream(caller.user_id, tts_request, history=caller.history,
-                                            counted=True)
-        chunks = _primed(stream.chunks)
+                                            counted=True, voice=voice)
+        chunks = stream.chunks
     except Exception:
         spent.refund()
         raise

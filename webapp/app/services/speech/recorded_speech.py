@@ -14,7 +14,7 @@ from flask import current_app
 from webapp.app import audio
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
-from webapp.app.models import Conversation, File, Message
+from webapp.app.models import Conversation, File, Message, Voice
 from webapp.app.providers.base import (
     ProviderError,
     SpeechSource,
@@ -111,15 +111,17 @@ class TtsStream:
 
 
 def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True,
-               counted: bool = False) -> TtsStream:
+               counted: bool = False, voice: Voice | None = None) -> TtsStream:
     """Stream the synthesis; with ``history`` it is also a message with its audio stored.
-    Its characters count against the owner's day unless the caller ``counted`` them.
+    Its characters count against the owner's day unless the caller ``counted`` them. A
+    caller that has already resolved the voice (one the owner may use) passes it as
+    ``voice``, and it is not looked up again.
 
     The first audio is made before anything is answered or stored: a provider that
     fails before it (after any fallback) is a plain error that leaves nothing behind,
     while one that fails later ends the stream early and leaves the message marked
     interrupted, with the reason."""
-    voice = _voice(owner_id, request)
+    voice = voice if voice is not None else _voice(owner_id, request)
     named = conversations.get_owned(request.session_id, owner_id) if request.session_id else None
     engine, options = synthesis.engine_for(voice, request.options(), with_fallback=True)
     started = time.perf_counter()
