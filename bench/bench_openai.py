@@ -28,7 +28,7 @@ from bench.figures import publish
 from bench.server import Server, register
 from webapp.app import audio
 from webapp.app.providers.base import SynthesisOptions
-from webapp.app.providers.stt.whisper import SAMPLE_RATE, WhisperSpeechToText
+from webapp.app.providers.stt.whisper import WhisperSpeechToText
 from webapp.app.providers.tts.piper import PiperTextToSpeech
 
 ROUNDS = int(os.environ.get("BENCH_OPENAI_ROUNDS", "5"))
@@ -104,8 +104,9 @@ def main() -> None:
     load_before = os.getloadavg()
     piper = PiperTextToSpeech({})
     clip_pcm = piper.synthesize(CLIP_TEXT, SynthesisOptions()).pcm
-    clip = audio.encode(audio.resample(clip_pcm, piper.capabilities.sample_rate, SAMPLE_RATE),
-                        SAMPLE_RATE, "wav")
+    rate = audio.SPEECH_SAMPLE_RATE
+    clip = audio.encode(audio.resample(clip_pcm, piper.capabilities.sample_rate, rate), rate,
+                        "wav")
     clip_path = work / "clip.wav"
     clip_path.write_bytes(clip)
     whisper = WhisperSpeechToText({"MODEL_CACHE_DIR": str(Path("instance/models").resolve())})
