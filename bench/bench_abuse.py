@@ -34,7 +34,7 @@ from bench.bench_call import load, one_turn
 from bench.bench_realtime import add_participant, start_server
 from bench.figures import publish
 from bench.stats import percentile
-from tests.helpers import hostile_audio
+from tests.helpers import hostile_audio, recordings
 from tests.helpers.call_client import Caller
 from tests.helpers.hostile_clients import FITS_A_FRAME, Attacker, resident_mb
 from tests.helpers.realtime import Recorder
@@ -218,8 +218,9 @@ class Attacks:
 
 
 def main() -> None:
-    pcm = speech(QUESTION)
-    pcm += bytes(RATE * 2)  # a second of silence ends the turn
+    # Cut at the last voiced sample: the call's figure counts from the end of the speech
+    # (the microphone goes on sending silence after it, which ends the turn).
+    pcm = recordings.until_last_voiced(speech(QUESTION))
     with tempfile.TemporaryDirectory(prefix="bench-abuse-") as tmp:
         server = start_server(Path(tmp), 0.02, "piper:en_US-joe-medium")
         try:
