@@ -7,6 +7,7 @@ Usage: ``python -m tests.eventlet_scripts.sqlite_locked <migrated.db> <instance 
 """
 
 import eventlet
+import eventlet.event
 
 eventlet.monkey_patch()
 
@@ -41,7 +42,12 @@ def main() -> None:
             eventlet.sleep(0.01)
             ticks.append(time.perf_counter())
 
+    writing = eventlet.event.Event()
+
     def release() -> None:
+        # Counted from the write's start, so that a stall of a busy machine before the
+        # write cannot eat into the time it must wait.
+        writing.wait()
         eventlet.sleep(HOLD_SECONDS)
         holder.execute("COMMIT")
 
@@ -49,6 +55,7 @@ def main() -> None:
     eventlet.spawn(release)
     eventlet.sleep(0.05)
     started = time.perf_counter()
+    writing.send()
     error = None
     with app.app_context():
         try:
