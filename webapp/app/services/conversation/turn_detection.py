@@ -117,7 +117,10 @@ class TurnDetector:
     def _quiet(self, pcm: bytes, voiced: bool) -> TurnEvent | None:
         self._pre_roll.append(pcm)
         self._run_ms = self._run_ms + WINDOW_MS if voiced else 0
-        keep = max(self.settings.pre_roll_ms, self.settings.start_ms) // WINDOW_MS + 1
+        # The voiced run that starts the turn, and ``pre_roll_ms`` before it: a soft
+        # onset ("th", "s", "h") scores under the threshold, and a recogniser handed a
+        # word cut in half guesses another ("The train" read as "1922, a train").
+        keep = (self.settings.pre_roll_ms + self.settings.start_ms) // WINDOW_MS + 1
         while len(self._pre_roll) > keep:
             self._pre_roll.popleft()
         if self._run_ms < self.settings.start_ms:
