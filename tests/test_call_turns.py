@@ -37,6 +37,17 @@ def server() -> Iterator[LiveServer]:
     live.stop()
 
 
+@pytest.fixture(scope="module")
+def hurried_server() -> Iterator[LiveServer]:
+    """Every pause's read comes too late for its verdict: how it sounds judges alone."""
+    live = LiveServer(SCRIPTED_LLM_DELAY="0.03", CALL_IDLE_SECONDS="30",
+                      CALL_END_SILENCE_MS=str(END_SILENCE_MS),
+                      CALL_UNFINISHED_SILENCE_MS=str(UNFINISHED_SILENCE_MS),
+                      CALL_JUDGE_WORDS_MS="0").start()
+    yield live
+    live.stop()
+
+
 @pytest.fixture
 def user(server: LiveServer) -> User:
     return User(server.url)
@@ -83,6 +94,27 @@ def test_a_sentence_with_pauses_stays_one_turn(server: LiveServer, user: User,
     assert all(word in heard for word in words), heard
     # The mid-sentence pauses were judged (and kept the turn), then the end was.
     assert len(verdicts(server, session_id)) >= 2
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_a_sentence_with_pauses_stays_one_turn_when_its_words_are_late(
+        hurried_server: LiveServer, language: str) -> None:
+    user = User(hurried_server.url)
+    caller = Caller(hurried_server.url, user.token)
+    try:
+        name, pauses, words = PAUSED[language]
+        session_id = caller.start(user.role_id, language=language)["session_id"]
+        mark = len(caller.events)
+        caller.say(recordings.with_pauses(name, pauses), then_silence=0.5)
+        answered(caller, mark)
+        assert turn_states(caller, mark) == ["speech_start", "speech_end"]
+        heard = caller.wait_for("asr_result", 1, mark)["text"].lower()
+        assert all(word in heard for word in words), heard
+        log = hurried_server.log.read_text()
+        assert f"in session {session_id}: its words are late, judged by how it sounds" in log
+        assert len(verdicts(hurried_server, session_id)) >= 2
+    finally:
+        caller.close()
 
 
 def test_a_finished_answer_ends_at_the_short_silence(server: LiveServer, user: User,

@@ -294,6 +294,7 @@ class Call:
         # ``smart_turn``: how it sounds and what it says; ``transcript``: what it says;
         # ``silence``: neither, every pause of the end silence ends the turn.
         self.turn_model = mode == "smart_turn" and end_of_turn.available()
+        self.words_wait = config["CALL_JUDGE_WORDS_MS"] / 1000
         self.interrupt_ms = config["CALL_INTERRUPT_MS"]
         self.speculate = config["CALL_SPECULATIVE_REPLY"]
         self.partial_ms = config["CALL_PARTIAL_MS"]
@@ -549,11 +550,19 @@ class Call:
         by silence alone: what matters there is whether it interrupts, and that is told
         quickly. A turn judged finished may start its reply now, held until it ends."""
         try:
+            began = time.monotonic()
             probability = None
             if self.turn_model and not self.barge_in:
                 probability = run_blocking(end_of_turn.probability, pcm)
-            pending.ready.wait()
-            result = pending.result or Transcription("")
+            if probability is None:
+                pending.ready.wait()
+            elif not pending.ready.wait(max(0.0, began + self.words_wait - time.monotonic())):
+                # The read of the pause is late (a long Mandarin turn on a busy machine):
+                # the score judges alone rather than keep the caller waiting for words.
+                log.info("pause %d in session %s: its words are late, judged by how it sounds",
+                         pause_no, self.session_id)
+            result = pending.result if pending.ready.is_set() and pending.result else \
+                Transcription("")
             if self.barge_in or pending.error is not None or not self.settings.judged:
                 silence = self.completion.complete_ms
             else:
