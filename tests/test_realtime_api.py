@@ -163,8 +163,8 @@ def test_a_spoken_turn_is_found_by_server_vad_and_answered_with_audio_and_transc
 def test_barge_in_truncates_the_reply_to_what_was_played(session: Session,
                                                          account: Account) -> None:
     session.wait_for("session.created")
-    # OpenAI's server_vad ends a turn after 500 ms of silence, and Piper pauses about that
-    # long after "Wait, stop.": the cut-in is one turn with a second of silence to end it.
+    # server_vad ends a turn after silence_duration_ms (400 ms unless set), and Piper
+    # pauses about that long after "Wait, stop.": with a second, the cut-in is one turn.
     session.conn.session.update(session={"type": "realtime", "audio": {"input": {
         "turn_detection": {"type": "server_vad", "silence_duration_ms": 1000},
         "transcription": {"model": "whisper-1", "language": "en"}}}})
