@@ -43,9 +43,11 @@ def _float(name: str, default: float) -> float:
 
 
 def redis_database(url: str | None) -> int:
-    """The database number a Redis URL names (``redis://host:6379/3`` → 3; none → 0)."""
-    tail = (url or "").split("?", 1)[0].rstrip("/").rpartition("/")[2]
-    return int(tail) if tail.isdigit() else 0
+    """The database number a Redis URL names (``redis://host:6379/3`` → 3; none → 0), as
+    redis-py itself reads it."""
+    from redis.connection import parse_url
+
+    return int(parse_url(url).get("db") or 0) if url else 0
 
 
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
