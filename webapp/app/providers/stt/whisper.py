@@ -149,10 +149,12 @@ class WhisperSpeechToText(LocalModelSpeechToText):
             if self._model is None:
                 os.environ["HF_HUB_OFFLINE"] = "1"
                 try:
-                    from faster_whisper import WhisperModel
+                    from webapp.app.providers.stt.whisper_model import (
+                        LeftoverSkippingWhisperModel,
+                    )
 
                     path = assemble_model(self.model_dir)
-                    self._model = WhisperModel(str(path), device="cpu",
+                    self._model = LeftoverSkippingWhisperModel(str(path), device="cpu",
                                                compute_type=self.compute_type,
                                                cpu_threads=self.threads)
                 except ProviderError:
