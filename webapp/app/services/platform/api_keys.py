@@ -17,12 +17,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import mysql, sqlite
 
 from webapp.app.errors import ApiError, not_found
 from webapp.app.extensions import db
 from webapp.app.models import ApiKey, ApiKeyUsage, Conversation
 from webapp.app.models.common import utcnow
+from webapp.app.services.platform import usage_counters
 
 KEY_PREFIX = "tsk-"
 _SHOWN_PREFIX = 11  # "tsk-" and seven characters: enough to tell keys apart in a list
@@ -110,16 +110,6 @@ class Charge:
     audio_seconds: float = 0.0
 
 
-def _ensure_usage_row(key_id: str, month: str) -> None:
-    values = {"key_id": key_id, "month": month, "characters": 0, "audio_seconds": 0.0}
-    if db.session.get_bind().dialect.name == "sqlite":
-        statement = sqlite.insert(ApiKeyUsage).values(**values).on_conflict_do_nothing()
-    else:
-        statement = mysql.insert(ApiKeyUsage).values(**values)
-        statement = statement.on_duplicate_key_update(key_id=statement.inserted.key_id)
-    db.session.execute(statement)
-
-
 def charge(key_id: str, *, characters: int = 0, audio_seconds: float = 0.0) -> Charge:
     """Count a request against the key's month, or refuse it (429) if it would go over.
 
@@ -130,20 +120,10 @@ def charge(key_id: str, *, characters: int = 0, audio_seconds: float = 0.0) -> C
     if key is None or key.revoked_at is not None:
         raise ApiError(401, "api_key_invalid", "INVALID_API_KEY")
     month = current_month()
-    _ensure_usage_row(key.id, month)
-    statement = update(ApiKeyUsage).where(ApiKeyUsage.key_id == key.id,
-                                          ApiKeyUsage.month == month)
-    if key.monthly_characters is not None and characters:
-        statement = statement.where(
-            ApiKeyUsage.characters + characters <= key.monthly_characters)
-    if key.monthly_audio_seconds is not None and audio_seconds:
-        statement = statement.where(
-            ApiKeyUsage.audio_seconds + audio_seconds <= key.monthly_audio_seconds)
-    result = db.session.execute(statement.values(
-        characters=ApiKeyUsage.characters + characters,
-        audio_seconds=ApiKeyUsage.audio_seconds + audio_seconds))
-    db.session.commit()
-    if result.rowcount != 1:
+    if not usage_counters.add(ApiKeyUsage, {"key_id": key.id, "month": month},
+                              characters=characters, audio_seconds=audio_seconds,
+                              max_characters=key.monthly_characters,
+                              max_audio_seconds=key.monthly_audio_seconds):
         raise ApiError(429, "quota_exceeded", "QUOTA_EXCEEDED",
                        details={"monthly_characters": key.monthly_characters,
                                 "monthly_audio_seconds": key.monthly_audio_seconds})
@@ -152,14 +132,10 @@ def charge(key_id: str, *, characters: int = 0, audio_seconds: float = 0.0) -> C
 
 def refund(spent: Charge | None) -> None:
     """Give back what a request that failed was counted for."""
-    if spent is None:
-        return
-    db.session.rollback()
-    db.session.execute(update(ApiKeyUsage).where(
-        ApiKeyUsage.key_id == spent.key_id, ApiKeyUsage.month == spent.month).values(
-        characters=ApiKeyUsage.characters - spent.characters,
-        audio_seconds=ApiKeyUsage.audio_seconds - spent.audio_seconds))
-    db.session.commit()
+    if spent is not None:
+        usage_counters.take_back(ApiKeyUsage, {"key_id": spent.key_id, "month": spent.month},
+                                 characters=spent.characters,
+                                 audio_seconds=spent.audio_seconds)
 
 
 def session_of(key_id: str) -> Conversation:

@@ -38,14 +38,14 @@ from flask import current_app
 from limits import parse
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import select, update
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy import select
 
 from webapp.app.concurrency import real_lock
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import UserDailyUsage
 from webapp.app.models.common import utcnow
+from webapp.app.services.platform import usage_counters
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -282,16 +282,6 @@ def _daily_limits() -> tuple[int, float]:
     return int(config["USER_DAILY_CHARACTERS"]), float(config["USER_DAILY_AUDIO_SECONDS"])
 
 
-def _ensure_row(user_id: int, day: str) -> None:
-    values = {"user_id": user_id, "day": day, "characters": 0, "audio_seconds": 0.0}
-    if db.session.get_bind().dialect.name == "sqlite":
-        statement = sqlite.insert(UserDailyUsage).values(**values).on_conflict_do_nothing()
-    else:
-        statement = mysql.insert(UserDailyUsage).values(**values)
-        statement = statement.on_duplicate_key_update(user_id=statement.inserted.user_id)
-    db.session.execute(statement)
-
-
 def _refused(characters: int, audio_seconds: float) -> ApiError:
     max_characters, max_seconds = _daily_limits()
     return too_many(_until_tomorrow(), daily_characters=max_characters or None,
@@ -308,34 +298,21 @@ def charge(user_id: int, *, characters: int = 0, audio_seconds: float = 0.0,
     reply spoken, call audio heard) even past the limit: the next request is refused.
     """
     day = today()
-    _ensure_row(user_id, day)
-    statement = update(UserDailyUsage).where(UserDailyUsage.user_id == user_id,
-                                             UserDailyUsage.day == day)
-    max_characters, max_seconds = _daily_limits()
-    if not over and max_characters > 0 and characters:
-        statement = statement.where(UserDailyUsage.characters + characters <= max_characters)
-    if not over and max_seconds > 0 and audio_seconds:
-        statement = statement.where(
-            UserDailyUsage.audio_seconds + audio_seconds <= max_seconds)
-    result = db.session.execute(statement.values(
-        characters=UserDailyUsage.characters + characters,
-        audio_seconds=UserDailyUsage.audio_seconds + audio_seconds))
-    db.session.commit()
-    if result.rowcount != 1:
+    max_characters, max_seconds = (0, 0.0) if over else _daily_limits()
+    if not usage_counters.add(UserDailyUsage, {"user_id": user_id, "day": day},
+                              characters=characters, audio_seconds=audio_seconds,
+                              max_characters=max_characters or None,  # 0: no limit
+                              max_audio_seconds=max_seconds or None):
         raise _refused(characters, audio_seconds)
     return Charge(user_id, day, characters, audio_seconds)
 
 
 def refund(spent: Charge | None) -> None:
     """Give back what a request that failed was counted for."""
-    if spent is None or not (spent.characters or spent.audio_seconds):
-        return
-    db.session.rollback()
-    db.session.execute(update(UserDailyUsage).where(
-        UserDailyUsage.user_id == spent.user_id, UserDailyUsage.day == spent.day).values(
-        characters=UserDailyUsage.characters - spent.characters,
-        audio_seconds=UserDailyUsage.audio_seconds - spent.audio_seconds))
-    db.session.commit()
+    if spent is not None:
+        usage_counters.take_back(UserDailyUsage, {"user_id": spent.user_id, "day": spent.day},
+                                 characters=spent.characters,
+                                 audio_seconds=spent.audio_seconds)
 
 
 def require_allowance(user_id: int) -> None:

@@ -1,0 +1,57 @@
+"""Characters and audio seconds counted in one row per owner and period: a user's day
+(``user_daily_usage``) and an API key's month (``api_key_usage``).
+
+Adding checks the limits in the same ``UPDATE`` that adds: two requests racing for the
+last of an allowance cannot both get it, on SQLite as on MariaDB, in threads, green
+threads or several processes. A request that fails afterwards takes its count back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects import mysql, sqlite
+
+from webapp.app.extensions import db
+
+
+def _ensure_row(table: Any, row: dict[str, Any]) -> None:
+    """The period's row, inserted at zero unless it is there (never raising on a race)."""
+    values = {**row, "characters": 0, "audio_seconds": 0.0}
+    if db.session.get_bind().dialect.name == "sqlite":
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        statement = mysql.insert(table).values(**values)
+        first = next(iter(row))
+        statement = statement.on_duplicate_key_update({first: statement.inserted[first]})
+    db.session.execute(statement)
+
+
+def add(table: Any, row: dict[str, Any], *, characters: int, audio_seconds: float,
+        max_characters: int | None, max_audio_seconds: float | None) -> bool:
+    """Add to the row named by ``row`` (its key columns) unless that would pass a limit
+    (``None``: no limit); committed. False when refused, and nothing was added."""
+    _ensure_row(table, row)
+    statement = update(table).filter_by(**row)
+    if max_characters is not None and characters:
+        statement = statement.where(table.characters + characters <= max_characters)
+    if max_audio_seconds is not None and audio_seconds:
+        statement = statement.where(table.audio_seconds + audio_seconds <= max_audio_seconds)
+    result = db.session.execute(statement.values(
+        characters=table.characters + characters,
+        audio_seconds=table.audio_seconds + audio_seconds))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def take_back(table: Any, row: dict[str, Any], *, characters: int,
+              audio_seconds: float) -> None:
+    """Give back what a failed request was counted for; what it left unsaved is dropped."""
+    if not (characters or audio_seconds):
+        return
+    db.session.rollback()
+    db.session.execute(update(table).filter_by(**row).values(
+        characters=table.characters - characters,
+        audio_seconds=table.audio_seconds - audio_seconds))
+    db.session.commit()
