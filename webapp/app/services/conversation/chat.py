@@ -31,7 +31,7 @@ from webapp.app.models.common import new_uuid
 from webapp.app.providers.base import AudioChunk, ChatOptions, SynthesisOptions, Transcription
 from webapp.app.schemas import find_lone_surrogate
 from webapp.app.services.conversation import memory
-from webapp.app.services.platform import files, jobs, limits
+from webapp.app.services.platform import files, jobs, limits, usage_counters
 from webapp.app.services.sessions import conversations, roles
 from webapp.app.services.speech import recorded_speech
 from webapp.app.services.speech.reply_stream import SpokenReply, stream_reply
@@ -117,7 +117,7 @@ class Turn:
     started: float = field(default_factory=time.perf_counter)
     language: str | None = None
     asr_engine: str | None = None
-    heard: limits.Charge | None = None
+    heard: usage_counters.Charge | None = None
     """What the voice input was counted for, given back if it cannot be recognised."""
 
 
@@ -363,7 +363,7 @@ def run_turn(request: TurnRequest, sink: TurnSink,
     try:
         user_text, user_message_id = _hear(turn, sink)
     except Exception:
-        limits.refund(turn.heard)
+        usage_counters.refund(turn.heard)
         raise
     plan = _plan(turn, user_text)
     db.session.close()

@@ -315,8 +315,7 @@ class RealtimeSession:
 
     def close(self) -> None:
         if self.caller.key_id is not None and self.audio_credit > 0:
-            api_keys.refund(api_keys.Charge(self.caller.key_id, api_keys.current_month(),
-                                            audio_seconds=round(self.audio_credit, 3)))
+            api_keys.give_back(self.caller.key_id, audio_seconds=round(self.audio_credit, 3))
         if self.call is not None:
             self.call.end("disconnected")
         if self.response is not None:

@@ -23,7 +23,7 @@ from webapp.app.models import File, GeneratedVoice, Voice
 from webapp.app.models.common import utcnow
 from webapp.app.models.playback import MessageKey, epoch
 from webapp.app.providers.base import ProviderError, SynthesisOptions
-from webapp.app.services.platform import files, limits
+from webapp.app.services.platform import files, limits, usage_counters
 from webapp.app.services.sessions import conversations, events
 from webapp.app.services.voice_library import emotion, preferences, synthesis, voices
 
@@ -133,11 +133,11 @@ def generate(owner_id: int, args: dict[str, Any]) -> dict[str, Any]:
         rendered = synthesis.render(voice, args["text"], "mp3",
                                     emotion.apply(base, emotion_type, intensity))
     except ProviderError as exc:
-        limits.refund(spent)
+        usage_counters.refund(spent)
         events.publish(stream, "voice_error", {"messageId": message_key, "error": exc.message})
         raise provider_error(exc, provider) from exc
     except Exception as exc:
-        limits.refund(spent)
+        usage_counters.refund(spent)
         log.exception("voice generation failed")
         events.publish(stream, "voice_error", {"messageId": message_key,
                                                "error": "generation failed"})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -100,17 +99,8 @@ def authenticate(secret: str) -> ApiKey:
     return key
 
 
-@dataclass(frozen=True)
-class Charge:
-    """What one request was counted for, so that a failed request can be given back."""
-
-    key_id: str
-    month: str
-    characters: int = 0
-    audio_seconds: float = 0.0
-
-
-def charge(key_id: str, *, characters: int = 0, audio_seconds: float = 0.0) -> Charge:
+def charge(key_id: str, *, characters: int = 0,
+           audio_seconds: float = 0.0) -> usage_counters.Charge:
     """Count a request against the key's month, or refuse it (429) if it would go over.
 
     The check and the addition are one statement: two requests racing for the last of a
@@ -119,23 +109,22 @@ def charge(key_id: str, *, characters: int = 0, audio_seconds: float = 0.0) -> C
     key = db.session.get(ApiKey, key_id)
     if key is None or key.revoked_at is not None:
         raise ApiError(401, "api_key_invalid", "INVALID_API_KEY")
-    month = current_month()
-    if not usage_counters.add(ApiKeyUsage, {"key_id": key.id, "month": month},
-                              characters=characters, audio_seconds=audio_seconds,
-                              max_characters=key.monthly_characters,
-                              max_audio_seconds=key.monthly_audio_seconds):
+    spent = usage_counters.add(ApiKeyUsage, {"key_id": key.id, "month": current_month()},
+                               characters=characters, audio_seconds=audio_seconds,
+                               max_characters=key.monthly_characters,
+                               max_audio_seconds=key.monthly_audio_seconds)
+    if spent is None:
         raise ApiError(429, "quota_exceeded", "QUOTA_EXCEEDED",
                        details={"monthly_characters": key.monthly_characters,
                                 "monthly_audio_seconds": key.monthly_audio_seconds})
-    return Charge(key.id, month, characters, audio_seconds)
+    return spent
 
 
-def refund(spent: Charge | None) -> None:
-    """Give back what a request that failed was counted for."""
-    if spent is not None:
-        usage_counters.take_back(ApiKeyUsage, {"key_id": spent.key_id, "month": spent.month},
-                                 characters=spent.characters,
-                                 audio_seconds=spent.audio_seconds)
+def give_back(key_id: str, *, audio_seconds: float) -> None:
+    """Give back audio seconds counted ahead of use and not used (a realtime session's
+    credit when it closes)."""
+    month = {"key_id": key_id, "month": current_month()}
+    usage_counters.refund(usage_counters.Charge(ApiKeyUsage, month, audio_seconds=audio_seconds))
 
 
 def session_of(key_id: str) -> Conversation:

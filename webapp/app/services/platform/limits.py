@@ -257,16 +257,6 @@ CALL_SLOT_SECONDS = 30.0
 
 # -- per day ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Charge:
-    """What one request was counted for today, so that a failed request can be given back."""
-
-    user_id: int
-    day: str
-    characters: int = 0
-    audio_seconds: float = 0.0
-
-
 def today() -> str:
     return utcnow().strftime("%Y-%m-%d")
 
@@ -290,29 +280,21 @@ def _refused(characters: int, audio_seconds: float) -> ApiError:
 
 
 def charge(user_id: int, *, characters: int = 0, audio_seconds: float = 0.0,
-           over: bool = False) -> Charge:
+           over: bool = False) -> usage_counters.Charge:
     """Count today's use, or refuse it (429) if it would pass a daily limit; committed.
 
     The check and the addition are one statement: two requests racing for the last of a
     day's allowance cannot both get it. ``over=True`` counts what was already spent (a
     reply spoken, call audio heard) even past the limit: the next request is refused.
     """
-    day = today()
     max_characters, max_seconds = (0, 0.0) if over else _daily_limits()
-    if not usage_counters.add(UserDailyUsage, {"user_id": user_id, "day": day},
-                              characters=characters, audio_seconds=audio_seconds,
-                              max_characters=max_characters or None,  # 0: no limit
-                              max_audio_seconds=max_seconds or None):
+    spent = usage_counters.add(UserDailyUsage, {"user_id": user_id, "day": today()},
+                               characters=characters, audio_seconds=audio_seconds,
+                               max_characters=max_characters or None,  # 0: no limit
+                               max_audio_seconds=max_seconds or None)
+    if spent is None:
         raise _refused(characters, audio_seconds)
-    return Charge(user_id, day, characters, audio_seconds)
-
-
-def refund(spent: Charge | None) -> None:
-    """Give back what a request that failed was counted for."""
-    if spent is not None:
-        usage_counters.take_back(UserDailyUsage, {"user_id": spent.user_id, "day": spent.day},
-                                 characters=spent.characters,
-                                 audio_seconds=spent.audio_seconds)
+    return spent
 
 
 def require_allowance(user_id: int) -> None:

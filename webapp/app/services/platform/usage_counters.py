@@ -8,6 +8,8 @@ threads or several processes. A request that fails afterwards takes its count ba
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
@@ -16,7 +18,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from webapp.app.extensions import db
 
 
-def _ensure_row(table: Any, row: dict[str, Any]) -> None:
+def _ensure_row(table: Any, row: Mapping[str, Any]) -> None:
     """The period's row, inserted at zero unless it is there (never raising on a race)."""
     values = {**row, "characters": 0, "audio_seconds": 0.0}
     if db.session.get_bind().dialect.name == "sqlite":
@@ -28,10 +30,22 @@ def _ensure_row(table: Any, row: dict[str, Any]) -> None:
     db.session.execute(statement)
 
 
-def add(table: Any, row: dict[str, Any], *, characters: int, audio_seconds: float,
-        max_characters: int | None, max_audio_seconds: float | None) -> bool:
+@dataclass(frozen=True)
+class Charge:
+    """What one request was counted for in one row, so that a failed request can give it
+    back (``refund``)."""
+
+    table: Any
+    row: Mapping[str, Any]
+    characters: int = 0
+    audio_seconds: float = 0.0
+
+
+def add(table: Any, row: Mapping[str, Any], *, characters: int = 0,
+        audio_seconds: float = 0.0, max_characters: int | None = None,
+        max_audio_seconds: float | None = None) -> Charge | None:
     """Add to the row named by ``row`` (its key columns) unless that would pass a limit
-    (``None``: no limit); committed. False when refused, and nothing was added."""
+    (``None``: no limit); committed. None when refused, and nothing was added."""
     _ensure_row(table, row)
     statement = update(table).filter_by(**row)
     if max_characters is not None and characters:
@@ -42,16 +56,15 @@ def add(table: Any, row: dict[str, Any], *, characters: int, audio_seconds: floa
         characters=table.characters + characters,
         audio_seconds=table.audio_seconds + audio_seconds))
     db.session.commit()
-    return result.rowcount == 1
+    return Charge(table, row, characters, audio_seconds) if result.rowcount == 1 else None
 
 
-def take_back(table: Any, row: dict[str, Any], *, characters: int,
-              audio_seconds: float) -> None:
+def refund(spent: Charge | None) -> None:
     """Give back what a failed request was counted for; what it left unsaved is dropped."""
-    if not (characters or audio_seconds):
+    if spent is None or not (spent.characters or spent.audio_seconds):
         return
     db.session.rollback()
-    db.session.execute(update(table).filter_by(**row).values(
-        characters=table.characters - characters,
-        audio_seconds=table.audio_seconds - audio_seconds))
+    db.session.execute(update(spent.table).filter_by(**spent.row).values(
+        characters=spent.table.characters - spent.characters,
+        audio_seconds=spent.table.audio_seconds - spent.audio_seconds))
     db.session.commit()

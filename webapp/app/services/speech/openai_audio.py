@@ -23,7 +23,7 @@ from webapp.app.extensions import db
 from webapp.app.models import ApiKey, File, Voice
 from webapp.app.providers.base import Segment, Transcription
 from webapp.app.providers.registry import ENGINES
-from webapp.app.services.platform import api_keys, files, limits
+from webapp.app.services.platform import api_keys, files, limits, usage_counters
 from webapp.app.services.sessions import conversations
 from webapp.app.services.speech import recorded_speech, transcripts
 from webapp.app.services.speech.voice_input import VoiceInput
@@ -80,7 +80,7 @@ class Caller:
         try:
             month = api_keys.charge(self.key_id, **amounts) if self.key_id is not None else None
         except Exception:
-            limits.refund(day)
+            usage_counters.refund(day)
             raise
         return Spent(day, month)
 
@@ -89,12 +89,12 @@ class Caller:
 class Spent:
     """What a ``/v1`` request was counted for, so that a failed one can be given back."""
 
-    day: limits.Charge
-    month: api_keys.Charge | None = None
+    day: usage_counters.Charge
+    month: usage_counters.Charge | None = None
 
     def refund(self) -> None:
-        api_keys.refund(self.month)
-        limits.refund(self.day)
+        usage_counters.refund(self.month)
+        usage_counters.refund(self.day)
 
 
 def _configured(kind: str, name: str) -> bool:

@@ -21,7 +21,7 @@ from webapp.app.providers.base import (
     SynthesisOptions,
     Transcription,
 )
-from webapp.app.services.platform import files, limits
+from webapp.app.services.platform import files, limits, usage_counters
 from webapp.app.services.sessions import conversations
 from webapp.app.services.speech import transcripts
 from webapp.app.services.speech.voice_input import VoiceInput
@@ -83,7 +83,7 @@ def tts(owner_id: int, request: TtsRequest) -> dict[str, Any]:
         rendered = synthesis.render(voice, request.text, request.format, request.options(),
                                     with_fallback=True)
     except Exception:
-        limits.refund(spent)
+        usage_counters.refund(spent)
         raise
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     session = named or conversations.create(owner_id, voice_type=voice.voice_type)
@@ -137,7 +137,7 @@ def tts_stream(owner_id: int, request: TtsRequest, *, history: bool = True,
         if first is None:
             raise ProviderError(voice.engine, "bad_input", synthesis.SILENT_TEXT)
     except Exception:
-        limits.refund(spent)
+        usage_counters.refund(spent)
         raise
     if not history:
         return TtsStream(itertools.chain([first], pieces), "", "", content_type)
@@ -275,7 +275,7 @@ def stt(owner_id: int, *, upload: tuple[bytes, str] | None = None, file_id: str 
         # An upload made for this recognition goes with it: a failed one keeps nothing.
         db.session.rollback()
         voice.discard()
-        limits.refund(spent)
+        usage_counters.refund(spent)
         raise
     out = {"message_id": message.id, "session_id": session.id,
            "transcription": result.text, "language": result.language,
