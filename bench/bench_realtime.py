@@ -390,7 +390,7 @@ def in_process_comparison(work: Path, wav: bytes) -> dict[str, Any]:
     from webapp.app.models import Role
     from webapp.app.providers.base import ChatOptions, SynthesisOptions
     from webapp.app.sentences import SentenceCutter
-    from webapp.app.services.conversation.chat import persona_prompt
+    from webapp.app.services.conversation.turns import persona_prompt
     from webapp.app.services.speech.reply_stream import stream_reply
 
     work.mkdir(parents=True, exist_ok=True)

@@ -198,8 +198,8 @@ def test_a_backwards_import_between_service_packages_is_caught() -> None:
         f"{services}.sessions.events": "",
         f"{services}.sessions.roles": f"from {services}.voice_library import voices\n",
         f"{services}.speech.aliyun": f"from {services}.sessions import roles\n",
-        f"{services}.speech.assistant": f"from {services}.conversation import chat\n",
-        f"{services}.conversation.chat": f"import {services}.speech.aliyun\n",
+        f"{services}.speech.assistant": f"from {services}.conversation import turns\n",
+        f"{services}.conversation.turns": f"import {services}.speech.aliyun\n",
         f"{services}.extras": "",
     }
     problems = violations(sources)
@@ -210,7 +210,7 @@ def test_a_backwards_import_between_service_packages_is_caught() -> None:
             f"{services}.speech.aliyun, which sits above it in services.speech: "
             f"{services}.platform.health → {services} → {services}.speech.aliyun") in problems
     assert any(p.startswith(f"{services}.speech.assistant (services.speech) reaches "
-                            f"{services}.conversation.chat") for p in problems)
+                            f"{services}.conversation.turns") for p in problems)
     assert (f"{services}.extras is in services.extras, which has no place in SERVICE_ORDER"
             in problems)
     assert len(problems) == 4

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from webapp.app.api import ApiError
-from webapp.app.chat import schemas
 from webapp.app.services.conversation.calls import CallOptions, ReplyOutput
 from webapp.app.services.conversation.reply_events import ReplyEvents
+from webapp.app.sockets import schemas
 
 
 def refused(event: str, data: Any, lang: str = "en", **defaults: Any) -> str:

@@ -26,7 +26,7 @@ from webapp.app import audio
 from webapp.app.extensions import db, socketio
 from webapp.app.models import File
 from webapp.app.providers.base import Transcription
-from webapp.app.services.conversation import chat
+from webapp.app.services.conversation import turns
 
 NAMESPACE = "/chat"
 DECODERS = ("probe", "decode_pcm", "probe_and_decode")
@@ -166,10 +166,10 @@ def test_a_call_turn_stores_the_speech_it_heard_without_decoding_it(
             return lambda *args: events.append(name)
 
     with app.app_context():
-        request = chat.TurnRequest(
+        request = turns.TurnRequest(
             user_id=user["id"], role_id=role_id, pcm=pcm,
             recognised=Transcription("What is your favourite colour?", "en"))
-        done = chat.run_turn(request, Sink())  # type: ignore[arg-type]
+        done = turns.run_turn(request, Sink())  # type: ignore[arg-type]
     assert events[0] == "asr_result" and events[-1] == "complete"
     # The one encode is the WAV header the call's samples are stored under.
     assert counts == {"encode": 1, "stream_encoder": 1, "storage_put": 2}, counts

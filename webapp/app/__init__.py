@@ -13,11 +13,11 @@ from config import Config
 from webapp.app import extensions
 from webapp.app.access_log import redact_root_handlers
 from webapp.app.api import error_response, register_errorhandlers
-from webapp.app.chat import register_sockets
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db, jwt, limiter, migrate, socketio
 from webapp.app.schemas import IdConverter
 from webapp.app.security import register_security
+from webapp.app.sockets import register_sockets
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:

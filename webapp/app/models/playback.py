@@ -11,6 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from webapp.app.extensions import db
 from webapp.app.models.common import MYSQL_TABLE, NEVER_REUSED_IDS, utcnow
 
+# The seed's agent types are a debate's: "debater", "judge", "audience". A role speaks as
+# a "debater"; the other two are accepted on the wire and stored as given.
+ROLE_AGENT_TYPE = "debater"
+
 
 def epoch(moment: datetime | None) -> int | None:
     from datetime import UTC
@@ -89,7 +93,7 @@ class VoiceProfile(db.Model):
 
     agent_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"),
                                           primary_key=True)
-    agent_type: Mapped[str] = mapped_column(String(16), default="debater")
+    agent_type: Mapped[str] = mapped_column(String(16), default=ROLE_AGENT_TYPE)
     voice_name: Mapped[str] = mapped_column(String(160))
     voice_gender: Mapped[str | None] = mapped_column(String(8))
     voice_age: Mapped[str | None] = mapped_column(String(8))
@@ -113,7 +117,9 @@ class PlaybackSession(db.Model):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    debate_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    # The seed's wire name for a conversation is "debateId"; its column keeps that name.
+    conversation_id: Mapped[str] = mapped_column(
+        "debate_id", ForeignKey("sessions.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="idle")
     playlist: Mapped[list[Any]] = mapped_column(JSON, default=list)
     order: Mapped[list[int]] = mapped_column("play_order", JSON, default=list)
@@ -131,8 +137,9 @@ class PlaybackSession(db.Model):
         return self.playlist[self.order[self.current_index]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sessionId": self.id, "debateId": self.debate_id, "userId": str(self.owner_id),
-                "status": self.status, "currentMessageId": self.current_message_id,
+        return {"sessionId": self.id, "debateId": self.conversation_id,
+                "userId": str(self.owner_id), "status": self.status,
+                "currentMessageId": self.current_message_id,
                 "playlist": self.playlist, "currentPosition": self.current_position,
                 "repeatMode": self.repeat_mode, "shuffle": self.shuffle,
                 "createdAt": epoch(self.created_at), "updatedAt": epoch(self.updated_at)}

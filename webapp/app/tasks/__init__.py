@@ -1,6 +1,6 @@
 """Celery tasks: thin calls into services, each running inside the app context."""
 
-from webapp.app.tasks.chat import summarize_session_task
+from webapp.app.tasks.summary import summarize_session_task
 from webapp.app.tasks.system import health_task
 from webapp.app.tasks.voices import clone_voice_task
 

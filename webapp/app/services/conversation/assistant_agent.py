@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.app.errors import ApiError
-from webapp.app.services.conversation import chat
+from webapp.app.services.conversation import turns
 from webapp.app.services.conversation.reply_events import QuietSink
 from webapp.app.services.speech import assistant_speech
 
@@ -20,10 +20,10 @@ def answer(text: str, session_id: str | None) -> tuple[str, str]:
     role = assistant_speech.agent_role(user_id)
     if role is None or user_id is None:
         raise ApiError(404, "role_not_found", "ROLE_NOT_FOUND")
-    request = chat.TurnRequest(user_id=user_id, role_id=role.id, session_id=session_id,
-                               text=text, response_type=chat.RESPONSE_TEXT)
+    request = turns.TurnRequest(user_id=user_id, role_id=role.id, session_id=session_id,
+                                text=text, response_type=turns.RESPONSE_TEXT)
     heard = _Silent()
-    done = chat.run_turn(request, heard)
+    done = turns.run_turn(request, heard)
     return heard.text, done["session_id"]
 
 

@@ -9,7 +9,7 @@ sends an event to the caller (``emit``); the call does the rest on green threads
 - while the caller speaks, the growing turn is re-read for ``asr_partial`` events; as
   soon as the speech pauses the turn is read once more, so when the pause turns out to be
   the end of the turn the transcript is already there (or nearly);
-- the turn goes to ``chat.run_turn`` like any other voice turn (stored as audio plus
+- the turn goes to ``turns.run_turn`` like any other voice turn (stored as audio plus
   transcription; the reply streamed), its timings counted from the end of speech;
 - the reply starts in the pause, as LiveKit's preemptive generation does: once the
   pause's read has the words, the reply is generated and synthesized but held (nothing
@@ -42,7 +42,7 @@ from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.providers.base import Transcription
-from webapp.app.services.conversation import call_claims, chat, live_recognition, turn_completion
+from webapp.app.services.conversation import call_claims, live_recognition, turn_completion, turns
 from webapp.app.services.conversation.reply_events import Emit, ReplyEvents
 from webapp.app.services.conversation.turn_detection import TurnDetector, TurnEvent, TurnSettings
 from webapp.app.services.platform import limits
@@ -350,14 +350,14 @@ class Call:
             limits.require_allowance(self.user_id)
             language = self.options.language
             if self.options.answer:
-                role, session = chat.open_session(self.user_id, self.options.role_id,
-                                                  self.options.session_id)
+                role, session = turns.open_session(self.user_id, self.options.role_id,
+                                                   self.options.session_id)
                 self.session_id = session.id
                 self.claim = call_claims.claim(session.id,
                                                self.app.config["REDIS_URL"] or None)
                 if self.claim is None:
                     raise ApiError(409, "call_busy", "CALL_IN_PROGRESS")
-                language = language or chat.conversation_language(session.id)
+                language = language or turns.conversation_language(session.id)
             self.recognizer = live_recognition.choose(language)
             self.detecting = self.recognizer.language is None
         except Exception:
@@ -806,9 +806,9 @@ class Call:
         output.paused = held is not None
         reply = _Reply(output, cancel)
         asr_ms = max(0.0, (pending.finished_at - speech_end) * 1000)
-        request = chat.TurnRequest(
+        request = turns.TurnRequest(
             user_id=self.user_id, role_id=self.options.role_id, session_id=self.session_id,
-            pcm=pcm, response_type=chat.RESPONSE_VOICE,
+            pcm=pcm, response_type=turns.RESPONSE_VOICE,
             audio_format=self.options.audio_format, recognised=result,
             recognised_by=read_by or (self.recognizer.name if self.recognizer else None),
             started=speech_end,
@@ -818,10 +818,10 @@ class Call:
         spawn(self._reply, request, reply)
         return reply
 
-    def _reply(self, request: chat.TurnRequest, reply: _Reply) -> None:
+    def _reply(self, request: turns.TurnRequest, reply: _Reply) -> None:
         with self.app.app_context():
             try:
-                done = chat.run_turn(request, reply.output, reply.cancel)
+                done = turns.run_turn(request, reply.output, reply.cancel)
                 if not done.get("abandoned"):
                     log.info("call turn in session %s, from the end of speech: %s",
                              self.session_id, done["timings"])

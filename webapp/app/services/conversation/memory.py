@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_LIMIT = 600
 SUMMARY_TASK = "chat.summarize"
-"""The task that runs ``update_summary`` after a reply (``webapp.app.tasks.chat``)."""
+"""The task that runs ``update_summary`` after a reply (``webapp.app.tasks.summary``)."""
 
 
 def _said(message: Message) -> str:

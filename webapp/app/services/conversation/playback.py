@@ -24,11 +24,11 @@ def _order(length: int, shuffle: bool) -> list[int]:
     return order
 
 
-def create(owner_id: int, debate_id: str, playlist: list[Any], repeat_mode: str,
+def create(owner_id: int, conversation_id: str, playlist: list[Any], repeat_mode: str,
            shuffle: bool) -> PlaybackSession:
-    conversations.get_owned(debate_id, owner_id)
+    conversations.get_owned(conversation_id, owner_id)
     row = PlaybackSession(id="sess_" + secrets.token_hex(8), owner_id=owner_id,
-                          debate_id=debate_id, status="idle", playlist=list(playlist),
+                          conversation_id=conversation_id, status="idle", playlist=list(playlist),
                           order=_order(len(playlist), shuffle), current_index=0,
                           current_position=0.0, repeat_mode=repeat_mode, shuffle=shuffle)
     db.session.add(row)
@@ -49,7 +49,7 @@ def _emit(row: PlaybackSession, event: str) -> None:
     data: dict[str, Any] = {"messageId": row.current_message_id}
     if event != "voice_ended":
         data["position"] = row.current_position
-    events.publish(row.debate_id, event, data)
+    events.publish(row.conversation_id, event, data)
 
 
 def _move(row: PlaybackSession, step: int) -> bool:

@@ -7,7 +7,7 @@ events are told in OpenAI's words: ``vad`` → ``input_audio_buffer.speech_start
 transcription ``delta`` / ``completed``, the reply → ``response.created`` …
 ``response.output_audio.delta`` / ``response.output_audio_transcript.delta`` …
 ``response.done``. Without turn detection the client commits the buffer (or creates a
-text item) and asks for a response: the turn goes to ``chat.run_turn`` with the call's
+text item) and asks for a response: the turn goes to ``turns.run_turn`` with the call's
 own paced output, so the reply is sent no faster than it plays either way. A
 transcription session (``session.type: transcription``) runs the call without answers.
 
@@ -40,7 +40,7 @@ from webapp.app.concurrency import spawn
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.models import Conversation, Role
-from webapp.app.services.conversation import calls, chat, heard_reply
+from webapp.app.services.conversation import calls, heard_reply, turns
 from webapp.app.services.platform import api_keys
 from webapp.app.services.sessions import roles
 from webapp.app.services.speech import openai_audio
@@ -442,10 +442,10 @@ class RealtimeSession:
         output = calls.ReplyOutput(self._on_event, conversation_id,
                                    self.app.config["CALL_AUDIO_LEAD_MS"] / 1000,
                                    response.cancel)
-        request = chat.TurnRequest(
+        request = turns.TurnRequest(
             user_id=self.caller.user_id, role_id=role_id, session_id=conversation_id,
             text=pending.get("text"), pcm=pending.get("pcm"),
-            response_type=chat.RESPONSE_VOICE if modality == "audio" else chat.RESPONSE_TEXT,
+            response_type=turns.RESPONSE_VOICE if modality == "audio" else turns.RESPONSE_TEXT,
             audio_format="pcm", store_delivered=True)
         spawn(self._run_turn, request, output, response)
 
@@ -504,7 +504,7 @@ class RealtimeSession:
         """The session's role and stored conversation, made on first use."""
         if self.role_id is None or self.conversation_id is None:
             role = self._resolve_role()
-            _, conversation = chat.open_session(self.caller.user_id, role.id)
+            _, conversation = turns.open_session(self.caller.user_id, role.id)
             self.role_id, self.conversation_id = role.id, conversation.id
         return self.role_id, self.conversation_id
 
@@ -562,11 +562,11 @@ class RealtimeSession:
             finally:
                 db.session.remove()
 
-    def _run_turn(self, request: chat.TurnRequest, output: calls.ReplyOutput,
+    def _run_turn(self, request: turns.TurnRequest, output: calls.ReplyOutput,
                   response: _Response) -> None:
         with self.app.app_context():
             try:
-                chat.run_turn(request, output, response.cancel)
+                turns.run_turn(request, output, response.cancel)
             except Exception as exc:  # noqa: BLE001 - the response fails, the session goes on
                 db.session.rollback()
                 self._on_event("error", {**as_error(exc, self.lang)})

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from webapp.app.errors import ApiError
 from webapp.app.extensions import db
 from webapp.app.models import Role, Voice, VoiceProfile, VoiceSettings
+from webapp.app.models.playback import ROLE_AGENT_TYPE
 from webapp.app.ownership import visible
 from webapp.app.services.voice_library import voices
 
@@ -62,7 +63,7 @@ def profile(agent_id: int, user_id: int) -> VoiceProfile:
     row = db.session.get(VoiceProfile, agent_id)
     if row is None:
         voice = db.session.scalar(select(Voice).where(Voice.voice_type == role.voice_type))
-        row = VoiceProfile(agent_id=role.id, agent_type="debater", voice_name=role.voice_type,
+        row = VoiceProfile(agent_id=role.id, agent_type=ROLE_AGENT_TYPE, voice_name=role.voice_type,
                            voice_gender=_GENDERS.get(role.gender), voice_age=None,
                            base_pitch=1.0, base_speed=1.0, base_volume=1.0,
                            tts_provider=voice.provider if voice else "local")

@@ -16,7 +16,7 @@
 //   probe.js      what tests read (window.__console.talk)
 
 import { api } from "./api.js";
-import { ChatConnection } from "./chat.js";
+import { ChatConnection } from "./connection.js";
 import { onLangChange, t } from "./i18n.js";
 import * as store from "./store.js";
 import {

@@ -11,11 +11,11 @@ from webapp.app.extensions import socketio
 def register_sockets(app: Flask) -> None:
     # Importing a plain-WebSocket module adds its routes to the blueprint: /api/ws/chat
     # and /api/ws/voice_chat first, then /api/ws/call.
-    from webapp.app.chat import websocket_chat  # noqa: F401
+    from webapp.app.sockets import websocket_chat  # noqa: F401
     # isort: split
-    from webapp.app.chat import websocket_call  # noqa: F401
-    from webapp.app.chat.socket_chat import ChatNamespace
-    from webapp.app.chat.websocket_blueprint import register_websockets
+    from webapp.app.sockets import websocket_call  # noqa: F401
+    from webapp.app.sockets.socket_chat import ChatNamespace
+    from webapp.app.sockets.websocket_blueprint import register_websockets
 
     socketio.on_namespace(ChatNamespace("/chat"))
     register_websockets(app)

@@ -13,14 +13,14 @@ from flask import current_app, request
 from flask_socketio import Namespace, join_room
 
 from webapp.app.api import language
-from webapp.app.chat import schemas
-from webapp.app.chat.auth import token_from, user_from_token
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db, socketio
 from webapp.app.i18n import translate
-from webapp.app.services.conversation import calls, chat
+from webapp.app.services.conversation import calls, turns
 from webapp.app.services.conversation.reply_events import ReplyEvents
 from webapp.app.services.platform import limits
+from webapp.app.sockets import schemas
+from webapp.app.sockets.auth import token_from, user_from_token
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/chat"
@@ -88,8 +88,8 @@ class ChatNamespace(Namespace):
         client = self._client()
         try:
             frame = schemas.load("join", data, client.lang, audio_format=client.audio_format)
-            role, session = chat.open_session(client.user_id, frame["role_id"],
-                                              frame["session_id"])
+            role, session = turns.open_session(client.user_id, frame["role_id"],
+                                               frame["session_id"])
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
             db.session.rollback()
             return self._error(client, exc)
@@ -202,12 +202,12 @@ class ChatNamespace(Namespace):
         except ApiError as exc:
             self._error(client, exc)
             return
-        self._start(client, chat.TurnRequest(
+        self._start(client, turns.TurnRequest(
             user_id=client.user_id, role_id=frame["role_id"],
             session_id=frame["session_id"] or client.session_id,
             response_type=frame["response_type"], audio_format=client.audio_format, **message))
 
-    def _start(self, client: Client, turn: chat.TurnRequest) -> None:
+    def _start(self, client: Client, turn: turns.TurnRequest) -> None:
         """Run the turn in the background so ``interrupt`` can arrive while it speaks."""
         if client.cancel is not None:
             client.cancel.set()
@@ -221,7 +221,7 @@ class ChatNamespace(Namespace):
 
         sink = ReplyEvents(_to_session_room, turn.session_id or "")
 
-        def enter_room(prepared: chat.Turn) -> None:
+        def enter_room(prepared: turns.Turn) -> None:
             if client.decoding is cancel:
                 client.decoding = None
             sink.session_id = prepared.session.id
@@ -233,7 +233,7 @@ class ChatNamespace(Namespace):
         def run() -> None:
             with app.app_context():
                 try:
-                    chat.run_turn(turn, sink, cancel, enter_room)
+                    turns.run_turn(turn, sink, cancel, enter_room)
                 except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
                     db.session.rollback()
                     socketio.emit("error", as_error(exc, client.lang), to=sid,

@@ -29,7 +29,7 @@ from webapp.app.audio import SPEECH_SAMPLE_RATE
 from webapp.app.i18n import MESSAGES, translate
 from webapp.app.schemas import BoundedInteger, Id, has_lone_surrogate
 from webapp.app.services.conversation.calls import SAMPLE_RATES, CallOptions
-from webapp.app.services.conversation.chat import (
+from webapp.app.services.conversation.turns import (
     RESPONSE_RANDOM,
     RESPONSE_TEXT,
     RESPONSE_VOICE,

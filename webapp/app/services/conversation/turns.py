@@ -112,7 +112,8 @@ class Turn:
     request: TurnRequest
     role: Role
     session: Conversation
-    voice: VoiceInput | None = None
+    recording: VoiceInput | None = None
+    """The caller's own voice, when the turn is spoken (not the role's voice)."""
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     language: str | None = None
@@ -157,63 +158,64 @@ def prepare(request: TurnRequest) -> Turn:
         turn.started = request.started
     limit = current_app.config["MAX_CHAT_AUDIO_SECONDS"]
     if request.voice_url:
-        turn.voice = VoiceInput.stored(files.resolve_own_url(request.voice_url, request.user_id))
+        turn.recording = VoiceInput.stored(
+            files.resolve_own_url(request.voice_url, request.user_id))
     elif request.pcm is not None:
-        turn.voice = VoiceInput.heard(request.user_id, request.pcm)
+        turn.recording = VoiceInput.heard(request.user_id, request.pcm)
     elif request.audio is not None:
-        turn.voice = VoiceInput.upload(request.user_id, request.audio, max_seconds=limit)
+        turn.recording = VoiceInput.upload(request.user_id, request.audio, max_seconds=limit)
     elif len(request.text or "") > 4000:
         raise _bad("message is longer than 4000 characters")
-    if turn.voice is not None and turn.voice.duration > limit:
+    if turn.recording is not None and turn.recording.duration > limit:
         raise ApiError(400, "audio_too_long", "AUDIO_TOO_LONG", {"limit": f"{limit:g}"})
     # The reply's length is not known yet: it counts once spoken (``_store_reply``), and
     # a turn starts only while the day's allowance lasts. A call checks the allowance when
     # it starts and counts its own audio as it comes (no round trip before its replies).
     if request.pcm is None:
         limits.require_allowance(request.user_id)
-        if turn.voice is not None:
+        if turn.recording is not None:
             turn.heard = limits.charge(request.user_id,
-                                       audio_seconds=round(turn.voice.duration, 3))
+                                       audio_seconds=round(turn.recording.duration, 3))
     return turn
 
 
 def _store_spoken(turn: Turn, session: Conversation, text: str) -> Message:
     """The caller's speech as a message with its file; a failure keeps neither."""
-    assert turn.voice is not None
+    assert turn.recording is not None
     try:
         return conversations.add_message(
-            session, role="user", type="voice", transcription=text, audio=turn.voice.keep(),
+            session, role="user", type="voice", transcription=text, audio=turn.recording.keep(),
             meta={"kind": "spoken", "asr_ms": turn.timings["asr_ms"],
                   "language": turn.language, "asr": turn.asr_engine})
     except Exception:
         db.session.rollback()
-        turn.voice.discard()
+        turn.recording.discard()
         raise
 
 
 def _go_ahead(turn: Turn, session_id: str, text: str) -> str | None:
     """A held turn once its fate is known: the stored user message's id, or None when
     the turn was dropped (and its speech with it)."""
-    assert turn.request.go_ahead is not None and turn.voice is not None
+    assert turn.request.go_ahead is not None and turn.recording is not None
     confirmed = turn.request.go_ahead()
     if confirmed is None:
-        turn.voice.discard()
+        turn.recording.discard()
         return None
     turn.timings["end_of_turn_ms"] = round((confirmed - turn.started) * 1000, 1)
     return _store_spoken(turn, db.session.get(Conversation, session_id), text).id
 
 
-def _recognise(turn: Turn, voice: VoiceInput, sink: TurnSink) -> str:
+def _recognise(turn: Turn, recording: VoiceInput, sink: TurnSink) -> str:
     """The words of the voice input, recognised while it is written to storage; a turn
     that ends here (no speech, a failed recogniser) leaves nothing stored."""
-    voice.store_beside()
+    recording.store_beside()
     try:
         result = turn.request.recognised
         turn.asr_engine = turn.request.recognised_by
         if result is None:
             engine = current_app.extensions["providers"].stt_with_fallback()
             result, turn.timings["asr_ms"] = recorded_speech.recognise(
-                engine, voice, conversation_language(turn.session.id), {})
+                engine, recording, conversation_language(turn.session.id), {})
             turn.asr_engine = getattr(engine, "used", engine.name)
         # A call's recogniser keeps the language the call named (``zh-TW``): its reader's.
         result = recorded_speech.polished(result, None, result.language)
@@ -224,7 +226,7 @@ def _recognise(turn: Turn, voice: VoiceInput, sink: TurnSink) -> str:
         if not text:
             raise ApiError(400, "no_speech", "NO_SPEECH")
     except Exception:
-        voice.discard()
+        recording.discard()
         raise
     return text
 
@@ -328,12 +330,12 @@ class _ReplyPlan:
 
 def _hear(turn: Turn, sink: TurnSink) -> tuple[str, str | None]:
     """The user's words and their stored message's id; no id yet for a held turn."""
-    if turn.voice is None:
+    if turn.recording is None:
         text = (turn.request.text or "").strip()
         said = conversations.add_message(turn.session, role="user", type="text", text=text,
                                          meta={"kind": "typed"})
         return text, said.id
-    text = _recognise(turn, turn.voice, sink)
+    text = _recognise(turn, turn.recording, sink)
     if turn.request.go_ahead:
         return text, None
     return text, _store_spoken(turn, turn.session, text).id

@@ -17,12 +17,12 @@ from typing import Any
 from flask import current_app, g
 from simple_websocket import ConnectionClosed, Server
 
-from webapp.app.chat import schemas
-from webapp.app.chat.websocket_blueprint import bp, sock
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
 from webapp.app.services.conversation import calls
 from webapp.app.services.platform import limits
+from webapp.app.sockets import schemas
+from webapp.app.sockets.websocket_blueprint import bp, sock
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from typing import Any
 from flask import current_app, g
 from simple_websocket import ConnectionClosed, Server
 
-from webapp.app.chat import schemas
-from webapp.app.chat.websocket_blueprint import bp, sock
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
-from webapp.app.services.conversation import chat
+from webapp.app.services.conversation import turns
 from webapp.app.services.conversation.reply_events import QuietSink
 from webapp.app.services.platform import limits
+from webapp.app.sockets import schemas
+from webapp.app.sockets.websocket_blueprint import bp, sock
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,10 @@ def yield_error(ws: Server, exc: Exception, voice: bool = False) -> None:
                            ensure_ascii=False))
 
 
-def _turn(ws: Server, request_: chat.TurnRequest, sink: Any, voice: bool) -> str | None:
+def _turn(ws: Server, request_: turns.TurnRequest, sink: Any, voice: bool) -> str | None:
     try:
         limits.hit("turns", request_.user_id)
-        return chat.run_turn(request_, sink)["session_id"]
+        return turns.run_turn(request_, sink)["session_id"]
     except ConnectionClosed:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
@@ -96,9 +96,9 @@ def _turn(ws: Server, request_: chat.TurnRequest, sink: Any, voice: bool) -> str
 def ws_chat(ws: Server) -> None:
     """``{role_id, message, type, format?, response_type}`` → one reply each."""
     conversations: dict[int, str] = {}
-    for frame in _frames(ws, "chat_message", response_type=chat.RESPONSE_TEXT):
+    for frame in _frames(ws, "chat_message", response_type=turns.RESPONSE_TEXT):
         role_id, voice = frame["role_id"], frame["type"] == "voice"
-        turn = chat.TurnRequest(
+        turn = turns.TurnRequest(
             user_id=g.ws_user_id, role_id=role_id,
             session_id=frame["session_id"] or conversations.get(role_id),
             text=None if voice else frame["message"],
@@ -117,11 +117,11 @@ def ws_voice_chat(ws: Server) -> None:
     conversations: dict[int, str] = {}
     for frame in _frames(ws, "voice_message", voice=True):
         role_id, audio = frame["role_id"], frame["audio"] or None
-        turn = chat.TurnRequest(
+        turn = turns.TurnRequest(
             user_id=g.ws_user_id, role_id=role_id,
             session_id=frame["session_id"] or conversations.get(role_id),
             voice_url=frame["voice_url"] if audio is None else None, audio=audio,
-            response_type=chat.RESPONSE_VOICE, audio_format="mp3")
+            response_type=turns.RESPONSE_VOICE, audio_format="mp3")
         session_id = _turn(ws, turn, AudioSink(ws, "mp3"), voice=True)
         if session_id:
             conversations[role_id] = session_id

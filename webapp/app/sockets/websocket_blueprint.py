@@ -7,9 +7,9 @@ from flask import Blueprint, Flask, Response, g
 from flask_sock import Sock
 
 from webapp.app.api import error_response, language
-from webapp.app.chat.auth import token_from, user_from_token
 from webapp.app.errors import ApiError
 from webapp.app.services.platform import limits
+from webapp.app.sockets.auth import token_from, user_from_token
 
 bp = Blueprint("chat", __name__)
 sock = Sock()
