@@ -1,5 +1,6 @@
-"""Under eventlet: a WebSocketAudioPlayer written to from green code and from real pool
-threads delivers every chunk to a real Socket.IO client, in order. Prints JSON."""
+"""Under eventlet: a reply's audio written from green code and from real pool threads
+(a turn's sink and its WebSocketAudioPlayer) reaches a real Socket.IO client in order,
+and the reply's completion, told from green code, comes after its audio. Prints JSON."""
 
 import eventlet
 
@@ -14,7 +15,7 @@ from eventlet import tpool  # noqa: E402
 from flask import Flask  # noqa: E402
 from flask_socketio import SocketIO, join_room  # noqa: E402
 
-from webapp.app.services.speech.audio_player import WebSocketAudioPlayer  # noqa: E402
+from webapp.app.services.conversation.reply_events import ReplyEvents  # noqa: E402
 
 app = Flask(__name__)
 socketio = SocketIO(app, async_mode="eventlet")
@@ -28,16 +29,16 @@ def on_join(data: dict) -> None:
 
 
 def play(room: str, chunks: int) -> None:
-    player = WebSocketAudioPlayer(socketio.emit, room, event_name="tts_audio_chunk",
-                                  format="pcm", sample_rate=16000, message_id="m1")
-    player.start()
+    sink = ReplyEvents(lambda event, data, **_: socketio.emit(event, data, room=room), room)
+    sink.audio_start("pcm", 16000, "m1")
     for i in range(chunks):
         payload = bytes([i % 256]) * 64
         if i % 2:
-            tpool.execute(player.write, payload)
+            tpool.execute(sink.audio_chunk, payload)
         else:
-            player.write(payload)
-    tpool.execute(player.stop, "http://x/audio.mp3", 1.5)
+            sink.audio_chunk(payload)
+    tpool.execute(sink.audio_end, "http://x/audio.mp3", 1.5, None)
+    sink.complete({"message_id": "m1"})
 
 
 def main() -> None:
@@ -59,6 +60,10 @@ def main() -> None:
     @client.on("tts_audio_chunk_end")
     def _end(data: dict) -> None:
         received.append(("end", data))
+
+    @client.on("response_complete")
+    def _complete(data: dict) -> None:
+        received.append(("complete", data))
         done.send(True)
 
     client.connect(f"http://127.0.0.1:{port}", transports=["websocket"])
@@ -67,6 +72,7 @@ def main() -> None:
     started = time.time()
     eventlet.spawn(play, "room-1", 40)
     finished = done.wait(20)
+    eventlet.sleep(0.5)  # anything still relayed after the completion arrives meanwhile
     client.disconnect()
     print(json.dumps({"finished": bool(finished), "seconds": time.time() - started,
                       "events": received}))

@@ -18,7 +18,7 @@ Emit = Callable[[str, dict[str, Any]], None]
 
 
 class ReplyEvents:
-    """A ``chat.TurnSink`` that tells every step as an event through ``emit``.
+    """A ``turns.TurnSink`` that tells every step as an event through ``emit``.
 
     ``session_id`` may change until the turn is prepared (a turn that names no session
     gets a new one); every event carries the one current when it is sent.
@@ -64,15 +64,21 @@ class ReplyEvents:
             self._emit("tts_audio_chunk_end", {"audio_url": None, "duration": 0.0,
                                                "chunks": 0, **extra})
 
+    def _after_audio(self, event: str, data: dict[str, Any]) -> None:
+        if self.player is not None:
+            self.player.send(event, data)
+        else:
+            self._emit(event, data)
+
     def reply(self, payload: dict[str, Any]) -> None:
-        self._emit("chat_response", payload)
+        self._after_audio("chat_response", payload)
 
     def complete(self, payload: dict[str, Any]) -> None:
-        self._emit("response_complete", payload)
+        self._after_audio("response_complete", payload)
 
 
 class QuietSink:
-    """A ``chat.TurnSink`` that tells no one: subclasses keep the steps they want."""
+    """A ``turns.TurnSink`` that tells no one: subclasses keep the steps they want."""
 
     paced = False
 

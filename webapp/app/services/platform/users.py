@@ -2,7 +2,7 @@
 
 A token names its user by id in ``sub``; it counts only while that user exists, so a
 deleted account's tokens stop working everywhere (REST through Flask-JWT-Extended's
-user lookup, sockets through ``chat.auth``).
+user lookup, sockets through ``sockets.auth``).
 """
 
 from __future__ import annotations

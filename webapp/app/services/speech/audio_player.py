@@ -53,6 +53,12 @@ class WebSocketAudioPlayer:
         else:
             self._emit_now(event, payload)
 
+    def send(self, event: str, payload: dict[str, Any]) -> None:
+        """Send another event of the same reply after every audio event already sent,
+        those still being relayed from a worker thread included: a client must not hear
+        that the reply is complete before its audio has ended."""
+        self._send(event, payload)
+
     def start(self, **extra: Any) -> None:
         """Announce a new audio stream: format, sample rate and the message it belongs to."""
         if self.started:
