@@ -2,7 +2,8 @@
 
 1. OpenAI's Realtime API (``/v1/realtime``) against a Socket.IO call: the same English
    utterance, the same role, streamed at real-time pace in 40 ms pieces and followed by
-   silence; end of speech (the last voiced sample sent) → first reply audio received.
+   silence, each turn ended by the same 400 ms of silence; end of speech (the last
+   sample of the utterance sent) → first reply audio received.
    The two take turns round by round. Ratio realtime / Socket.IO, target ≤ 1.05.
 2. Wyoming against the engines called directly in this process: a command transcribed
    (Whisper, segments streamed) and a reply synthesized (Piper): total time, and time to
@@ -170,8 +171,14 @@ def main() -> None:
     piper = PiperTextToSpeech({})
     whisper = WhisperSpeechToText({"MODEL_CACHE_DIR": str(Path("instance/models").resolve())})
     whisper.warm_up()
+    # Both transports end a turn the same way, on 400 ms of silence (server_vad's default
+    # here), so that the two figures differ by transport only. By meaning (Smart Turn),
+    # this synthetic question scored 0.60 over Socket.IO and 0.49 over /v1/realtime (its
+    # audio resampled to 24 kHz and back): just either side of the threshold, which
+    # moved the figure by the 430 ms of silence an unsure verdict adds.
     server = Server(work, f"sqlite:///{work / 'bench.db'}", warm=True,
-                    WYOMING_PORT=str(port), **embedded_env(0.03, PIPER_VOICE))
+                    WYOMING_PORT=str(port), CALL_END_OF_TURN="silence",
+                    **embedded_env(0.03, PIPER_VOICE))
     server.migrate()
     figures: dict[str, float] = {}
     with server:
