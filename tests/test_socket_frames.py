@@ -108,6 +108,9 @@ def test_call_start_becomes_the_calls_options() -> None:
     assert "sample_rate" in refused("call_start", {"role_id": 5, "sample_rate": "16000"})
     assert "language" in refused("call_start", {"role_id": 5, "language": "x" * 17})
     assert "audio_format" in refused("call_start", {"role_id": 5, "audio_format": "wav"})
+    assert schemas.load("call_start", {"role_id": 5, "noise_reduction": "far_field"},
+                        "en").noise_reduction == "far_field"
+    assert "noise_reduction" in refused("call_start", {"role_id": 5, "noise_reduction": "on"})
 
 
 def test_a_plain_websocket_call_frame_names_its_event() -> None:

@@ -111,15 +111,24 @@ def music(seconds: float, seed: int = 0) -> bytes:
     return _pcm(tone * beat * 1000)
 
 
-def mix(speech: bytes, noise: bytes, snr_db: float) -> bytes:
-    """``speech`` with ``noise`` (repeated as needed) at ``snr_db`` dB below its voiced
-    part's level; the result is as long as ``speech``."""
+def _background(speech: bytes, noise: bytes, snr_db: float, samples: int) -> np.ndarray:
+    """``noise`` (repeated as needed) at ``snr_db`` dB below ``speech``'s voiced part."""
     voice = _samples(speech)
     loud = voice[np.abs(voice) > 0.1 * np.max(np.abs(voice))]
     level = np.sqrt(np.mean(loud ** 2)) if loud.size else 1.0
-    background = np.resize(_samples(noise), len(voice))
-    background *= level / (np.sqrt(np.mean(background ** 2)) + 1e-9) / 10 ** (snr_db / 20)
-    return _pcm(voice + background)
+    background = np.resize(_samples(noise), samples)
+    return background * level / (np.sqrt(np.mean(background ** 2)) + 1e-9) / 10 ** (snr_db / 20)
+
+
+def mix(speech: bytes, noise: bytes, snr_db: float) -> bytes:
+    """``speech`` with ``noise`` (repeated as needed) at ``snr_db`` dB below its voiced
+    part's level; the result is as long as ``speech``."""
+    return _pcm(_samples(speech) + _background(speech, noise, snr_db, len(speech) // 2))
+
+
+def noise_alone(speech: bytes, noise: bytes, snr_db: float, seconds: float) -> bytes:
+    """``seconds`` of ``noise`` alone, as loud as ``mix`` makes it under ``speech``."""
+    return _pcm(_background(speech, noise, snr_db, int(seconds * RATE)))
 
 
 def until_last_voiced(pcm: bytes) -> bytes:

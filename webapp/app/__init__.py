@@ -149,7 +149,7 @@ def _write_as_made(wsgi_app: Any) -> Any:
 
 def warm_up_in_background(app: Flask) -> None:
     """Load the local models while the server already answers (``/api/health`` says when)."""
-    from webapp.app.audio import end_of_turn
+    from webapp.app.audio import denoise, end_of_turn
     from webapp.app.concurrency import run_blocking, spawn
 
     registry = app.extensions["providers"]
@@ -160,6 +160,9 @@ def warm_up_in_background(app: Flask) -> None:
             if end_of_turn.available():  # a call's first pause is judged without a wait
                 run_blocking(end_of_turn.warm_up)
                 warmed.append("smart_turn")
+            if app.config["CALL_NOISE_REDUCTION"] != "off" and denoise.available():
+                run_blocking(denoise.warm_up)  # calls are filtered by default
+                warmed.append("deepfilternet")
             logging.getLogger(__name__).info("warmed up: %s", ", ".join(warmed))
         except Exception:
             logging.getLogger(__name__).exception("warming up the engines failed")

@@ -138,12 +138,15 @@ class CallStartSchema(FrameSchema):
             SAMPLE_RATES, error=f"must be one of {', '.join(map(str, SAMPLE_RATES))}"))
     language = Text(load_default=None, allow_none=True, validate=validate.Length(max=16))
     audio_format = fields.String(load_default="mp3", validate=validate.OneOf(STREAM_FORMATS))
+    noise_reduction = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
+        ("near_field", "far_field", "off")))
 
     @post_load
     def _options(self, data: dict[str, Any], **kwargs: Any) -> CallOptions:
         return CallOptions(role_id=data["role_id"], session_id=data["session_id"],
                            sample_rate=data["sample_rate"], language=data["language"] or None,
-                           audio_format=data["audio_format"])
+                           audio_format=data["audio_format"],
+                           noise_reduction=data["noise_reduction"])
 
 
 class CallEndSchema(FrameSchema):

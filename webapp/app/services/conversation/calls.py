@@ -36,7 +36,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from webapp.app import audio
-from webapp.app.audio import SPEECH_SAMPLE_RATE, end_of_turn
+from webapp.app.audio import SPEECH_SAMPLE_RATE, denoise, end_of_turn
 from webapp.app.audio.vad import SpeechScorer
 from webapp.app.concurrency import run_blocking, sleep, spawn
 from webapp.app.errors import ApiError, as_error
@@ -113,6 +113,9 @@ class CallOptions:
     # protocol names them, like the Realtime API's ``server_vad``, sets them).
     end_of_turn: str | None = None
     end_silence_ms: int | None = None
+    # Noise suppression of the caller's audio before anything listens to it:
+    # ``near_field`` / ``far_field`` / ``off``; None takes ``CALL_NOISE_REDUCTION``.
+    noise_reduction: str | None = None
 
 
 class ReplyOutput(ReplyEvents):
@@ -309,6 +312,10 @@ class Call:
         self.detector = TurnDetector(self.settings)
         self.scorer = SpeechScorer()
         self.resampler = audio.StreamResampler(options.sample_rate, SPEECH_SAMPLE_RATE)
+        noise_reduction = options.noise_reduction or config["CALL_NOISE_REDUCTION"]
+        self.noise_reduction = noise_reduction if noise_reduction != "off" \
+            and denoise.available() else None
+        self.denoiser: denoise.Denoiser | None = None
         self.recognizer: live_recognition.LiveRecognizer | None = None
         self.inbox: deque[tuple[bytes, float]] = deque()
         self.wake = threading.Event()
@@ -444,6 +451,9 @@ class Call:
                 db.session.remove()
 
     def _release(self) -> None:
+        if self.denoiser is not None:
+            self.denoiser.close()
+            self.denoiser = None
         if self.claim is not None:
             self.claim.release()
             self.claim = None
@@ -496,7 +506,12 @@ class Call:
             self.arrivals.append((self.received_ms, received))
 
         def analyse() -> list[tuple[bytes, float]]:
-            return self.scorer.score(self.resampler.write(b"".join(pieces)))
+            heard = self.resampler.write(b"".join(pieces))
+            if self.noise_reduction is not None:
+                if self.denoiser is None:
+                    self.denoiser = denoise.Denoiser(self.noise_reduction)
+                heard = self.denoiser.process(heard)
+            return self.scorer.score(heard)
 
         windows = run_blocking(analyse)
         for event in self.detector.push(windows):

@@ -88,13 +88,17 @@ class Settings:
         "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
         "silence_duration_ms": 400, "create_response": True, "interrupt_response": True})
     transcription: dict[str, Any] | None = None
+    # None until the client names one (the server's CALL_NOISE_REDUCTION); "off" for null.
+    noise_reduction: str | None = None
     speed: float = 1.0
     modalities: list[str] = field(default_factory=lambda: ["audio"])
 
     def render(self, session_id: str) -> dict[str, Any]:
         audio_in: dict[str, Any] = {
             "format": _format_object(self.input_format), "transcription": self.transcription,
-            "turn_detection": self.turn_detection, "noise_reduction": None}
+            "turn_detection": self.turn_detection,
+            "noise_reduction": {"type": self.noise_reduction}
+            if self.noise_reduction not in (None, "off") else None}
         if self.kind == "transcription":
             return {"type": "transcription", "object": "realtime.transcription_session",
                     "id": session_id, "audio": {"input": audio_in}}
@@ -138,6 +142,16 @@ def _turn_detection(value: Any) -> dict[str, Any] | None:
     return {"create_response": True, "interrupt_response": True, **value}
 
 
+def _noise_reduction(value: Any) -> str:
+    if value is None:
+        return "off"
+    if not isinstance(value, dict) or value.get("type") not in ("near_field", "far_field"):
+        raise RealtimeError("noise_reduction.type must be near_field or far_field (or "
+                            "noise_reduction null)", "invalid_value",
+                            "session.audio.input.noise_reduction")
+    return str(value["type"])
+
+
 def apply_update(settings: Settings, session: Any) -> None:
     """``session.update``'s ``session`` onto ``settings`` (GA fields and the beta ones)."""
     if not isinstance(session, dict):
@@ -162,6 +176,9 @@ def apply_update(settings: Settings, session: Any) -> None:
     if "turn_detection" in audio_in or "turn_detection" in session:
         settings.turn_detection = _turn_detection(audio_in.get(
             "turn_detection", session.get("turn_detection")))
+    if "noise_reduction" in audio_in or "input_audio_noise_reduction" in session:
+        settings.noise_reduction = _noise_reduction(audio_in.get(
+            "noise_reduction", session.get("input_audio_noise_reduction")))
     if "transcription" in audio_in or "input_audio_transcription" in session:
         settings.transcription = audio_in.get("transcription",
                                               session.get("input_audio_transcription"))
@@ -536,7 +553,8 @@ class RealtimeSession:
                                     language=language, audio_format="pcm", answer=answer,
                                     end_of_turn="smart_turn" if detection.get("type")
                                     == "semantic_vad" else "silence",
-                                    end_silence_ms=silence_ms)
+                                    end_silence_ms=silence_ms,
+                                    noise_reduction=self.settings.noise_reduction)
         self.call = calls.start_call(self.caller.user_id, self.lang, options, self._on_event)
         self.audio_ms = 0
         return self.call
