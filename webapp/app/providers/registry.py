@@ -69,10 +69,17 @@ class ProviderRegistry:
             raise ProviderError(name, "not_supported", f"no {kind} engine named {name!r}")
         key = (kind, name)
         with self._lock:
-            if key not in self._instances:
-                self._instances[key] = loop_safe(kind, _load(ENGINES[kind][name])(self.config))
-            engine = self._instances[key]
-        return engine
+            engine = self._instances.get(key)
+        if engine is not None:
+            return engine
+        # Built outside the lock: building may import an SDK or start a helper process,
+        # and a green thread that yields there while holding this (real) lock would stop
+        # the whole event loop at the next green thread that asks for an engine. Two
+        # threads may then build the same engine; constructors load nothing, and the
+        # first one kept is the one everyone gets.
+        built = loop_safe(kind, _load(ENGINES[kind][name])(self.config))
+        with self._lock:
+            return self._instances.setdefault(key, built)
 
     def _configured(self, kind: str, name: str) -> Any:
         engine = self._get(kind, name)
