@@ -154,9 +154,18 @@ def recognition_host() -> RecognitionHost:
     a forked worker starts its own)."""
     with _host_lock:
         host = _hosts.get(os.getpid())
-        if host is None or not host.alive:
-            host = _hosts[os.getpid()] = RecognitionHost()
+    if host is not None and host.alive:
         return host
+    # Started outside the lock: starting a child can let other green threads run, and one
+    # of them waiting on this (real) lock would stop the event loop with it.
+    started = RecognitionHost()
+    with _host_lock:
+        host = _hosts.get(os.getpid())
+        if host is None or not host.alive:
+            host = _hosts[os.getpid()] = started
+    if host is not started:
+        started.child.close()  # another thread's child came first
+    return host
 
 
 def _is_url(value: str) -> bool:
