@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import ROOT
 from tests.e2e.test_console import PASSWORD, PIPER_VOICE, REPLY_SECONDS, expect, go, rest
+from tests.helpers.browser import csp_safe_waits
 from tests.helpers.transcripts import word_error_rate
 
 AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -307,6 +308,7 @@ def test_sign_in_holds_in_a_new_tab(open_page: Any, server: str, username: str) 
     token = page.evaluate("localStorage.getItem('tingshuo.access_token')")
     assert token and token not in page.url
     second = page.context.new_page()
+    csp_safe_waits(second)  # a new tab polls under the console's CSP like the first
     second.goto("/")
     second.wait_for_function("window.__console && window.__console.ready")
     expect(second.locator("#screen-talk")).to_be_visible()
