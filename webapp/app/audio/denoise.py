@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from webapp.app.audio import StreamResampler
+from webapp.app.audio import StreamResampler, float_to_pcm, pcm_to_float
 from webapp.app.concurrency import real_lock
 
-MODES = ("near_field", "far_field")
 MODEL_RATE = 48000
 NEAR_FIELD_LIMIT_DB = 100.0  # no limit: the model's own judgement
 FAR_FIELD_LIMIT_DB = 18.0
+_LIMITS_DB = {"near_field": NEAR_FIELD_LIMIT_DB, "far_field": FAR_FIELD_LIMIT_DB}
+MODES = tuple(_LIMITS_DB)
 _IDLE_STATES = 4  # model states kept for the next calls (each ~20 MB, ~0.3 s to make)
 
 _library: list[Any] = []
@@ -91,9 +92,8 @@ class Denoiser:
     def __init__(self, mode: str, rate: int = 16000) -> None:
         if mode not in MODES:
             raise ValueError(f"noise reduction is one of {MODES}, not {mode!r}")
-        self.mode, self.rate = mode, rate
-        self._state = _take_state(NEAR_FIELD_LIMIT_DB if mode == "near_field"
-                                  else FAR_FIELD_LIMIT_DB)
+        self.rate = rate
+        self._state = _take_state(_LIMITS_DB[mode])
         self._frame = int(_lib().df_get_frame_length(self._state))
         self._up = StreamResampler(rate, MODEL_RATE)
         self._down = StreamResampler(MODEL_RATE, rate)
@@ -105,7 +105,7 @@ class Denoiser:
         if self._state is None:
             raise RuntimeError("this denoiser is closed")
         lib = _lib()
-        wide = np.frombuffer(self._up.write(pcm), dtype="<i2").astype(np.float32) / 32768
+        wide = pcm_to_float(self._up.write(pcm))
         samples = np.concatenate([self._pending, wide])
         whole = len(samples) // self._frame * self._frame
         self._pending = samples[whole:]
@@ -115,8 +115,7 @@ class Denoiser:
             frame = np.ascontiguousarray(samples[start:start + self._frame])
             lib.df_process_frame(self._state, frame.ctypes.data_as(pointer),
                                  clean[start:start + self._frame].ctypes.data_as(pointer))
-        out = np.clip(np.round(clean * 32768), -32768, 32767).astype("<i2").tobytes()
-        return self._down.write(out) if out else b""
+        return self._down.write(float_to_pcm(clean)) if whole else b""
 
     def close(self) -> None:
         if self._state is not None:
