@@ -25,7 +25,7 @@ from marshmallow import (
 )
 
 from webapp.app.api import ApiError
-from webapp.app.audio import SPEECH_SAMPLE_RATE
+from webapp.app.audio import SPEECH_SAMPLE_RATE, denoise
 from webapp.app.i18n import MESSAGES, translate
 from webapp.app.schemas import BoundedInteger, Id, has_lone_surrogate
 from webapp.app.services.conversation.calls import SAMPLE_RATES, CallOptions
@@ -139,7 +139,7 @@ class CallStartSchema(FrameSchema):
     language = Text(load_default=None, allow_none=True, validate=validate.Length(max=16))
     audio_format = fields.String(load_default="mp3", validate=validate.OneOf(STREAM_FORMATS))
     noise_reduction = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
-        ("near_field", "far_field", "off")))
+        (*denoise.MODES, "off")))
 
     @post_load
     def _options(self, data: dict[str, Any], **kwargs: Any) -> CallOptions:

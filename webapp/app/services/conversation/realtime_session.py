@@ -35,7 +35,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from webapp.app import audio
-from webapp.app.audio import telephony
+from webapp.app.audio import denoise, telephony
 from webapp.app.concurrency import spawn
 from webapp.app.errors import ApiError, as_error
 from webapp.app.extensions import db
@@ -145,7 +145,7 @@ def _turn_detection(value: Any) -> dict[str, Any] | None:
 def _noise_reduction(value: Any) -> str:
     if value is None:
         return "off"
-    if not isinstance(value, dict) or value.get("type") not in ("near_field", "far_field"):
+    if not isinstance(value, dict) or value.get("type") not in denoise.MODES:
         raise RealtimeError("noise_reduction.type must be near_field or far_field (or "
                             "noise_reduction null)", "invalid_value",
                             "session.audio.input.noise_reduction")
