@@ -19,10 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import socketio
 import websocket
 
-from tests.helpers.realtime import EventLog
+from tests.helpers.realtime import EventLog, InOrderClient
 from tests.helpers.sounds import RATE
 from webapp.app import audio
 
@@ -103,7 +102,7 @@ class Caller(EventLog):
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
         else:
-            self.sio = socketio.Client(reconnection=False)
+            self.sio = InOrderClient(reconnection=False)
             for name in EVENTS:
                 self.sio.on(name, self.handler(name), namespace="/chat")
             self.sio.connect(url, namespaces=["/chat"], auth={"token": token},

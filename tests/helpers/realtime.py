@@ -10,8 +10,28 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import engineio
 import requests
 import socketio
+
+
+class _InOrderEngineIO(engineio.Client):
+    """python-engineio hands every message to a new thread, so two events that arrive
+    back to back (a reply's audio end and its ``response_complete``) can be recorded the
+    other way round on a loaded machine. A browser handles them as they arrive; so does
+    this client."""
+
+    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class InOrderClient(socketio.Client):
+    """A python-socketio client whose handlers see events in the order they arrived."""
+
+    def _engineio_client_class(self) -> type[engineio.Client]:
+        return _InOrderEngineIO
 
 
 class User:
@@ -29,9 +49,11 @@ class User:
         self.token = data["access_token"]
         self.id = data["user"]["id"]
         self.http.headers["Authorization"] = f"Bearer {self.token}"
-        self.role_id = self.call("POST", "/api/role/add", json={
+        added = self.call("POST", "/api/role/add", json={
             "name": "Ada", "description": "A patient teacher who explains things simply.",
-            "gender": "女", "age": 36, "voice_type": voice_type})["data"]["role_id"]
+            "gender": "女", "age": 36, "voice_type": voice_type})
+        assert added.get("data"), f"the role was not added: {added}"
+        self.role_id = added["data"]["role_id"]
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.http.request(method, self.url + path, timeout=30, **kwargs).json()
@@ -99,7 +121,7 @@ class Recorder(EventLog):
     def __init__(self, url: str, token: str | None, transports: tuple[str, ...] = ("websocket",)
                  ) -> None:
         super().__init__()
-        self.client = socketio.Client(reconnection=False)
+        self.client = InOrderClient(reconnection=False)
         for name in (*self.EVENTS, "disconnect"):
             self.client.on(name, self.handler(name), namespace="/chat")
         auth = {"token": token} if token else None
