@@ -38,6 +38,8 @@ _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _UNSPACED_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "bo"})
 # Whisper writes Chinese in either script; a Simplified prompt steers it to Simplified.
 _DEFAULT_PROMPTS = {"zh": "以下是普通话的句子。"}
+# A live read whose loudest sample is below this (about -54 dBFS) is silence.
+_SILENT_PEAK = 64
 LANGUAGES = ("zh", "en", "yue", "ja", "ko", "fr", "de", "es", "ru", "it", "pt", "ar",
              "hi", "vi", "th", "id", "tr", "nl", "pl", "uk")
 
@@ -276,6 +278,10 @@ class WhisperSpeechToText(LocalModelSpeechToText):
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
+        # Near-digital silence holds nothing to read, though Whisper, prompted, may still
+        # write a sentence there (its "no speech" verdict on it varies with the CPU).
+        if np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32)).max(initial=0) < _SILENT_PEAK:
+            return []
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
                               task="transcribe", language=code)
         features = pad_or_trim(model.feature_extractor(pcm_to_float(pcm)), int(window * 100))
