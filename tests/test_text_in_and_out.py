@@ -22,7 +22,13 @@ from tests.helpers.mandarin import character_error_rate
 from tests.helpers.paths import MODELS, ROOT
 from tests.helpers.transcripts import word_error_rate
 from webapp.app import audio
-from webapp.app.providers.base import Segment, SynthesisOptions, Transcription, Word
+from webapp.app.providers.base import (
+    ProviderError,
+    Segment,
+    SynthesisOptions,
+    Transcription,
+    Word,
+)
 from webapp.app.providers.stt.whisper import WhisperSpeechToText
 from webapp.app.providers.tts.mixed import pieces
 from webapp.app.providers.tts.piper import PiperTextToSpeech
@@ -136,6 +142,21 @@ def test_chinese_text_is_normalised(text: str, spoken: str) -> None:
 ])
 def test_english_text_is_normalised(text: str, spoken: str) -> None:
     assert spoken in normalise.for_speech(text, "en")
+
+
+def test_a_text_that_reads_out_far_longer_than_written_is_refused() -> None:
+    # A run of one symbol is read once; a number-dense sentence passes.
+    assert normalise.for_speech("Total: $5 " + "*" * 4000, "en").count("asterisk") == 1
+    assert normalise.for_speech("Call 555-0123 at 10:30, it costs $1,500.", "en")
+    # 4,095 zeros would be twenty minutes of "oh": refused before any synthesis, by the
+    # engine as bad input (a 400 on every route).
+    with pytest.raises(normalise.ReadsTooLong):
+        normalise.for_speech("0" * 4095, "en")
+    with pytest.raises(ProviderError) as refused:
+        PiperTextToSpeech({}).synthesize("0" * 4095, SynthesisOptions())
+    assert refused.value.kind == "bad_input"
+    # Where the grammar breaks on its input, the text is read as written.
+    assert normalise.for_speech("$*", "en") == "$*"
 
 
 # ----------------------------------------------- inverse normalisation and script, as written

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from webapp.app.audio import SPEECH_SAMPLE_RATE, wav_header
 from webapp.app.sentences import split_sentences
+from webapp.app.text.normalise import ReadsTooLong
 
 
 class ProviderError(Exception):
@@ -179,7 +180,10 @@ class TextToSpeechInterface(AudioRecordingBase, ABC):
 
     def synthesize_stream(self, text: str, options: SynthesisOptions) -> Iterator[AudioChunk]:
         for sentence in split_sentences(text) or [text]:
-            yield from self.synthesize_sentence(sentence, options)
+            try:
+                yield from self.synthesize_sentence(sentence, options)
+            except ReadsTooLong as exc:
+                raise ProviderError(self.name, "bad_input", str(exc)) from exc
 
     def synthesize(self, text: str, options: SynthesisOptions) -> AudioChunk:
         chunks = list(self.synthesize_stream(text, options))

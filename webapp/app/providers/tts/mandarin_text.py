@@ -84,7 +84,7 @@ class MandarinFrontEnd:
 
     def normalise(self, text: str) -> str:
         """Text as it will be spoken: Chinese characters and clause punctuation."""
-        text = normalise.chinese(unicodedata.normalize("NFKC", text))
+        text = normalise.for_speech(unicodedata.normalize("NFKC", text), "zh")
         text = _LATIN.sub(lambda m: "".join(LETTER_NAMES[c] for c in m.group(0).upper()), text)
         return text.translate(_DIGIT_NAMES)
 

@@ -38,6 +38,7 @@ from webapp.app.providers.base import (
     VoiceInfo,
 )
 from webapp.app.providers.tts.approximation import ApproximatingTextToSpeech, gender_of
+from webapp.app.text.normalise import ReadsTooLong
 
 SAMPLE_RATE = 24000
 DEFAULT_VOICE = "baker"
@@ -336,7 +337,11 @@ class ZhttsTextToSpeech(ApproximatingTextToSpeech):
 
     def synthesize_stream(self, text: str, options: SynthesisOptions) -> Iterator[AudioChunk]:
         _, front_end = self._loaded()
-        if not front_end.speakable(text):
+        try:
+            speakable = front_end.speakable(text)
+        except ReadsTooLong as exc:
+            raise ProviderError(self.name, "bad_input", str(exc)) from exc
+        if not speakable:
             raise ProviderError(self.name, "bad_input",
                                 "nothing the Mandarin voice can read in this text")
         yield from super().synthesize_stream(text, options)
