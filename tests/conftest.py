@@ -31,6 +31,35 @@ from webapp.app.extensions import db
 # Every app, web process and worker a test starts refuses to wait while holding writes.
 os.environ["DB_WAIT_CHECK"] = "raise"
 
+# The longest files, longest first (seconds each in a full run, from `--durations`):
+# a worker takes a whole file at a time in collection order, and a long file handed out
+# last would run on alone after the others finished. Files not named here follow in
+# name order.
+LONGEST_FIRST = (
+    "tests/test_calls.py",                      # 271
+    "tests/faults/test_turn_faults.py",         # 174
+    "tests/test_realtime_api.py",               # 144
+    "tests/e2e/test_first_minutes.py",          # 137
+    "tests/test_realtime.py",                   # 125
+    "tests/test_call_turns.py",                 # 124
+    "tests/e2e/test_console.py",                # 123
+    "tests/test_text_in_and_out.py",            # 104
+    "tests/test_mandarin_voice.py",             # 96
+    "tests/faults/test_rest_faults.py",         # 90
+    "tests/test_openai_api.py",                 # 90
+    "tests/test_voice_turns.py",                # 85
+    "tests/test_call_capacity.py",              # 75
+    "tests/faults/test_infrastructure_faults.py",  # 75
+    "tests/test_hostile_input.py",              # 72
+    "tests/test_bounded_input_live.py",         # 69
+    "tests/e2e/test_call.py",                   # 58
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.location[0], len(LONGEST_FIRST)))
+
 
 def _mysql_url() -> str:
     url = MYSQL_URL.replace("mysql://", "mysql+pymysql://", 1) if MYSQL_URL.startswith(
