@@ -166,7 +166,8 @@ def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
     paused = caller.wait_for("barge_in", 1, cut_from)
     assert paused == {"state": "paused", "message_id": first["message_id"],
                       "session_id": session_id}
-    assert [kind for _, m, kind, _ in caller.stops if m == first["message_id"]] == ["paused"]
+    stops = [kind for _, m, kind, _ in caller.stops if m == first["message_id"]]
+    assert stops == ["paused"], caller.story(mark)
     report = caller.reports[-1]
     assert report["message_id"] == first["message_id"] and report["played_ms"] > 500
     # The speech that cut in is answered (a pause inside it may make it two turns).

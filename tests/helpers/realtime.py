@@ -105,6 +105,19 @@ class EventLog:
     def names(self, after: int = 0) -> list[str]:
         return [event for _, event, _ in self.events[after:]]
 
+    def story(self, after: int = 0) -> list[tuple[float, str, Any]]:
+        """What happened since ``after``, for a failing assertion's message: each event's
+        time since the first, its name, and its text or state (audio chunks in short)."""
+        if len(self.events) <= after:
+            return []
+        start = self.events[after][0]
+        told = []
+        for at, event, data in self.events[after:]:
+            detail = data.get("text", data.get("state", data.get("reason"))) \
+                if isinstance(data, dict) and event != "tts_audio_chunk" else None
+            told.append((round(at - start, 2), event, detail))
+        return told
+
     def audio(self, after: int = 0) -> bytes:
         """The reply audio received since ``after``, its chunks joined."""
         return b"".join(base64.b64decode(data["audio_data"])
