@@ -67,7 +67,10 @@ def question() -> bytes:
 
 @pytest.fixture(scope="module")
 def cut_in() -> bytes:
-    return speech("Wait, stop there. Tell me about the weather in London instead, please.")
+    # Not "Wait, …": Piper's pause after a comma varies from one synthesis to the next,
+    # and a "Wait" under CALL_MIN_SPEECH_MS voiced followed by a turn's silence is, by
+    # design, a cough that lets the reply resume, which made this test a coin toss.
+    return speech("Stop there, and tell me about the weather in London instead, please.")
 
 
 @pytest.fixture
@@ -168,8 +171,9 @@ def test_speech_during_the_reply_interrupts_it_and_becomes_the_next_turn(
                       "session_id": session_id}
     stops = [kind for _, m, kind, _ in caller.stops if m == first["message_id"]]
     assert stops == ["paused"], caller.story(mark)
-    report = caller.reports[-1]
-    assert report["message_id"] == first["message_id"] and report["played_ms"] > 500
+    # (A reply to the first words of the cut-in may itself be cut by the rest of it.)
+    report = next(r for r in caller.reports if r["message_id"] == first["message_id"])
+    assert report["played_ms"] > 500
     # The speech that cut in is answered (a pause inside it may make it two turns).
     caller.wait_for("asr_result", 90, cut_from, where=lambda d: "weather" in d["text"].lower())
     heard_at = max(i for i, (_, n, d) in enumerate(caller.events)
