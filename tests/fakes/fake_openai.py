@@ -7,8 +7,10 @@
   calls fail with that HTTP status (OpenAI's error body); ``{"delay": 2.0, "count": 1}``
   makes them wait first; ``{"fault": "mid_stream" | "stall", "hold": 30, "count": 1}``
   breaks their stream after a third of it (an error event, or ``hold`` seconds of
-  silence). ``GET /__stats`` lists the request bodies, ``POST /__reset``
-  clears faults and history.
+  silence). With ``"streams_only": true`` a status or delay waits for a streamed call
+  (a turn's reply), so a whole-reply call made meanwhile (a conversation's summary,
+  queued by an earlier turn) does not take it. ``GET /__stats`` lists the request
+  bodies, ``POST /__reset`` clears faults and history.
 
 Run it with ``python -m tests.fakes.fake_openai --port 0``: it prints one line
 ``READY <port>`` on stdout once it listens. ``start_fake_openai`` does that in a
@@ -55,6 +57,7 @@ class _State:
     fault: str | None = None
     fault_count: int = 0
     hold: float = 30.0
+    streams_only: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def take_fault(self) -> str | None:
@@ -92,10 +95,11 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     except json.JSONDecodeError:
         return _error(400, "body is not JSON")
     state.requests.append(body)
-    if state.delay_count > 0:
+    faulted = bool(body.get("stream")) or not state.streams_only
+    if faulted and state.delay_count > 0:
         state.delay_count -= 1
         await asyncio.sleep(state.delay)
-    if state.fail_count > 0 and state.fail_status is not None:
+    if faulted and state.fail_count > 0 and state.fail_status is not None:
         state.fail_count -= 1
         return _error(state.fail_status)
     messages = body.get("messages")
@@ -180,6 +184,7 @@ async def _control(request: web.Request) -> web.Response:
     state: _State = request.app["state"]
     body = await request.json()
     count = int(body.get("count") or 1)
+    state.streams_only = bool(body.get("streams_only"))
     if body.get("status") is not None:
         state.fail_status, state.fail_count = int(body["status"]), count
     if body.get("delay") is not None:
@@ -202,6 +207,7 @@ async def _reset(request: web.Request) -> web.Response:
     state.fail_status, state.fail_count = None, 0
     state.delay, state.delay_count = 0.0, 0
     state.fault, state.fault_count = None, 0
+    state.streams_only = False
     state.requests.clear()
     return web.json_response({"ok": True})
 
@@ -240,13 +246,17 @@ class FakeOpenAI(FakeProcess):
         super().__init__(process, port, api_key, log_path)
         self.base_url = f"{self.root_url}/v1"
 
-    def fail_next(self, status: int, count: int = 1) -> None:
-        """Make the next ``count`` chat calls answer with HTTP ``status``."""
-        self._call("POST", "/__control", {"status": status, "count": count})
+    def fail_next(self, status: int, count: int = 1, streams_only: bool = False) -> None:
+        """Make the next ``count`` chat calls (streamed ones only, with ``streams_only``)
+        answer with HTTP ``status``."""
+        self._call("POST", "/__control", {"status": status, "count": count,
+                                          "streams_only": streams_only})
 
-    def delay_next(self, seconds: float, count: int = 1) -> None:
-        """Make the next ``count`` chat calls wait ``seconds`` before answering."""
-        self._call("POST", "/__control", {"delay": seconds, "count": count})
+    def delay_next(self, seconds: float, count: int = 1, streams_only: bool = False) -> None:
+        """Make the next ``count`` chat calls (streamed ones only, with ``streams_only``)
+        wait ``seconds`` before answering."""
+        self._call("POST", "/__control", {"delay": seconds, "count": count,
+                                          "streams_only": streams_only})
 
     def break_next(self, fault: str, count: int = 1, hold: float = 30.0) -> None:
         """Break the next ``count`` streams after a third: ``mid_stream`` or ``stall``."""

@@ -47,15 +47,19 @@ def _dashscope(mode: str, kind: str, count: int | None = None,
     return lambda stack: stack.dashscope.control(mode, count=count, kinds=[kind], hold=hold)
 
 
+# The chat faults wait for a streamed call: an earlier turn's summary, a whole-reply call
+# the worker may make meanwhile, would otherwise take them.
 FAULTS = [
-    Fault("llm_http_500", lambda s: s.openai.fail_next(500), "plain", "refused", "unavailable"),
-    Fault("llm_bad_key", lambda s: s.openai.fail_next(401), "plain", "refused", "auth"),
+    Fault("llm_http_500", lambda s: s.openai.fail_next(500, streams_only=True), "plain",
+          "refused", "unavailable"),
+    Fault("llm_bad_key", lambda s: s.openai.fail_next(401, streams_only=True), "plain",
+          "refused", "auth"),
     Fault("llm_broken_mid_stream", lambda s: s.openai.break_next("mid_stream"), "plain",
           "interrupted", "task_failed"),
     Fault("llm_stalls_mid_stream", lambda s: s.openai.break_next("stall", hold=30), "plain",
           "interrupted", "timeout", TIMEOUT),
-    Fault("llm_slow_first_byte", lambda s: s.openai.delay_next(1.0), "plain", "complete",
-          costs=1.0),
+    Fault("llm_slow_first_byte", lambda s: s.openai.delay_next(1.0, streams_only=True),
+          "plain", "complete", costs=1.0),
     Fault("qwen_http_500", _dashscope("server_error", "generation"), "fallback", "refused",
           "task_failed"),
     Fault("qwen_task_failed_mid_stream", _dashscope("mid_stream", "generation", 1), "fallback",
