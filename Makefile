@@ -61,7 +61,7 @@ run: migrate
 
 # The suite runs in TEST_WORKERS processes, a test file to each at a time (its servers
 # start once): most of a test's time is real-time waiting on audio and servers.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: install-dev browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
