@@ -278,13 +278,14 @@ class WhisperSpeechToText(LocalModelSpeechToText):
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
+        samples = pcm_to_float(pcm)
         # Near-digital silence holds nothing to read, though Whisper, prompted, may still
         # write a sentence there (its "no speech" verdict on it varies with the CPU).
-        if np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32)).max(initial=0) < _SILENT_PEAK:
+        if np.abs(samples).max(initial=0) < _SILENT_PEAK / 32768:
             return []
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
                               task="transcribe", language=code)
-        features = pad_or_trim(model.feature_extractor(pcm_to_float(pcm)), int(window * 100))
+        features = pad_or_trim(model.feature_extractor(samples), int(window * 100))
         tokens = [tokenizer.sot_prev, *tokenizer.encode(" " + prompt.strip())] if prompt else []
         tokens += list(tokenizer.sot_sequence)
         try:
